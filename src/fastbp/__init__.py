@@ -1,0 +1,27 @@
+"""fastbp: numba-compiled backpropagation kernels for multicore CPUs.
+
+``fastbp.functional`` holds stateless forward/backward functions over NumPy arrays,
+``fastbp.layers`` the layer objects built on them, ``fastbp.Sequential`` chains layers.
+"""
+
+from . import data, functional, layers
+from .gradcheck import GradcheckError, gradcheck, gradcheck_layer, numerical_gradient
+from .layers import (
+    ELU,
+    AvgPool2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    Maxout,
+    ReLU,
+    Sigmoid,
+    Softplus,
+    Tanh,
+)
+from .sequential import Sequential
+from .threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""Mini-batch iteration over paired arrays (samples along axis 0)."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterator
+
+import numpy as np
+
+from .transforms import SeedLike
+
+__all__ = ["BatchIterator", "minibatches"]
+
+
+def minibatches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    rng: SeedLike = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(x[batch], y[batch])`` pairs covering each sample once.
+
+    Batches hold ``batch_size`` samples, the last one fewer unless ``drop_last``
+    drops it. With ``shuffle`` the order is a permutation drawn from ``rng`` (a
+    ``numpy.random.Generator``, or a seed for one: same seed, same order); without
+    it batches are views in the original order. Arguments are checked on call.
+    """
+    n, batch_size = _check_batch_args(x, y, batch_size)
+    order = np.random.default_rng(rng).permutation(n) if shuffle else None
+    return _iterate_batches(x, y, batch_size, order, num_batches(n, batch_size, drop_last))
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """The number of batches ``minibatches`` yields for ``n`` samples."""
+    return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+class BatchIterator:
+    """Re-iterable mini-batches: each ``iter()`` is one epoch, reshuffled from one generator.
+
+    Seeding makes the whole sequence of epochs reproducible; ``len()`` is the number of
+    batches per epoch.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: SeedLike = None,
+        drop_last: bool = False,
+    ) -> None:
+        n, self.batch_size = _check_batch_args(x, y, batch_size)
+        self.x, self.y = x, y
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self._rng = np.random.default_rng(seed)
+        self._len = num_batches(n, self.batch_size, drop_last)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return minibatches(self.x, self.y, self.batch_size, self.shuffle, self._rng, self.drop_last)
+
+
+def _check_batch_args(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[int, int]:
+    if len(x) != len(y):
+        raise ValueError(f"x and y differ in length: {len(x)} != {len(y)}")
+    if isinstance(batch_size, bool):
+        raise ValueError(f"batch_size must be an integer, got {batch_size!r}")
+    try:
+        batch_size = operator.index(batch_size)
+    except TypeError:
+        raise ValueError(f"batch_size must be an integer, got {batch_size!r}") from None
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    return len(x), batch_size
+
+
+def _iterate_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    order: np.ndarray | None,
+    count: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for start in range(0, count * batch_size, batch_size):
+        if order is None:
+            batch = slice(start, start + batch_size)
+        else:
+            batch = order[start : start + batch_size]
+        yield x[batch], y[batch]

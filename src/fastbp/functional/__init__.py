@@ -1,0 +1,63 @@
+"""Stateless forward and backward functions over NumPy arrays (float32 or float64).
+
+Every function validates its arguments, allocates its outputs in the input's dtype and
+calls the numba kernels in ``fastbp.kernels``.
+"""
+
+from .activations import (
+    elu,
+    elu_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    softplus,
+    softplus_backward,
+    tanh,
+    tanh_backward,
+)
+from .conv import conv2d, conv2d_backward
+from .linear import linear, linear_backward
+from .losses import hinge_loss, logistic_loss, logistic_pm1_loss, mse_loss, softmax_cross_entropy
+from .maxout import maxout, maxout_backward, maxout_with_argmax
+from .pooling import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_pool2d_with_argmax,
+)
+
+__all__ = [
+    "relu",
+    "relu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "elu",
+    "elu_backward",
+    "softplus",
+    "softplus_backward",
+    "linear",
+    "linear_backward",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "max_pool2d_with_argmax",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "maxout",
+    "maxout_backward",
+    "maxout_with_argmax",
+    "mse_loss",
+    "logistic_loss",
+    "logistic_pm1_loss",
+    "softmax_cross_entropy",
+    "hinge_loss",
+]

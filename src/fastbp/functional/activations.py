@@ -1,0 +1,80 @@
+"""Element-wise activations and their backward passes; any shape, float32 or float64."""
+
+import numpy as np
+
+from .._validation import float_array, same_dtype, same_shape
+from ..kernels import activations as k
+
+
+def _forward(kind, x, param=0.0):
+    x = float_array("x", x)
+    y = np.empty_like(x)
+    k.activation_forward(kind, x.reshape(-1), x.dtype.type(param), y.reshape(-1))
+    return y
+
+
+def _backward(kind, dy, x, param=0.0):
+    x = float_array("x", x)
+    dy = float_array("dy", dy)
+    same_dtype(dy=dy, x=x)
+    same_shape("dy", dy, x.shape, "the shape of the activation's input")
+    dx = np.empty_like(x)
+    k.activation_backward(kind, dy.reshape(-1), x.reshape(-1), x.dtype.type(param), dx.reshape(-1))
+    return dx
+
+
+def relu(x):
+    """max(x, 0); NaN stays NaN."""
+    return _forward(k.RELU, x)
+
+
+def relu_backward(dy, x):
+    """dy where x > 0, else 0."""
+    return _backward(k.RELU, dy, x)
+
+
+def leaky_relu(x, slope=0.01):
+    """x where x > 0, else slope * x."""
+    return _forward(k.LEAKY_RELU, x, slope)
+
+
+def leaky_relu_backward(dy, x, slope=0.01):
+    return _backward(k.LEAKY_RELU, dy, x, slope)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return _forward(k.SIGMOID, x)
+
+
+def sigmoid_backward(dy, x):
+    """dy * s * (1 - s) with s = sigmoid(x)."""
+    return _backward(k.SIGMOID, dy, x)
+
+
+def tanh(x):
+    return _forward(k.TANH, x)
+
+
+def tanh_backward(dy, x):
+    """dy * (1 - tanh(x)^2)."""
+    return _backward(k.TANH, dy, x)
+
+
+def elu(x, alpha=1.0):
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    return _forward(k.ELU, x, alpha)
+
+
+def elu_backward(dy, x, alpha=1.0):
+    return _backward(k.ELU, dy, x, alpha)
+
+
+def softplus(x):
+    """log(1 + exp(x)), stable for large |x|."""
+    return _forward(k.SOFTPLUS, x)
+
+
+def softplus_backward(dy, x):
+    """dy * sigmoid(x)."""
+    return _backward(k.SOFTPLUS, dy, x)

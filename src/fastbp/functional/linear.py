@@ -1,0 +1,50 @@
+"""Affine (dense) layer: ``y = x @ w.T + b``."""
+
+import numpy as np
+
+from .._validation import float_array, same_dtype, same_shape
+from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
+
+
+def optional_bias(b, size, dtype, name="b"):
+    """b as a contiguous (size,) array, or zeros of ``dtype`` when b is None."""
+    if b is None:
+        return np.zeros(size, dtype)
+    b = float_array(name, b, 1, f"({size},)")
+    if b.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {b.shape}")
+    return b
+
+
+def _checked(x, w):
+    x = float_array("x", x, 2, "(N, in_features)")
+    w = float_array("w", w, 2, "(out_features, in_features)")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"x has {x.shape[1]} features but w of shape {w.shape} expects {w.shape[1]}"
+        )
+    return x, w
+
+
+def linear(x, w, b=None):
+    """y (N, Dout) = x (N, Din) @ w.T + b, with w (Dout, Din) and b (Dout,) or None."""
+    x, w = _checked(x, w)
+    same_dtype(x=x, w=w, b=b if b is None else np.asarray(b))
+    b = optional_bias(b, w.shape[0], x.dtype)
+    y = np.empty((x.shape[0], w.shape[0]), x.dtype)
+    affine_forward(x, w, b, y)
+    return y
+
+
+def linear_backward(dy, x, w):
+    """Gradients of ``linear``: dx = dy @ w (N, Din), dw = dy.T @ x (Dout, Din), db = dy.sum(0)."""
+    x, w = _checked(x, w)
+    dy = float_array("dy", dy, 2, "(N, out_features)")
+    same_dtype(dy=dy, x=x, w=w)
+    same_shape("dy", dy, (x.shape[0], w.shape[0]), "the shape of linear's output")
+    dx = np.empty_like(x)
+    dw = np.empty_like(w)
+    db = np.empty(w.shape[0], w.dtype)
+    affine_backward_input(dy, w, dx)
+    affine_backward_params(dy, x, dw, db)
+    return dx, dw, db

@@ -1,0 +1,72 @@
+"""Element-wise activation layers."""
+
+import numpy as np
+
+from .. import functional as F
+from .base import Layer
+
+
+class _Activation(Layer):
+    """y = f(x) element-wise, any shape; subclasses name the functional ops
+    ``_forward(x, **options)`` and ``_backward(dy, x, **options)``."""
+
+    def __init__(self, *, dtype=np.float32, **options):
+        super().__init__(dtype)
+        self.options = options
+
+    def forward(self, x, training=True):
+        x = self._check_input(x)
+        self._cache = x
+        return self._forward(x, **self.options)
+
+    def backward(self, dy):
+        return self._backward(dy, self._cached(), **self.options)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self.options.items())
+
+
+class ReLU(_Activation):
+    """max(x, 0)."""
+
+    _forward = staticmethod(F.relu)
+    _backward = staticmethod(F.relu_backward)
+
+
+class LeakyReLU(_Activation):
+    """x if x > 0 else slope * x."""
+
+    _forward = staticmethod(F.leaky_relu)
+    _backward = staticmethod(F.leaky_relu_backward)
+
+    def __init__(self, slope=0.01, *, dtype=np.float32):
+        super().__init__(dtype=dtype, slope=float(slope))
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x))."""
+
+    _forward = staticmethod(F.sigmoid)
+    _backward = staticmethod(F.sigmoid_backward)
+
+
+class Tanh(_Activation):
+    _forward = staticmethod(F.tanh)
+    _backward = staticmethod(F.tanh_backward)
+
+
+class ELU(_Activation):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    _forward = staticmethod(F.elu)
+    _backward = staticmethod(F.elu_backward)
+
+    def __init__(self, alpha=1.0, *, dtype=np.float32):
+        super().__init__(dtype=dtype, alpha=float(alpha))
+
+
+class Softplus(_Activation):
+    """log(1 + exp(x))."""
+
+    _forward = staticmethod(F.softplus)
+    _backward = staticmethod(F.softplus_backward)

@@ -1,0 +1,48 @@
+"""2-D convolution layer."""
+
+import numpy as np
+
+from .. import functional as F
+from .._validation import pair, positive_int
+from ..init import initial_weight, make_rng
+from .base import Layer
+
+
+class Conv2D(Layer):
+    """y (N, out_channels, OH, OW) from x (N, in_channels, H, W).
+
+    weight (out_channels, in_channels, kh, kw) He-initialised with fan-in C * kh * kw.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, *,
+                 dtype=np.float32, init="he", seed=None, rng=None):
+        super().__init__(dtype)
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        self.kernel_size = pair("kernel_size", kernel_size, 1)
+        self.stride = pair("stride", stride, 1)
+        self.padding = pair("padding", padding, 0)
+        rng = make_rng(seed, rng)
+        kh, kw = self.kernel_size
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        fan_in, fan_out = in_channels * kh * kw, out_channels * kh * kw
+        self._add_param("weight", initial_weight(init, shape, fan_in, fan_out, rng, dtype))
+        if bias:
+            self._add_param("bias", np.zeros(self.out_channels, dtype))
+
+    def forward(self, x, training=True):
+        x = self._check_input(x)
+        y = F.conv2d(x, self.params["weight"], self.params.get("bias"), self.stride, self.padding)
+        self._cache = np.ascontiguousarray(x)
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = F.conv2d_backward(
+            dy, self._cached(), self.params["weight"], self.stride, self.padding
+        )
+        self._accumulate(weight=dw, bias=db)
+        return dx
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")

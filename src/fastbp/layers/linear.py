@@ -1,0 +1,40 @@
+"""Fully connected layer."""
+
+import numpy as np
+
+from .. import functional as F
+from .._validation import positive_int
+from ..init import initial_weight, make_rng
+from .base import Layer
+
+
+class Linear(Layer):
+    """y (N, out_features) = x (N, in_features) @ weight.T + bias.
+
+    weight (out_features, in_features) is He-initialised (``init="xavier"`` for Glorot), bias zeros.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, init="he",
+                 seed=None, rng=None):
+        super().__init__(dtype)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        rng = make_rng(seed, rng)
+        shape = (self.out_features, self.in_features)
+        self._add_param("weight", initial_weight(init, shape, in_features, out_features, rng, dtype))
+        if bias:
+            self._add_param("bias", np.zeros(self.out_features, dtype))
+
+    def forward(self, x, training=True):
+        x = self._check_input(x)
+        y = F.linear(x, self.params["weight"], self.params.get("bias"))
+        self._cache = np.ascontiguousarray(x)
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = F.linear_backward(dy, self._cached(), self.params["weight"])
+        self._accumulate(weight=dw, bias=db)
+        return dx
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={'bias' in self.params}"

@@ -1,0 +1,20 @@
+"""Flatten: (N, ...) -> (N, features)."""
+
+import math
+
+from .base import Layer
+
+
+class Flatten(Layer):
+    """Keeps the batch axis, merges the rest: (N, C, H, W) -> (N, C * H * W)."""
+
+    def forward(self, x, training=True):
+        x = self._check_input(x)
+        if x.ndim < 2:
+            raise ValueError(f"Flatten needs x of shape (N, ...) with at least 2 dims, got {x.shape}")
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        shape = self._cached()
+        return self._check_grad(dy, (shape[0], math.prod(shape[1:]))).reshape(shape)

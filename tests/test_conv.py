@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as ref
+from conftest import assert_matches
+from fastbp import functional as F
+
+# (N, C, H, W), (O, KH, KW), stride, padding
+CASES = [
+    ((1, 1, 5, 5), (1, 3, 3), 1, 0),
+    ((2, 3, 8, 7), (4, 3, 3), 1, 1),
+    ((2, 3, 9, 9), (5, 3, 3), 2, 1),
+    ((3, 2, 7, 10), (3, 2, 4), (2, 3), (1, 0)),
+    ((2, 1, 28, 28), (6, 5, 5), 1, 2),
+    ((2, 6, 14, 14), (16, 5, 5), 1, 0),
+    ((1, 4, 6, 6), (2, 1, 1), 1, 0),
+    ((2, 3, 6, 5), (2, 6, 5), 1, 0),
+    ((1, 2, 11, 11), (3, 7, 7), 2, 3),
+    ((2, 3, 10, 10), (2, 3, 3), 3, 0),
+    ((1, 2, 4, 4), (2, 3, 3), 1, 4),
+]
+
+
+def _data(rng, x_shape, w_shape, dtype):
+    n, c = x_shape[:2]
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((w_shape[0], c, *w_shape[1:])).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", CASES)
+def test_conv2d_forward_and_backward_match_reference(x_shape, w_shape, stride, padding, dtype, rng):
+    x, w, b = _data(rng, x_shape, w_shape, dtype)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = F.conv2d(x, w, b, stride, padding)
+    assert_matches(y, ref.conv2d(x64, w64, b.astype(np.float64), stride, padding), dtype)
+
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = ref.conv2d_backward(dy.astype(np.float64), x64, w64, stride, padding)
+    for got, want in zip(F.conv2d_backward(dy, x, w, stride, padding), expected):
+        assert_matches(got, want, dtype)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", CASES[:10])
+def test_input_gradient_is_the_flipped_kernel_convolution_of_the_dilated_gradient(
+        x_shape, w_shape, stride, padding, rng):
+    x, w, _ = _data(rng, x_shape, w_shape, np.float64)
+    dy = rng.standard_normal(F.conv2d(x, w, None, stride, padding).shape)
+    dx = F.conv2d_backward(dy, x, w, stride, padding)[0]
+    expected = ref.conv2d_input_grad_by_flipped_kernel(dy, x.shape, w, stride, padding)
+    np.testing.assert_allclose(dx, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_conv2d_without_bias_equals_zero_bias(rng):
+    x, w, _ = _data(rng, (2, 3, 6, 6), (4, 3, 3), np.float32)
+    np.testing.assert_array_equal(F.conv2d(x, w), F.conv2d(x, w, np.zeros(4, np.float32)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 3), o=st.integers(1, 3),
+    h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 5), kw=st.integers(1, 5),
+    sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 3), pw=st.integers(0, 3),
+    seed=st.integers(0, 2**16), use_f32=st.booleans(),
+)
+def test_conv2d_fuzzed_shapes(n, c, o, h, w, kh, kw, sh, sw, ph, pw, seed, use_f32):
+    dtype = np.float32 if use_f32 else np.float64
+    rng = np.random.default_rng(seed)
+    x, weight, b = _data(rng, (n, c, h, w), (o, kh, kw), dtype)
+    if kh > h + 2 * ph or kw > w + 2 * pw:
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            F.conv2d(x, weight, b, (sh, sw), (ph, pw))
+        return
+    x64, w64 = x.astype(np.float64), weight.astype(np.float64)
+    y = F.conv2d(x, weight, b, (sh, sw), (ph, pw))
+    assert_matches(y, ref.conv2d(x64, w64, b.astype(np.float64), (sh, sw), (ph, pw)), dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = ref.conv2d_backward(dy.astype(np.float64), x64, w64, (sh, sw), (ph, pw))
+    for got, want in zip(F.conv2d_backward(dy, x, weight, (sh, sw), (ph, pw)), expected):
+        assert_matches(got, want, dtype)

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as ref
+from conftest import assert_matches
+from fastbp import functional as F
+
+# x shape, kernel, stride, padding
+CASES = [
+    ((1, 1, 4, 4), 2, None, 0),
+    ((2, 3, 6, 6), 2, 2, 0),
+    ((2, 3, 7, 7), 3, 2, 1),
+    ((1, 2, 5, 8), (2, 3), (1, 2), (1, 1)),
+    ((2, 1, 5, 5), 5, None, 0),
+    ((1, 1, 3, 3), 1, 1, 0),
+    ((3, 2, 9, 4), 3, 1, 1),
+]
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding", CASES)
+def test_max_pool_matches_reference(shape, kernel, stride, padding, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    y = F.max_pool2d(x, kernel, stride, padding)
+    expected, _ = ref.max_pool2d(x.astype(np.float64), kernel, stride, padding)
+    assert_matches(y, expected, dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = F.max_pool2d_backward(dy, x, kernel, stride, padding)
+    assert_matches(dx, ref.max_pool2d_backward(dy.astype(np.float64), x.astype(np.float64),
+                                               kernel, stride, padding), dtype)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding", CASES)
+def test_avg_pool_matches_reference(shape, kernel, stride, padding, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    y = F.avg_pool2d(x, kernel, stride, padding)
+    assert_matches(y, ref.avg_pool2d(x.astype(np.float64), kernel, stride, padding), dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = F.avg_pool2d_backward(dy, x, kernel, stride, padding)
+    assert_matches(dx, ref.avg_pool2d_backward(dy.astype(np.float64), x, kernel, stride, padding), dtype)
+
+
+def test_max_pool_routes_ties_to_the_first_maximum_in_row_major_order():
+    x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])
+    dx = F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)
+    np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+def test_max_pool_padding_never_wins_over_negative_values():
+    x = -np.ones((1, 1, 2, 2), np.float32) * 5
+    y = F.max_pool2d(x, 3, 1, 1)
+    np.testing.assert_array_equal(y, np.full((1, 1, 2, 2), -5, np.float32))
+
+
+def test_avg_pool_counts_padding_as_zeros():
+    x = np.ones((1, 1, 2, 2))
+    np.testing.assert_allclose(F.avg_pool2d(x, 3, 1, 1), np.full((1, 1, 2, 2), 4 / 9))
+
+
+def test_max_pool_propagates_nan():
+    x = np.array([[[[1.0, np.nan], [5.0, 2.0]]]])
+    assert np.isnan(F.max_pool2d(x, 2)[0, 0, 0, 0])
+    dx = F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)
+    np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+def test_max_pool_of_all_minus_infinity_is_minus_infinity():
+    x = np.full((1, 1, 2, 2), -np.inf)
+    assert F.max_pool2d(x, 2)[0, 0, 0, 0] == -np.inf
+    assert F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, 0, 0, 0] == 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(1, 8), w=st.integers(1, 8),
+    kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+    data=st.data(), seed=st.integers(0, 2**16), use_f32=st.booleans(),
+)
+def test_pooling_fuzzed_shapes(n, c, h, w, kh, kw, sh, sw, data, seed, use_f32):
+    ph = data.draw(st.integers(0, kh // 2))
+    pw = data.draw(st.integers(0, kw // 2))
+    dtype = np.float32 if use_f32 else np.float64
+    rng = np.random.default_rng(seed)
+    # Few distinct values, so ties are common and the first-maximum rule is exercised.
+    x = rng.integers(-3, 4, (n, c, h, w)).astype(dtype)
+    args = ((kh, kw), (sh, sw), (ph, pw))
+    if kh > h + 2 * ph or kw > w + 2 * pw:
+        for pool in (F.max_pool2d, F.avg_pool2d):
+            with pytest.raises(ValueError, match="larger than the padded input"):
+                pool(x, *args)
+        return
+    x64 = x.astype(np.float64)
+    y = F.max_pool2d(x, *args)
+    assert_matches(y, ref.max_pool2d(x64, *args)[0], dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dy64 = dy.astype(np.float64)
+    assert_matches(F.max_pool2d_backward(dy, x, *args), ref.max_pool2d_backward(dy64, x64, *args), dtype)
+    assert_matches(F.avg_pool2d(x, *args), ref.avg_pool2d(x64, *args), dtype)
+    assert_matches(F.avg_pool2d_backward(dy, x, *args), ref.avg_pool2d_backward(dy64, x64, *args), dtype)
