@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import functional as F
+
+
+def _calls(rng, dtype):
+    x = rng.standard_normal((5, 3, 11, 9)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    dy = rng.standard_normal((5, 4, 6, 5)).astype(dtype)
+    a = rng.standard_normal((7, 300)).astype(dtype)
+    wl = rng.standard_normal((13, 300)).astype(dtype)
+    dyl = rng.standard_normal((7, 13)).astype(dtype)
+    labels = rng.integers(0, 13, 7)
+    return {
+        "conv2d": lambda: [F.conv2d(x, w, None, 2, 1)],
+        "conv2d_backward": lambda: F.conv2d_backward(dy, x, w, 2, 1),
+        "linear": lambda: [F.linear(a, wl)],
+        "linear_backward": lambda: F.linear_backward(dyl, a, wl),
+        "max_pool": lambda: [F.max_pool2d(x, 3, 2, 1), F.max_pool2d_backward(dy[:, :3], x, 3, 2, 1)],
+        "avg_pool": lambda: [F.avg_pool2d(x, 3, 2, 1), F.avg_pool2d_backward(dy[:, :3], x, 3, 2, 1)],
+        "activations": lambda: [F.softplus(x), F.elu_backward(x, x)],
+        "losses": lambda: [np.array(F.softmax_cross_entropy(dyl, labels)[0]),
+                           F.softmax_cross_entropy(dyl, labels)[1], np.array(F.mse_loss(a, a * 2)[0])],
+    }
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv2d_backward", "linear", "linear_backward",
+                                  "max_pool", "avg_pool", "activations", "losses"])
+def test_results_are_bit_identical_across_thread_counts(name, dtype):
+    call = _calls(np.random.default_rng(1), dtype)[name]
+    before = fastbp.get_num_threads()
+    try:
+        results = {}
+        for threads in (1, 2):
+            fastbp.set_num_threads(threads)
+            assert fastbp.get_num_threads() == threads
+            results[threads] = [r.tobytes() for r in call()]
+    finally:
+        fastbp.set_num_threads(before)
+    assert results[1] == results[2]
+
+
+def test_set_num_threads_rejects_bad_values():
+    with pytest.raises(ValueError, match="positive int"):
+        fastbp.set_num_threads(0)
+    with pytest.raises(ValueError, match="exceeds"):
+        fastbp.set_num_threads(10_000)
