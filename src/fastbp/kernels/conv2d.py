@@ -3,10 +3,12 @@
 Shapes: x (N, C, H, W), w (O, C, KH, KW), b (O,), y (N, O, OH, OW) with
 ``OH = (H + 2 * pad_h - KH) // stride_h + 1`` (likewise OW).
 
-Each pass is a matrix product over patches gathered for one sample and one block of
-output rows at a time (never for the whole batch), so the gathered block stays in the
-L2 cache and the innermost loops run over contiguous memory. Zero padding is never
-stored in the input: the gather writes zeros where a tap falls outside it.
+Every pass is a matrix product with contiguous inner loops over output positions.
+Positions are processed in blocks of about ``TARGET_BLOCK``: several whole samples when
+the output plane is small, or a band of output rows of one sample when it is large (never
+the whole batch), so that a block's patches stay in the L2 cache. Padding is never stored:
+patches hold zeros where a tap falls outside the input. The blocking depends on the shapes
+only, so results are bit-identical whatever the thread count.
 """
 
 import numpy as np
@@ -14,197 +16,209 @@ from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
 
-TARGET_BLOCK = 512  # output positions per gathered block: a (C*KH*KW, 512) block fits L2
+TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
+GROUP = 4  # samples per partial weight gradient, fixed so sums never depend on threads
 
 
 @serial_kernel
-def rows_per_block(out_w):
-    return max(1, TARGET_BLOCK // out_w)
+def blocking(out_h, out_w):
+    """(samples per block, output rows per block) for an (out_h, out_w) output plane."""
+    plane = out_h * out_w
+    if plane >= TARGET_BLOCK:
+        return 1, max(1, TARGET_BLOCK // out_w)
+    return TARGET_BLOCK // plane, out_h
 
 
 @serial_kernel
-def gather_patches(plane_stack, row_offsets, col_offsets, stride_h, stride_w, r0, r1, out_w, patches):
-    """Fill patches (S * len(row_offsets) * len(col_offsets), (r1 - r0) * out_w):
+def valid_columns(shift, stride, width, out_w):
+    """Output columns j in [lo, hi) whose input column ``j * stride + shift`` is in [0, width)."""
+    lo = min(out_w, max(0, -(shift // stride)))
+    return lo, max(lo, min(out_w, (width - 1 - shift) // stride + 1))
 
-    ``patches[(s, a, b), (i - r0) * out_w + j] = plane_stack[s, i * sh + row_offsets[a], j * sw + col_offsets[b]]``,
-    zero where that index falls outside the plane. plane_stack is (S, H, W).
+
+@serial_kernel
+def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                   patches, start):
+    """Write the patches of output rows [r0, r1) of one sample into columns from ``start``:
+
+    ``patches[(c, ki, kj), start + (i - r0) * out_w + j] = planes[c, i*sh + ki - ph, j*sw + kj - pw]``,
+    zero where that index falls outside the (C, H, W) planes.
     """
-    n_planes, height, width = plane_stack.shape
+    n_planes, height, width = planes.shape
     k = 0
-    for s in range(n_planes):
-        plane = plane_stack[s]
-        for a in range(row_offsets.shape[0]):
-            for bb in range(col_offsets.shape[0]):
+    for c in range(n_planes):
+        plane = planes[c]
+        for ki in range(k_h):
+            for kj in range(k_w):
                 dst = patches[k]
-                shift = col_offsets[bb]
-                lo = min(out_w, max(0, -(shift // stride_w)))
-                hi = max(lo, min(out_w, (width - 1 - shift) // stride_w + 1))
+                shift = kj - pad_w
+                lo, hi = valid_columns(shift, stride_w, width, out_w)
                 for i in range(r0, r1):
-                    base = (i - r0) * out_w
-                    row = i * stride_h + row_offsets[a]
+                    base = start + (i - r0) * out_w
+                    row = i * stride_h + ki - pad_h
                     if row < 0 or row >= height:
-                        for j in range(out_w):
-                            dst[base + j] = 0
+                        dst[base:base + out_w] = 0
                         continue
                     src = plane[row]
-                    for j in range(lo):
-                        dst[base + j] = 0
-                    for j in range(lo, hi):
-                        dst[base + j] = src[j * stride_w + shift]
-                    for j in range(hi, out_w):
-                        dst[base + j] = 0
+                    dst[base:base + lo] = 0
+                    if stride_w == 1:  # a contiguous copy, which LLVM vectorises
+                        for j in range(lo, hi):
+                            dst[base + j] = src[j + shift]
+                    else:
+                        for j in range(lo, hi):
+                            dst[base + j] = src[j * stride_w + shift]
+                    dst[base + hi:base + out_w] = 0
                 k += 1
 
 
 @serial_kernel
-def multiply_patches(weights, patches, length, out_row, m):
-    """out_row[:length] += weights[m] @ patches[:, :length] (axpy form: contiguous rows)."""
-    w_row = weights[m]
-    for k in range(weights.shape[1]):
-        a = w_row[k]
-        src = patches[k]
+def axpy_rows(coefficients, rows, length, out):
+    """out[:length] += coefficients @ rows[:, :length]: one contiguous axpy per row."""
+    for k in range(coefficients.shape[0]):
+        a = coefficients[k]
+        src = rows[k]
         for j in range(length):
-            out_row[j] += a * src[j]
+            out[j] += a * src[j]
 
 
 @reduction_kernel
 def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y):
     """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj].
 
-    Parallel over (sample, block of output rows); each owns its block of y.
+    Per block: gather patches (C*KH*KW, L), then y_block = w (O, C*KH*KW) @ patches.
+    Parallel over blocks; each owns its cells of y.
     """
-    n_batch, c_in, height, width = x.shape
-    c_out, _, k_h, k_w = w.shape
+    n_batch, _, _, _ = x.shape
+    c_out, c_in, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     weights = w.reshape(c_out, c_in * k_h * k_w)
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
-    row_offsets = np.arange(k_h) - pad_h
-    col_offsets = np.arange(k_w) - pad_w
-    block = rows_per_block(out_w)
-    n_blocks = (out_h + block - 1) // block
-    for job in prange(n_batch * n_blocks):
-        n = job // n_blocks
-        r0 = (job - n * n_blocks) * block
-        r1 = min(out_h, r0 + block)
-        length = (r1 - r0) * out_w
+    per_block, rows = blocking(out_h, out_w)
+    row_blocks = (out_h + rows - 1) // rows
+    for job in prange(((n_batch + per_block - 1) // per_block) * row_blocks):
+        n0 = (job // row_blocks) * per_block
+        n1 = min(n_batch, n0 + per_block)
+        r0 = (job % row_blocks) * rows
+        r1 = min(out_h, r0 + rows)
+        segment = (r1 - r0) * out_w
+        length = (n1 - n0) * segment
         patches = np.empty((weights.shape[1], length), x.dtype)
-        gather_patches(x[n], row_offsets, col_offsets, stride_h, stride_w, r0, r1, out_w, patches)
+        for n in range(n0, n1):
+            gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                           patches, (n - n0) * segment)
+        out = np.empty(length, y.dtype)
         for o in range(c_out):
-            out_row = flat_y[n, o, r0 * out_w:r1 * out_w]
-            out_row[:] = b[o]
-            multiply_patches(weights, patches, length, out_row, o)
-
-
-@serial_kernel
-def phase_taps(phase, kernel, edge, stride):
-    """Flipped taps a (0 <= a < kernel) whose dilated row ``phase + a - edge`` is a multiple of
-    ``stride``, and the matching row offsets ``(phase + a - edge) // stride`` into dy."""
-    count = 0
-    for a in range(kernel):
-        if (phase + a - edge) % stride == 0:
-            count += 1
-    taps = np.empty(count, np.int64)
-    offsets = np.empty(count, np.int64)
-    count = 0
-    for a in range(kernel):
-        if (phase + a - edge) % stride == 0:
-            taps[count] = a
-            offsets[count] = (phase + a - edge) // stride
-            count += 1
-    return taps, offsets
+            out[:] = b[o]
+            axpy_rows(weights[o], patches, length, out)
+            for n in range(n0, n1):
+                flat_y[n, o, r0 * out_w:r1 * out_w] = out[(n - n0) * segment:(n - n0 + 1) * segment]
 
 
 @reduction_kernel
 def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
-    """dx (N, C, H, W) as the convolution of the stride-dilated upstream gradient with the
+    """dx (N, C, H, W): the convolution of the stride-dilated upstream gradient with the
     flipped, channel-transposed kernel.
 
     Dilate ``dy`` by the stride (``stride - 1`` zeros between entries), pad it by
     ``K - 1 - pad`` and correlate it with ``w_t[c, o, a, b] = w[o, c, KH-1-a, KW-1-b]``:
     ``dx[n, c, r, s] = sum_{o, a, b} dy_dilated_padded[n, o, r + a, s + b] * w_t[c, o, a, b]``.
-    The dilation zeros are never multiplied: the rows r of one phase ``r % sh`` meet
-    non-zero dilated entries only through the flipped taps ``a`` with
-    ``(r % sh + a - (KH-1-ph)) % sh == 0``, so each of the ``sh * sw`` phases of dx is a
-    plain (stride 1) correlation of dy with that sub-kernel. Parallel over (sample, phase,
-    block of rows): each owns its cells of dx.
+    Its non-zero terms are exactly the products ``dy[n, o, i, j] * w[o, c, ki, kj]`` with
+    ``r = i*sh + ki - ph`` and ``s = j*sw + kj - pw``, so it is evaluated in that order (a
+    transposed convolution): per block, ``taps = w[:, c].T (KH*KW, O) @ dy_block (O, L)``
+    with contiguous inner loops, then each row of taps is added onto the dx cells it
+    reaches. The dilation zeros are never multiplied. Parallel over (block of samples, c):
+    each iteration owns those planes of dx and adds into them in a fixed order.
     """
     n_batch, c_in, height, width = dx.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
-    edge_h, edge_w = k_h - 1 - pad_h, k_w - 1 - pad_w
-    n_phases = stride_h * stride_w
-    max_h, max_w = (height + stride_h - 1) // stride_h, (width + stride_w - 1) // stride_w
-    block = rows_per_block(max_w)
-    n_blocks = (max_h + block - 1) // block
-    for job in prange(n_batch * n_phases * n_blocks):
-        n = job // (n_phases * n_blocks)
-        rest = job - n * n_phases * n_blocks
-        phase = rest // n_blocks
-        phase_h, phase_w = phase // stride_w, phase - (phase // stride_w) * stride_w
-        rows = (height - phase_h + stride_h - 1) // stride_h  # rows of dx in this phase
-        cols = (width - phase_w + stride_w - 1) // stride_w
-        r0 = (rest - phase * n_blocks) * block
-        r1 = min(rows, r0 + block)
-        if r0 >= r1 or cols == 0:
-            continue
-        taps_h, offsets_h = phase_taps(phase_h, k_h, edge_h, stride_h)
-        taps_w, offsets_w = phase_taps(phase_w, k_w, edge_w, stride_w)
-        n_taps = taps_h.shape[0] * taps_w.shape[0]
-        sub_kernel = np.empty((c_in, c_out * n_taps), dx.dtype)
+    n_taps = k_h * k_w
+    w_t = np.empty((c_in, n_taps, c_out), w.dtype)
+    for o in range(c_out):
         for c in range(c_in):
-            k = 0
+            for t in range(n_taps):
+                w_t[c, t, o] = w[o, c, t // k_w, t % k_w]
+    flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
+    per_block, rows = blocking(out_h, out_w)
+    sample_blocks = (n_batch + per_block - 1) // per_block
+    for job in prange(sample_blocks * c_in):
+        c = job % c_in
+        n0 = (job // c_in) * per_block
+        n1 = min(n_batch, n0 + per_block)
+        for n in range(n0, n1):
+            dx[n, c, :, :] = 0
+        grad = np.empty((c_out, per_block * rows * out_w), dy.dtype)
+        taps = np.empty((n_taps, per_block * rows * out_w), dx.dtype)
+        for r0 in range(0, out_h, rows):
+            r1 = min(out_h, r0 + rows)
+            segment = (r1 - r0) * out_w
+            length = (n1 - n0) * segment
             for o in range(c_out):
-                for a in taps_h:
-                    for bb in taps_w:
-                        sub_kernel[c, k] = w[o, c, k_h - 1 - a, k_w - 1 - bb]
-                        k += 1
-        length = (r1 - r0) * cols
-        patches = np.empty((c_out * n_taps, length), dx.dtype)
-        gather_patches(dy[n], offsets_h, offsets_w, 1, 1, r0, r1, cols, patches)
-        out_row = np.empty(length, dx.dtype)
-        for c in range(c_in):
-            out_row[:] = 0
-            multiply_patches(sub_kernel, patches, length, out_row, c)
-            plane = dx[n, c]
-            for i in range(r0, r1):
-                src = out_row[(i - r0) * cols:(i - r0 + 1) * cols]
-                dst = plane[phase_h + i * stride_h]
-                for j in range(cols):
-                    dst[phase_w + j * stride_w] = src[j]
-
-
-GROUP = 4  # samples per partial weight gradient: fixed, so sums never depend on thread count
+                for n in range(n0, n1):
+                    start = (n - n0) * segment
+                    grad[o, start:start + segment] = flat_dy[n, o, r0 * out_w:r1 * out_w]
+            for t in range(n_taps):
+                taps[t, :length] = 0
+                axpy_rows(w_t[c, t], grad, length, taps[t])
+            for n in range(n0, n1):
+                plane = dx[n, c]
+                for t in range(n_taps):
+                    ki = t // k_w
+                    shift = t - ki * k_w - pad_w
+                    lo, hi = valid_columns(shift, stride_w, width, out_w)
+                    src = taps[t]
+                    for i in range(r0, r1):
+                        r = i * stride_h + ki - pad_h
+                        if r < 0 or r >= height:
+                            continue
+                        dst = plane[r]
+                        base = (n - n0) * segment + (i - r0) * out_w
+                        if stride_w == 1:
+                            for j in range(lo, hi):
+                                dst[j + shift] += src[base + j]
+                        else:
+                            for j in range(lo, hi):
+                                dst[j * stride_w + shift] += src[base + j]
 
 
 @reduction_kernel
 def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw):
     """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw].
 
-    The correlation of the input with the upstream gradient, as dy @ patches.T per sample.
-    Samples are split into fixed groups of ``GROUP``; each group's partial sum is computed
-    in parallel and the partials are added in group order.
+    The correlation of the input with the upstream gradient: per block, dy_block (O, L) @
+    patches.T (L, C*KH*KW) as dot products over contiguous rows. Samples are split into
+    fixed groups of ``GROUP``; the groups' partial sums are computed in parallel and added
+    in group order.
     """
-    n_batch, c_in, height, width = x.shape
+    n_batch, c_in, _, _ = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     n_taps = c_in * k_h * k_w
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
-    row_offsets = np.arange(k_h) - pad_h
-    col_offsets = np.arange(k_w) - pad_w
-    block = rows_per_block(out_w)
+    per_block, rows = blocking(out_h, out_w)
+    per_block = min(per_block, GROUP)
     n_groups = (n_batch + GROUP - 1) // GROUP
     partial = np.empty((n_groups, c_out, n_taps), dw.dtype)
     for g in prange(n_groups):
         acc = partial[g]
         acc[:, :] = 0
-        patches = np.empty((n_taps, block * out_w), x.dtype)
-        for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
-            for r0 in range(0, out_h, block):
-                r1 = min(out_h, r0 + block)
-                length = (r1 - r0) * out_w
-                gather_patches(x[n], row_offsets, col_offsets, stride_h, stride_w, r0, r1, out_w, patches)
+        patches = np.empty((n_taps, per_block * rows * out_w), x.dtype)
+        grad = np.empty((c_out, per_block * rows * out_w), dy.dtype)
+        group_end = min(n_batch, (g + 1) * GROUP)
+        for n0 in range(g * GROUP, group_end, per_block):
+            n1 = min(group_end, n0 + per_block)
+            for r0 in range(0, out_h, rows):
+                r1 = min(out_h, r0 + rows)
+                segment = (r1 - r0) * out_w
+                length = (n1 - n0) * segment
+                for n in range(n0, n1):
+                    start = (n - n0) * segment
+                    gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
+                                   out_w, patches, start)
+                    for o in range(c_out):
+                        grad[o, start:start + segment] = flat_dy[n, o, r0 * out_w:r1 * out_w]
                 for o in range(c_out):
-                    grad_row = flat_dy[n, o, r0 * out_w:r1 * out_w]
+                    grad_row = grad[o]
                     acc_row = acc[o]
                     for k in range(n_taps):
                         src = patches[k]
