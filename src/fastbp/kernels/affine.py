@@ -1,53 +1,81 @@
 """Affine (dense) layer kernels, row-per-sample: ``y = x @ w.T + b``.
 
-Shapes: x (N, Din), w (Dout, Din), b (Dout,), y (N, Dout).
+Shapes: x (N, Din), w (Dout, Din), b (Dout,), y (N, Dout). Each product is
+``gemm_nt`` over contiguous rows; the backward passes transpose one operand first so
+the summed axis is contiguous. Work is split into tiles of ``TILE_ROWS`` x ``TILE_COLS``
+output cells (multiples of the micro-kernel's 4 x 2 tile), one tile per iteration.
 """
 
+import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel
+from .gemm import gemm_nt
+
+TILE_ROWS = 16
+TILE_COLS = 64
 
 
 @reduction_kernel
+def parallel_gemm_nt(a, b, out):
+    """out (M, P) = a (M, K) @ b (P, K).T, parallel over output tiles."""
+    m_rows, p_rows = out.shape
+    col_tiles = (p_rows + TILE_COLS - 1) // TILE_COLS
+    for tile in prange(((m_rows + TILE_ROWS - 1) // TILE_ROWS) * col_tiles):
+        m0 = (tile // col_tiles) * TILE_ROWS
+        p0 = (tile % col_tiles) * TILE_COLS
+        m1, p1 = min(m_rows, m0 + TILE_ROWS), min(p_rows, p0 + TILE_COLS)
+        gemm_nt(a[m0:m1], b[p0:p1], out[m0:m1, p0:p1], False)
+
+
+@reduction_kernel
+def transpose(a, out):
+    """out (K, M) = a (M, K).T, parallel over rows of out."""
+    m_rows, k_cols = a.shape
+    for k in prange(k_cols):
+        row = out[k]
+        for m in range(m_rows):
+            row[m] = a[m, k]
+
+
+@reduction_kernel
+def add_bias(y, b):
+    """y[n, o] += b[o]."""
+    for n in prange(y.shape[0]):
+        row = y[n]
+        for o in range(row.shape[0]):
+            row[o] += b[o]
+
+
+@reduction_kernel
+def column_sums(a, out):
+    """out[k] = sum_m a[m, k], summed over m in order."""
+    m_rows, k_cols = a.shape
+    for k in prange(k_cols):
+        total = a.dtype.type(0)
+        for m in range(m_rows):
+            total += a[m, k]
+        out[k] = total
+
+
 def affine_forward(x, w, b, y):
-    """y[n, o] = b[o] + sum_i x[n, i] * w[o, i]; writes y (N, Dout)."""
-    n_batch, d_in = x.shape
-    d_out = w.shape[0]
-    for job in prange(n_batch * d_out):
-        n = job // d_out
-        o = job - n * d_out
-        acc = b[o]
-        for i in range(d_in):
-            acc += x[n, i] * w[o, i]
-        y[n, o] = acc
+    """y = x @ w.T + b; writes y (N, Dout)."""
+    parallel_gemm_nt(x, w, y)
+    add_bias(y, b)
 
 
-@reduction_kernel
 def affine_backward_input(dy, w, dx):
-    """dx = dy @ w; dy (N, Dout), w (Dout, Din), dx (N, Din)."""
-    n_batch, d_out = dy.shape
-    d_in = w.shape[1]
-    for n in prange(n_batch):
-        for i in range(d_in):
-            dx[n, i] = 0
-        for o in range(d_out):
-            g = dy[n, o]
-            for i in range(d_in):
-                dx[n, i] += g * w[o, i]
+    """dx (N, Din) = dy (N, Dout) @ w (Dout, Din)."""
+    w_t = np.empty((w.shape[1], w.shape[0]), w.dtype)
+    transpose(w, w_t)
+    parallel_gemm_nt(dy, w_t, dx)
 
 
-@reduction_kernel
 def affine_backward_params(dy, x, dw, db):
-    """dw = dy.T @ x (Dout, Din) and db = dy.sum(0) (Dout,); summed over n in order."""
-    n_batch, d_out = dy.shape
-    d_in = x.shape[1]
-    for o in prange(d_out):
-        bias_grad = dy.dtype.type(0)
-        for i in range(d_in):
-            dw[o, i] = 0
-        for n in range(n_batch):
-            g = dy[n, o]
-            bias_grad += g
-            for i in range(d_in):
-                dw[o, i] += g * x[n, i]
-        db[o] = bias_grad
+    """dw (Dout, Din) = dy.T @ x and db (Dout,) = dy summed over the batch."""
+    dy_t = np.empty((dy.shape[1], dy.shape[0]), dy.dtype)
+    x_t = np.empty((x.shape[1], x.shape[0]), x.dtype)
+    transpose(dy, dy_t)
+    transpose(x, x_t)
+    parallel_gemm_nt(dy_t, x_t, dw)
+    column_sums(dy, db)
