@@ -10,7 +10,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel
-from .gemm import gemm_nt
+from .gemm import gemm_nt, transpose
 
 TILE_ROWS = 16
 TILE_COLS = 64
@@ -26,16 +26,6 @@ def parallel_gemm_nt(a, b, out):
         p0 = (tile % col_tiles) * TILE_COLS
         m1, p1 = min(m_rows, m0 + TILE_ROWS), min(p_rows, p0 + TILE_COLS)
         gemm_nt(a[m0:m1], b[p0:p1], out[m0:m1, p0:p1], False)
-
-
-@reduction_kernel
-def transpose(a, out):
-    """out (K, M) = a (M, K).T, parallel over rows of out."""
-    m_rows, k_cols = a.shape
-    for k in prange(k_cols):
-        row = out[k]
-        for m in range(m_rows):
-            row[m] = a[m, k]
 
 
 @reduction_kernel

@@ -15,8 +15,10 @@ import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
+from .gemm import gemm_nt, transpose
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
+MIN_CHANNELS_FOR_DOTS = 4  # below this, patch rows are too short for dot products
 GROUP = 4  # samples per partial weight gradient, fixed so sums never depend on threads
 
 
@@ -72,46 +74,115 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
 
 
 @serial_kernel
-def axpy_rows(coefficients, rows, length, out):
-    """out[:length] += coefficients @ rows[:, :length]: one contiguous axpy per row."""
-    for k in range(coefficients.shape[0]):
-        a = coefficients[k]
-        src = rows[k]
-        for j in range(length):
-            out[j] += a * src[j]
+def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                      band, patches_t, start):
+    """Write the patches of output rows [r0, r1) of one sample as rows from ``start``:
+
+    ``patches_t[start + (i - r0) * out_w + j, (ki, kj, c)] = planes[c, i*sh + ki - ph, j*sw + kj - pw]``
+    (zero outside the planes). The input rows they need are first copied, zero-padded, into
+    ``band`` in (row, column, channel) order, so that each (ki) run of KW * C values of a
+    patch is one contiguous copy.
+    """
+    n_planes, height, width = planes.shape
+    band_rows = (r1 - r0 - 1) * stride_h + k_h
+    band_w = band.shape[1]
+    first = r0 * stride_h - pad_h
+    for r in range(band_rows):
+        dst = band[r]
+        dst[:, :] = 0
+        row = first + r
+        if 0 <= row < height:
+            for c in range(n_planes):
+                src = planes[c, row]
+                for q in range(width):
+                    dst[q + pad_w, c] = src[q]
+    run = k_w * n_planes
+    for i in range(r0, r1):
+        for j in range(out_w):
+            dst = patches_t[start + (i - r0) * out_w + j]
+            for ki in range(k_h):
+                src = band[(i - r0) * stride_h + ki].reshape(band_w * n_planes)
+                offset = j * stride_w * n_planes
+                dst[ki * run:(ki + 1) * run] = src[offset:offset + run]
+
+
+@serial_kernel
+def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                          n0, n1, r0, r1, out_w, band, out):
+    """out (O, L) = weights_hwc (O, KH*KW*C) @ patches of output rows [r0, r1) of samples
+    [n0, n1), as dot products over contiguous (L, KH*KW*C) patch rows."""
+    segment = (r1 - r0) * out_w
+    patches_t = np.empty(((n1 - n0) * segment, weights_hwc.shape[1]), x.dtype)
+    for n in range(n0, n1):
+        gather_patch_rows(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                          band, patches_t, (n - n0) * segment)
+    gemm_nt(weights_hwc, patches_t, out, False)
+
+
+@serial_kernel
+def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                          n0, n1, r0, r1, out_w, out):
+    """The same product as ``forward_block_by_dots`` in axpy form over (C*KH*KW, L) patches:
+    no horizontal sums, which wins when C*KH*KW is short or C too small for long runs."""
+    segment = (r1 - r0) * out_w
+    length = (n1 - n0) * segment
+    patches = np.empty((weights.shape[1], length), x.dtype)
+    for n in range(n0, n1):
+        gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                       patches, (n - n0) * segment)
+    for o in range(weights.shape[0]):
+        dst = out[o]
+        dst[:] = 0
+        for k in range(weights.shape[1]):
+            a = weights[o, k]
+            src = patches[k]
+            for j in range(length):
+                dst[j] += a * src[j]
 
 
 @reduction_kernel
 def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y):
     """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj].
 
-    Per block: gather patches (C*KH*KW, L), then y_block = w (O, C*KH*KW) @ patches.
-    Parallel over blocks; each owns its cells of y.
+    Per block, out (O, L) = w (O, C*KH*KW) @ patches (C*KH*KW, L): with ``gemm_nt`` over
+    patch rows when C >= ``MIN_CHANNELS_FOR_DOTS``, otherwise in axpy form. Parallel over
+    blocks, each owning its cells of y.
     """
-    n_batch, _, _, _ = x.shape
+    n_batch, _, _, width = x.shape
     c_out, c_in, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
-    weights = w.reshape(c_out, c_in * k_h * k_w)
+    n_taps = c_in * k_h * k_w
+    by_dots = c_in >= MIN_CHANNELS_FOR_DOTS
+    weights = w.reshape(c_out, n_taps)
+    weights_hwc = np.empty((c_out, k_h, k_w, c_in), w.dtype)  # taps in patch-row order
+    for c in range(c_in):
+        weights_hwc[:, :, :, c] = w[:, c]
+    weights_hwc = weights_hwc.reshape(c_out, n_taps)
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     row_blocks = (out_h + rows - 1) // rows
+    band_w = max(width + 2 * pad_w, (out_w - 1) * stride_w + k_w)
     for job in prange(((n_batch + per_block - 1) // per_block) * row_blocks):
         n0 = (job // row_blocks) * per_block
         n1 = min(n_batch, n0 + per_block)
         r0 = (job % row_blocks) * rows
         r1 = min(out_h, r0 + rows)
         segment = (r1 - r0) * out_w
-        length = (n1 - n0) * segment
-        patches = np.empty((weights.shape[1], length), x.dtype)
+        out = np.empty((c_out, (n1 - n0) * segment), y.dtype)
+        if by_dots:
+            band = np.empty(((rows - 1) * stride_h + k_h, band_w, c_in), x.dtype)
+            forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                                  n0, n1, r0, r1, out_w, band, out)
+        else:
+            forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                                  n0, n1, r0, r1, out_w, out)
         for n in range(n0, n1):
-            gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
-                           patches, (n - n0) * segment)
-        out = np.empty(length, y.dtype)
-        for o in range(c_out):
-            out[:] = b[o]
-            axpy_rows(weights[o], patches, length, out)
-            for n in range(n0, n1):
-                flat_y[n, o, r0 * out_w:r1 * out_w] = out[(n - n0) * segment:(n - n0 + 1) * segment]
+            for o in range(c_out):
+                dst = flat_y[n, o, r0 * out_w:r1 * out_w]
+                src = out[o, (n - n0) * segment:(n - n0 + 1) * segment]
+                bias = b[o]
+                for p in range(segment):
+                    dst[p] = src[p] + bias
 
 
 @reduction_kernel
@@ -124,49 +195,43 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
     ``dx[n, c, r, s] = sum_{o, a, b} dy_dilated_padded[n, o, r + a, s + b] * w_t[c, o, a, b]``.
     Its non-zero terms are exactly the products ``dy[n, o, i, j] * w[o, c, ki, kj]`` with
     ``r = i*sh + ki - ph`` and ``s = j*sw + kj - pw``, so it is evaluated in that order (a
-    transposed convolution): per block, ``taps = w[:, c].T (KH*KW, O) @ dy_block (O, L)``
-    with contiguous inner loops, then each row of taps is added onto the dx cells it
-    reaches. The dilation zeros are never multiplied. Parallel over (block of samples, c):
-    each iteration owns those planes of dx and adds into them in a fixed order.
+    transposed convolution): per block, ``taps (C*KH*KW, L) = w.T @ dy_block`` with
+    ``gemm_nt``, then each row of taps is added onto the dx cells it reaches. The dilation
+    zeros are never multiplied. Parallel over blocks of samples: each iteration owns
+    those samples' dx and adds into it in a fixed order.
     """
     n_batch, c_in, height, width = dx.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
-    n_taps = k_h * k_w
-    w_t = np.empty((c_in, n_taps, c_out), w.dtype)
-    for o in range(c_out):
-        for c in range(c_in):
-            for t in range(n_taps):
-                w_t[c, t, o] = w[o, c, t // k_w, t % k_w]
+    n_taps = c_in * k_h * k_w
+    w_t = np.empty((n_taps, c_out), w.dtype)
+    transpose(w.reshape(c_out, n_taps), w_t)
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
-    sample_blocks = (n_batch + per_block - 1) // per_block
-    for job in prange(sample_blocks * c_in):
-        c = job % c_in
-        n0 = (job // c_in) * per_block
+    for job in prange((n_batch + per_block - 1) // per_block):
+        n0 = job * per_block
         n1 = min(n_batch, n0 + per_block)
-        for n in range(n0, n1):
-            dx[n, c, :, :] = 0
-        grad = np.empty((c_out, per_block * rows * out_w), dy.dtype)
+        dx[n0:n1] = 0
+        grad_t = np.empty((per_block * rows * out_w, c_out), dy.dtype)
         taps = np.empty((n_taps, per_block * rows * out_w), dx.dtype)
         for r0 in range(0, out_h, rows):
             r1 = min(out_h, r0 + rows)
             segment = (r1 - r0) * out_w
             length = (n1 - n0) * segment
-            for o in range(c_out):
-                for n in range(n0, n1):
-                    start = (n - n0) * segment
-                    grad[o, start:start + segment] = flat_dy[n, o, r0 * out_w:r1 * out_w]
-            for t in range(n_taps):
-                taps[t, :length] = 0
-                axpy_rows(w_t[c, t], grad, length, taps[t])
             for n in range(n0, n1):
-                plane = dx[n, c]
+                for o in range(c_out):
+                    src = flat_dy[n, o, r0 * out_w:r1 * out_w]
+                    for p in range(segment):
+                        grad_t[(n - n0) * segment + p, o] = src[p]
+            gemm_nt(w_t, grad_t[:length], taps[:, :length], False)
+            for n in range(n0, n1):
                 for t in range(n_taps):
-                    ki = t // k_w
-                    shift = t - ki * k_w - pad_w
+                    c = t // (k_h * k_w)
+                    ki = (t // k_w) % k_h
+                    shift = t % k_w - pad_w
                     lo, hi = valid_columns(shift, stride_w, width, out_w)
                     src = taps[t]
+                    plane = dx[n, c]
                     for i in range(r0, r1):
                         r = i * stride_h + ki - pad_h
                         if r < 0 or r >= height:
@@ -185,10 +250,10 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
 def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw):
     """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw].
 
-    The correlation of the input with the upstream gradient: per block, dy_block (O, L) @
-    patches.T (L, C*KH*KW) as dot products over contiguous rows. Samples are split into
-    fixed groups of ``GROUP``; the groups' partial sums are computed in parallel and added
-    in group order.
+    The correlation of the input with the upstream gradient: per block,
+    ``patches (C*KH*KW, L) @ dy_block.T`` with ``gemm_nt``. Samples are split into fixed
+    groups of ``GROUP``; the groups' partial sums are computed in parallel and added in
+    group order.
     """
     n_batch, c_in, _, _ = x.shape
     c_out, _, k_h, k_w = dw.shape
@@ -198,12 +263,12 @@ def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw):
     per_block, rows = blocking(out_h, out_w)
     per_block = min(per_block, GROUP)
     n_groups = (n_batch + GROUP - 1) // GROUP
-    partial = np.empty((n_groups, c_out, n_taps), dw.dtype)
+    partial = np.empty((n_groups, n_taps, c_out), dw.dtype)
     for g in prange(n_groups):
         acc = partial[g]
         acc[:, :] = 0
-        patches = np.empty((n_taps, per_block * rows * out_w), x.dtype)
-        grad = np.empty((c_out, per_block * rows * out_w), dy.dtype)
+        patches_buffer = np.empty(n_taps * per_block * rows * out_w, x.dtype)
+        grad_buffer = np.empty(c_out * per_block * rows * out_w, dy.dtype)
         group_end = min(n_batch, (g + 1) * GROUP)
         for n0 in range(g * GROUP, group_end, per_block):
             n1 = min(group_end, n0 + per_block)
@@ -211,27 +276,22 @@ def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw):
                 r1 = min(out_h, r0 + rows)
                 segment = (r1 - r0) * out_w
                 length = (n1 - n0) * segment
+                # Contiguous (rows, length) views, so gemm_nt's rows have unit stride.
+                patches = patches_buffer[:n_taps * length].reshape(n_taps, length)
+                grad = grad_buffer[:c_out * length].reshape(c_out, length)
                 for n in range(n0, n1):
                     start = (n - n0) * segment
                     gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
                                    out_w, patches, start)
                     for o in range(c_out):
                         grad[o, start:start + segment] = flat_dy[n, o, r0 * out_w:r1 * out_w]
-                for o in range(c_out):
-                    grad_row = grad[o]
-                    acc_row = acc[o]
-                    for k in range(n_taps):
-                        src = patches[k]
-                        total = dw.dtype.type(0)
-                        for j in range(length):
-                            total += grad_row[j] * src[j]
-                        acc_row[k] += total
+                gemm_nt(patches, grad, acc, True)
     flat_dw = dw.reshape(c_out, n_taps)
     for o in prange(c_out):
         for k in range(n_taps):
-            total = partial[0, o, k]
+            total = partial[0, k, o]
             for g in range(1, n_groups):
-                total += partial[g, o, k]
+                total += partial[g, k, o]
             flat_dw[o, k] = total
 
 

@@ -9,7 +9,9 @@ register file without spilling. A cell's tile depends only on its indices, never
 work was split between threads.
 """
 
-from ._jit import serial_kernel
+from numba import prange
+
+from ._jit import reduction_kernel, serial_kernel
 
 
 @serial_kernel
@@ -69,3 +71,13 @@ def gemm_nt(a, b, out, accumulate):
         for p in range(p_rows):
             total = dot(a[m], b[p])
             out[m, p] = out[m, p] + total if accumulate else total
+
+
+@reduction_kernel
+def transpose(a, out):
+    """out (K, M) = a (M, K).T, parallel over rows of out."""
+    m_rows, k_cols = a.shape
+    for k in prange(k_cols):
+        row = out[k]
+        for m in range(m_rows):
+            row[m] = a[m, k]
