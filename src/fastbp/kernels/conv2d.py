@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
-from .gemm import gemm_nt, transpose
+from .gemm import copy_transposed, gemm_nt, transpose
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
 MIN_CHANNELS_FOR_DOTS = 4  # below this, patch rows are too short for dot products
@@ -29,6 +29,12 @@ def blocking(out_h, out_w):
     if plane >= TARGET_BLOCK:
         return 1, max(1, TARGET_BLOCK // out_w)
     return TARGET_BLOCK // plane, out_h
+
+
+@serial_kernel
+def padded_depth(depth):
+    """depth rounded up to a multiple of 16, so gemm_nt's vector loop has no scalar tail."""
+    return (depth + 15) // 16 * 16
 
 
 @serial_kernel
@@ -63,12 +69,12 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
                         continue
                     src = plane[row]
                     dst[base:base + lo] = 0
-                    if stride_w == 1:  # a contiguous copy, which LLVM vectorises
-                        for j in range(lo, hi):
-                            dst[base + j] = src[j + shift]
-                    else:
-                        for j in range(lo, hi):
-                            dst[base + j] = src[j * stride_w + shift]
+                    # Slices rather than offset indices: numba must check offset indices
+                    # for negative wrap-around, which stops LLVM from vectorising the copy.
+                    if stride_w == 1:
+                        dst[base + lo:base + hi] = src[lo + shift:hi + shift]
+                    elif hi > lo:
+                        dst[base + lo:base + hi] = src[lo * stride_w + shift:(hi - 1) * stride_w + shift + 1:stride_w]
                     dst[base + hi:base + out_w] = 0
                 k += 1
 
@@ -94,8 +100,9 @@ def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1
         if 0 <= row < height:
             for c in range(n_planes):
                 src = planes[c, row]
+                column = dst[pad_w:pad_w + width, c]
                 for q in range(width):
-                    dst[q + pad_w, c] = src[q]
+                    column[q] = src[q]
     run = k_w * n_planes
     for i in range(r0, r1):
         for j in range(out_w):
@@ -113,6 +120,7 @@ def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, p
     [n0, n1), as dot products over contiguous (L, KH*KW*C) patch rows."""
     segment = (r1 - r0) * out_w
     patches_t = np.empty(((n1 - n0) * segment, weights_hwc.shape[1]), x.dtype)
+    patches_t[:, band.shape[2] * k_h * k_w:] = 0
     for n in range(n0, n1):
         gather_patch_rows(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
                           band, patches_t, (n - n0) * segment)
@@ -154,10 +162,15 @@ def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y):
     n_taps = c_in * k_h * k_w
     by_dots = c_in >= MIN_CHANNELS_FOR_DOTS
     weights = w.reshape(c_out, n_taps)
-    weights_hwc = np.empty((c_out, k_h, k_w, c_in), w.dtype)  # taps in patch-row order
-    for c in range(c_in):
-        weights_hwc[:, :, :, c] = w[:, c]
-    weights_hwc = weights_hwc.reshape(c_out, n_taps)
+    # Taps in patch-row order, zero-padded to a whole number of vectors (see padded_depth).
+    weights_hwc = np.zeros((c_out, padded_depth(n_taps)), w.dtype)
+    for o in range(c_out):
+        k = 0
+        for ki in range(k_h):
+            for kj in range(k_w):
+                for c in range(c_in):
+                    weights_hwc[o, k] = w[o, c, ki, kj]
+                    k += 1
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     row_blocks = (out_h + rows - 1) // rows
@@ -219,10 +232,8 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
             segment = (r1 - r0) * out_w
             length = (n1 - n0) * segment
             for n in range(n0, n1):
-                for o in range(c_out):
-                    src = flat_dy[n, o, r0 * out_w:r1 * out_w]
-                    for p in range(segment):
-                        grad_t[(n - n0) * segment + p, o] = src[p]
+                copy_transposed(flat_dy[n, :, r0 * out_w:r1 * out_w],
+                                grad_t[(n - n0) * segment:(n - n0 + 1) * segment])
             gemm_nt(w_t, grad_t[:length], taps[:, :length], False)
             for n in range(n0, n1):
                 for t in range(n_taps):
@@ -230,20 +241,23 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
                     ki = (t // k_w) % k_h
                     shift = t % k_w - pad_w
                     lo, hi = valid_columns(shift, stride_w, width, out_w)
-                    src = taps[t]
+                    if lo >= hi:
+                        continue
                     plane = dx[n, c]
                     for i in range(r0, r1):
                         r = i * stride_h + ki - pad_h
                         if r < 0 or r >= height:
                             continue
-                        dst = plane[r]
                         base = (n - n0) * segment + (i - r0) * out_w
+                        part = taps[t, base + lo:base + hi]
                         if stride_w == 1:
-                            for j in range(lo, hi):
-                                dst[j + shift] += src[base + j]
+                            dst = plane[r, lo + shift:hi + shift]
+                            for j in range(hi - lo):
+                                dst[j] += part[j]
                         else:
-                            for j in range(lo, hi):
-                                dst[j * stride_w + shift] += src[base + j]
+                            dst = plane[r, lo * stride_w + shift:(hi - 1) * stride_w + shift + 1:stride_w]
+                            for j in range(hi - lo):
+                                dst[j] += part[j]
 
 
 @reduction_kernel

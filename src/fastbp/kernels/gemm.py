@@ -81,3 +81,12 @@ def transpose(a, out):
         row = out[k]
         for m in range(m_rows):
             row[m] = a[m, k]
+
+
+@serial_kernel
+def copy_transposed(a, out):
+    """out (K, M) = a (M, K).T, serially: for use inside another kernel's parallel loop."""
+    for m in range(a.shape[0]):
+        row = a[m]
+        for k in range(row.shape[0]):
+            out[k, m] = row[k]
