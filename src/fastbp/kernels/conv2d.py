@@ -16,6 +16,7 @@ from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nt, transpose
+from .windows import valid_columns
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
 MIN_CHANNELS_FOR_DOTS = 4  # below this, patch rows are too short for dot products
@@ -35,13 +36,6 @@ def blocking(out_h, out_w):
 def padded_depth(depth):
     """depth rounded up to a multiple of 16, so gemm_nt's vector loop has no scalar tail."""
     return (depth + 15) // 16 * 16
-
-
-@serial_kernel
-def valid_columns(shift, stride, width, out_w):
-    """Output columns j in [lo, hi) whose input column ``j * stride + shift`` is in [0, width)."""
-    lo = min(out_w, max(0, -(shift // stride)))
-    return lo, max(lo, min(out_w, (width - 1 - shift) // stride + 1))
 
 
 @serial_kernel

@@ -10,6 +10,7 @@ import math
 from numba import prange
 
 from ._jit import kernel
+from .windows import valid_columns
 
 
 @kernel
@@ -18,6 +19,7 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
 
     The first maximum in row-major window order wins; padded cells never win; a NaN in
     the window wins over any number (the first NaN), so NaN propagates as in PyTorch.
+    A whole output row is updated per window tap, so the comparisons vectorise.
     """
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
@@ -26,21 +28,28 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
         c = job - n * channels
         plane = x[n, c]
         for oi in range(out_h):
-            r0 = oi * stride_h - pad_h
-            r_lo, r_hi = max(r0, 0), min(r0 + k_h, height)
-            for oj in range(out_w):
-                c0 = oj * stride_w - pad_w
-                c_lo, c_hi = max(c0, 0), min(c0 + k_w, width)
-                best = plane[r_lo, c_lo]
-                best_at = r_lo * width + c_lo
-                for r in range(r_lo, r_hi):
-                    for col in range(c_lo, c_hi):
-                        v = plane[r, col]
-                        if v > best or (math.isnan(v) and not math.isnan(best)):
-                            best = v
-                            best_at = r * width + col
-                y[n, c, oi, oj] = best
-                argmax[n, c, oi, oj] = best_at
+            best = y[n, c, oi]
+            best_at = argmax[n, c, oi]
+            best_at[:] = -1  # no candidate yet
+            for ki in range(k_h):
+                r = oi * stride_h + ki - pad_h
+                if r < 0 or r >= height:
+                    continue
+                for kj in range(k_w):
+                    shift = kj - pad_w
+                    lo, hi = valid_columns(shift, stride_w, width, out_w)
+                    if lo >= hi:
+                        continue
+                    cells = plane[r, lo * stride_w + shift:(hi - 1) * stride_w + shift + 1:stride_w]
+                    values = best[lo:hi]
+                    places = best_at[lo:hi]
+                    first = r * width + lo * stride_w + shift
+                    for j in range(hi - lo):
+                        v = cells[j]
+                        b = values[j]
+                        if places[j] < 0 or v > b or (math.isnan(v) and not math.isnan(b)):
+                            values[j] = v
+                            places[j] = first + j * stride_w
 
 
 @kernel
@@ -51,13 +60,12 @@ def max_pool2d_backward(dy, argmax, dx):
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        grad = dx[n, c]
-        grad[:, :] = 0
-        for oi in range(out_h):
-            for oj in range(out_w):
-                at = argmax[n, c, oi, oj]
-                r = at // width
-                grad[r, at - r * width] += dy[n, c, oi, oj]
+        grad = dx[n, c].reshape(height * width)
+        grad[:] = 0
+        sources = argmax[n, c].reshape(out_h * out_w)
+        upstream = dy[n, c].reshape(out_h * out_w)
+        for p in range(out_h * out_w):
+            grad[sources[p]] += upstream[p]
 
 
 @kernel
