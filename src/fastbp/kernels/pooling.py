@@ -10,7 +10,7 @@ import math
 from numba import prange
 
 from ._jit import kernel
-from .windows import valid_columns
+from .windows import column_ranges
 
 
 @kernel
@@ -23,6 +23,7 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
     """
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
+    lows, highs = column_ranges(k_w, pad_w, stride_w, width, out_w)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
@@ -37,7 +38,7 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
                     continue
                 for kj in range(k_w):
                     shift = kj - pad_w
-                    lo, hi = valid_columns(shift, stride_w, width, out_w)
+                    lo, hi = lows[kj], highs[kj]
                     if lo >= hi:
                         continue
                     cells = plane[r, lo * stride_w + shift:(hi - 1) * stride_w + shift + 1:stride_w]
