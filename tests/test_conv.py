@@ -81,3 +81,13 @@ def test_conv2d_fuzzed_shapes(n, c, o, h, w, kh, kw, sh, sw, ph, pw, seed, use_f
     expected = ref.conv2d_backward(dy.astype(np.float64), x64, w64, (sh, sw), (ph, pw))
     for got, want in zip(F.conv2d_backward(dy, x, weight, (sh, sw), (ph, pw)), expected):
         assert_matches(got, want, dtype)
+
+
+def test_conv2d_backward_without_input_grad(rng):
+    x, w, _ = _data(rng, (2, 3, 7, 7), (4, 3, 3), np.float32)
+    dy = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
+    dx, dw, db = F.conv2d_backward(dy, x, w, 2, 1)
+    none, dw2, db2 = F.conv2d_backward(dy, x, w, 2, 1, input_grad=False)
+    assert none is None
+    np.testing.assert_array_equal(dw, dw2)
+    np.testing.assert_array_equal(db, db2)

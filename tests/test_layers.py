@@ -127,3 +127,31 @@ def test_layer_rejects_wrong_dtype_and_backward_before_forward():
         pool.backward(np.ones((1, 1, 2, 2)))
     with pytest.raises(TypeError, match="must be a fastbp Layer"):
         fastbp.Sequential(fastbp.ReLU(), "relu")
+
+
+@pytest.mark.parametrize("make,shape", LAYERS, ids=lambda v: repr(v()) if callable(v) else str(v))
+def test_backward_without_input_grad_fills_the_same_parameter_grads(make, shape, rng):
+    layer = make()
+    x = rng.standard_normal(shape)
+    dy = rng.standard_normal(layer.forward(x, training=False).shape)
+    layer.forward(x, training=False)
+    layer.backward(dy)
+    full = {name: grad.copy() for name, grad in layer.grads.items()}
+    layer.zero_grad()
+    assert layer.backward(dy, input_grad=False) is None
+    for name, grad in layer.grads.items():
+        np.testing.assert_array_equal(grad, full[name])
+
+
+def test_sequential_backward_can_skip_the_first_layers_input_grad(rng):
+    model = fastbp.Sequential(fastbp.Conv2D(1, 2, 3, seed=0, **F64), fastbp.ReLU(**F64),
+                              fastbp.Flatten(**F64), fastbp.Linear(8, 2, seed=1, **F64))
+    x = rng.standard_normal((3, 1, 4, 4))
+    dy = rng.standard_normal((3, 2))
+    model.forward(x)
+    dx = model.backward(dy)
+    full = {name: grad.copy() for name, grad in model.grads.items()}
+    model.zero_grad()
+    assert dx.shape == x.shape and model.backward(dy, input_grad=False) is None
+    for name, grad in model.grads.items():
+        np.testing.assert_array_equal(grad, full[name])

@@ -32,9 +32,11 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+    def backward(self, dy, input_grad=True):
+        """Fill every layer's grads and return dx; ``input_grad=False`` skips computing dx
+        in the first layer (returning None), which a training step never reads."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            dy = self.layers[i].backward(dy, input_grad or i > 0)
         return dy
 
     @property

@@ -40,20 +40,23 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     return y
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0):
+def conv2d_backward(dy, x, w, stride=1, padding=0, input_grad=True):
     """Gradients of ``conv2d``: (dx (N, C, H, W), dw (O, C, KH, KW), db (O,)).
 
     dx is the convolution of the stride-dilated dy with the flipped, channel-transposed
     kernel; dw is the correlation of x with dy; db sums dy over (N, OH, OW).
+    With ``input_grad=False`` dx is not computed and None is returned in its place.
     """
     x, w, stride, padding, out_shape = _checked(x, w, stride, padding)
     dy = float_array("dy", dy, 4, "(N, O, OH, OW)")
     same_dtype(dy=dy, x=x, w=w)
     same_shape("dy", dy, out_shape, "the shape of conv2d's output")
-    dx = np.empty_like(x)
+    dx = None
+    if input_grad:
+        dx = np.empty_like(x)
+        conv2d_backward_input(dy, w, *stride, *padding, dx)
     dw = np.empty_like(w)
     db = np.empty(w.shape[0], w.dtype)
-    conv2d_backward_input(dy, w, *stride, *padding, dx)
     conv2d_backward_weight(dy, x, *stride, *padding, dw)
     conv2d_backward_bias(dy, db)
     return dx, dw, db

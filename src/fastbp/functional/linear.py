@@ -36,15 +36,20 @@ def linear(x, w, b=None):
     return y
 
 
-def linear_backward(dy, x, w):
-    """Gradients of ``linear``: dx = dy @ w (N, Din), dw = dy.T @ x (Dout, Din), db = dy.sum(0)."""
+def linear_backward(dy, x, w, input_grad=True):
+    """Gradients of ``linear``: dx = dy @ w (N, Din), dw = dy.T @ x (Dout, Din), db = dy.sum(0).
+
+    With ``input_grad=False`` dx is not computed and None is returned in its place.
+    """
     x, w = _checked(x, w)
     dy = float_array("dy", dy, 2, "(N, out_features)")
     same_dtype(dy=dy, x=x, w=w)
     same_shape("dy", dy, (x.shape[0], w.shape[0]), "the shape of linear's output")
-    dx = np.empty_like(x)
+    dx = None
+    if input_grad:
+        dx = np.empty_like(x)
+        affine_backward_input(dy, w, dx)
     dw = np.empty_like(w)
     db = np.empty(w.shape[0], w.dtype)
-    affine_backward_input(dy, w, dx)
     affine_backward_params(dy, x, dw, db)
     return dx, dw, db

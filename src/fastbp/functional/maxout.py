@@ -32,8 +32,9 @@ def maxout(x, w, b=None):
     return maxout_with_argmax(x, w, b)[0]
 
 
-def maxout_backward(dy, x, w, b=None):
-    """(dx (N, Din), dw (Dout, pieces, Din), db (Dout, pieces)): dy flows through the winning piece."""
+def maxout_backward(dy, x, w, b=None, input_grad=True):
+    """(dx (N, Din), dw (Dout, pieces, Din), db (Dout, pieces)): dy flows through the winning
+    piece. With ``input_grad=False`` dx is None."""
     y, argmax = maxout_with_argmax(x, w, b)
     dy = float_array("dy", dy, 2, "(N, out_features)")
     same_dtype(dy=dy, x=y)
@@ -41,5 +42,5 @@ def maxout_backward(dy, x, w, b=None):
     d_out, pieces, d_in = np.shape(w)
     dz = np.empty((y.shape[0], d_out, pieces), y.dtype)
     _maxout_backward(dy, argmax, dz)
-    dx, dw, db = linear_backward(dz.reshape(y.shape[0], -1), x, np.reshape(w, (-1, d_in)))
+    dx, dw, db = linear_backward(dz.reshape(y.shape[0], -1), x, np.reshape(w, (-1, d_in)), input_grad)
     return dx, dw.reshape(d_out, pieces, d_in), db.reshape(d_out, pieces)

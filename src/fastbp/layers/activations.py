@@ -19,8 +19,9 @@ class _Activation(Layer):
         self._cache = x
         return self._forward(x, **self.options)
 
-    def backward(self, dy):
-        return self._backward(dy, self._cached(), **self.options)
+    def backward(self, dy, input_grad=True):
+        x = self._cached()
+        return self._backward(dy, x, **self.options) if input_grad else None
 
     def extra_repr(self):
         return ", ".join(f"{k}={v}" for k, v in self.options.items())

@@ -24,7 +24,10 @@ class Layer:
     def forward(self, x, training=True):
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """dx, the gradient w.r.t. the forward's input (shape of x). With
+        ``input_grad=False`` only the parameter gradients are accumulated and None is
+        returned: for a network's first layer, whose input gradient nobody reads."""
         raise NotImplementedError
 
     def __call__(self, x, training=True):

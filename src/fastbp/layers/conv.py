@@ -36,9 +36,9 @@ class Conv2D(Layer):
         self._cache = np.ascontiguousarray(x)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
         dx, dw, db = F.conv2d_backward(
-            dy, self._cached(), self.params["weight"], self.stride, self.padding
+            dy, self._cached(), self.params["weight"], self.stride, self.padding, input_grad
         )
         self._accumulate(weight=dw, bias=db)
         return dx

@@ -27,9 +27,10 @@ class Dropout(Layer):
         self._cache = scale
         return x * scale
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
         scale = self._cached()
-        return self._check_grad(dy, scale.shape) * scale
+        dy = self._check_grad(dy, scale.shape)
+        return dy * scale if input_grad else None
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -31,8 +31,8 @@ class Linear(Layer):
         self._cache = np.ascontiguousarray(x)
         return y
 
-    def backward(self, dy):
-        dx, dw, db = F.linear_backward(dy, self._cached(), self.params["weight"])
+    def backward(self, dy, input_grad=True):
+        dx, dw, db = F.linear_backward(dy, self._cached(), self.params["weight"], input_grad)
         self._accumulate(weight=dw, bias=db)
         return dx
 

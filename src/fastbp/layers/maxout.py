@@ -31,9 +31,9 @@ class Maxout(Layer):
         self._cache = x
         return F.maxout(x, self.params["weight"], self.params.get("bias"))
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
         dx, dw, db = F.maxout_backward(dy, self._cached(), self.params["weight"],
-                                       self.params.get("bias"))
+                                       self.params.get("bias"), input_grad)
         self._accumulate(weight=dw, bias=db)
         return dx
 

@@ -28,9 +28,11 @@ class MaxPool2D(_Pool2D):
         self._cache = (x.shape, argmax)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
         x_shape, argmax = self._cached()
         dy = self._check_grad(dy, argmax.shape)
+        if not input_grad:
+            return None
         dx = np.empty(x_shape, self.dtype)
         max_pool2d_backward(dy, argmax, dx)
         return dx
@@ -44,5 +46,8 @@ class AvgPool2D(_Pool2D):
         self._cache = x
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
-    def backward(self, dy):
-        return F.avg_pool2d_backward(dy, self._cached(), self.kernel_size, self.stride, self.padding)
+    def backward(self, dy, input_grad=True):
+        x = self._cached()
+        if not input_grad:
+            return None
+        return F.avg_pool2d_backward(dy, x, self.kernel_size, self.stride, self.padding)

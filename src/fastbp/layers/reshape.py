@@ -15,6 +15,7 @@ class Flatten(Layer):
         self._cache = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
         shape = self._cached()
-        return self._check_grad(dy, (shape[0], math.prod(shape[1:]))).reshape(shape)
+        dy = self._check_grad(dy, (shape[0], math.prod(shape[1:])))
+        return dy.reshape(shape) if input_grad else None
