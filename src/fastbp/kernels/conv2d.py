@@ -16,6 +16,7 @@ from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nt, transpose
+from .runs import add_run, copy_run, fill_run
 from .windows import valid_columns
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
@@ -59,17 +60,16 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
                     base = start + (i - r0) * out_w
                     row = i * stride_h + ki - pad_h
                     if row < 0 or row >= height:
-                        dst[base:base + out_w] = 0
+                        fill_run(dst, base, out_w, 0)
                         continue
                     src = plane[row]
-                    dst[base:base + lo] = 0
-                    # Slices rather than offset indices: numba must check offset indices
-                    # for negative wrap-around, which stops LLVM from vectorising the copy.
+                    fill_run(dst, base, lo, 0)
                     if stride_w == 1:
-                        dst[base + lo:base + hi] = src[lo + shift:hi + shift]
-                    elif hi > lo:
-                        dst[base + lo:base + hi] = src[lo * stride_w + shift:(hi - 1) * stride_w + shift + 1:stride_w]
-                    dst[base + hi:base + out_w] = 0
+                        copy_run(src, lo + shift, dst, base + lo, hi - lo)
+                    else:
+                        for j in range(lo, hi):
+                            dst[base + j] = src[j * stride_w + shift]
+                    fill_run(dst, base + hi, out_w - hi, 0)
                 k += 1
 
 
@@ -103,8 +103,7 @@ def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1
             dst = patches_t[start + (i - r0) * out_w + j]
             for ki in range(k_h):
                 src = band[(i - r0) * stride_h + ki].reshape(band_w * n_planes)
-                offset = j * stride_w * n_planes
-                dst[ki * run:(ki + 1) * run] = src[offset:offset + run]
+                copy_run(src, j * stride_w * n_planes, dst, ki * run, run)
 
 
 @serial_kernel
@@ -243,15 +242,13 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
                         if r < 0 or r >= height:
                             continue
                         base = (n - n0) * segment + (i - r0) * out_w
-                        part = taps[t, base + lo:base + hi]
                         if stride_w == 1:
-                            dst = plane[r, lo + shift:hi + shift]
-                            for j in range(hi - lo):
-                                dst[j] += part[j]
+                            add_run(taps[t], base + lo, plane[r], lo + shift, hi - lo)
                         else:
-                            dst = plane[r, lo * stride_w + shift:(hi - 1) * stride_w + shift + 1:stride_w]
-                            for j in range(hi - lo):
-                                dst[j] += part[j]
+                            dst = plane[r]
+                            src = taps[t]
+                            for j in range(lo, hi):
+                                dst[j * stride_w + shift] += src[base + j]
 
 
 @reduction_kernel

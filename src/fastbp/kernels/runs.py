@@ -1,0 +1,34 @@
+"""Copies and sums over contiguous runs of 1-D arrays, indexed with unsigned integers.
+
+Numba must treat a signed index that might be negative as counting from the end, and that
+check stops LLVM from vectorising the loop; slicing avoids it but costs more than a short
+run. The callers guarantee every index is in range.
+"""
+
+from numba import uint64
+
+from ._jit import serial_kernel
+
+
+@serial_kernel
+def copy_run(src, src_start, dst, dst_start, count):
+    """dst[dst_start : dst_start + count] = src[src_start : src_start + count]."""
+    s, d = uint64(src_start), uint64(dst_start)
+    for j in range(uint64(count)):
+        dst[d + j] = src[s + j]
+
+
+@serial_kernel
+def add_run(src, src_start, dst, dst_start, count):
+    """dst[dst_start : dst_start + count] += src[src_start : src_start + count]."""
+    s, d = uint64(src_start), uint64(dst_start)
+    for j in range(uint64(count)):
+        dst[d + j] += src[s + j]
+
+
+@serial_kernel
+def fill_run(dst, dst_start, count, value):
+    """dst[dst_start : dst_start + count] = value."""
+    d = uint64(dst_start)
+    for j in range(uint64(count)):
+        dst[d + j] = value
