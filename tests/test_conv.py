@@ -20,6 +20,9 @@ CASES = [
     ((1, 2, 11, 11), (3, 7, 7), 2, 3),
     ((2, 3, 10, 10), (2, 3, 3), 3, 0),
     ((1, 2, 4, 4), (2, 3, 3), 1, 4),
+    # Enough input and output channels for the dot-product paths of forward and dx.
+    ((2, 5, 7, 6), (33, 3, 3), 2, 1),
+    ((3, 8, 6, 6), (32, 2, 3), 1, (0, 1)),
 ]
 
 

@@ -15,12 +15,13 @@ import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
-from .gemm import copy_transposed, gemm_nt, transpose
+from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
 from .runs import add_run, copy_run, fill_run
 from .windows import valid_columns
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
-MIN_CHANNELS_FOR_DOTS = 4  # below this, patch rows are too short for dot products
+MIN_CHANNELS_FOR_DOTS = 4  # forward: below this, patch rows are too short for dot products
+MIN_DEPTH_FOR_DOTS = 32  # input gradient: fewer output channels make too short a dot product
 GROUP = 4  # samples per partial weight gradient, fixed so sums never depend on threads
 
 
@@ -131,14 +132,7 @@ def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w
     for n in range(n0, n1):
         gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
                        patches, (n - n0) * segment)
-    for o in range(weights.shape[0]):
-        dst = out[o]
-        dst[:] = 0
-        for k in range(weights.shape[1]):
-            a = weights[o, k]
-            src = patches[k]
-            for j in range(length):
-                dst[j] += a * src[j]
+    gemm_nn(weights, patches, length, out)
 
 
 @reduction_kernel
@@ -201,8 +195,9 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
     ``dx[n, c, r, s] = sum_{o, a, b} dy_dilated_padded[n, o, r + a, s + b] * w_t[c, o, a, b]``.
     Its non-zero terms are exactly the products ``dy[n, o, i, j] * w[o, c, ki, kj]`` with
     ``r = i*sh + ki - ph`` and ``s = j*sw + kj - pw``, so it is evaluated in that order (a
-    transposed convolution): per block, ``taps (C*KH*KW, L) = w.T @ dy_block`` with
-    ``gemm_nt``, then each row of taps is added onto the dx cells it reaches. The dilation
+    transposed convolution): per block, ``taps (C*KH*KW, L) = w.T @ dy_block`` (``gemm_nt``
+    over O when O >= ``MIN_DEPTH_FOR_DOTS``, else ``gemm_nn``), then each row of taps is
+    added onto the dx cells it reaches. The dilation
     zeros are never multiplied. Parallel over blocks of samples: each iteration owns
     those samples' dx and adds into it in a fixed order.
     """
@@ -213,21 +208,29 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx):
     w_t = np.empty((n_taps, c_out), w.dtype)
     transpose(w.reshape(c_out, n_taps), w_t)
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
+    by_dots = c_out >= MIN_DEPTH_FOR_DOTS
     per_block, rows = blocking(out_h, out_w)
     for job in prange((n_batch + per_block - 1) // per_block):
         n0 = job * per_block
         n1 = min(n_batch, n0 + per_block)
         dx[n0:n1] = 0
+        grad = np.empty((c_out, per_block * rows * out_w), dy.dtype)
         grad_t = np.empty((per_block * rows * out_w, c_out), dy.dtype)
         taps = np.empty((n_taps, per_block * rows * out_w), dx.dtype)
         for r0 in range(0, out_h, rows):
             r1 = min(out_h, r0 + rows)
             segment = (r1 - r0) * out_w
             length = (n1 - n0) * segment
-            for n in range(n0, n1):
-                copy_transposed(flat_dy[n, :, r0 * out_w:r1 * out_w],
-                                grad_t[(n - n0) * segment:(n - n0 + 1) * segment])
-            gemm_nt(w_t, grad_t[:length], taps[:, :length], False)
+            if by_dots:
+                for n in range(n0, n1):
+                    copy_transposed(flat_dy[n, :, r0 * out_w:r1 * out_w],
+                                    grad_t[(n - n0) * segment:(n - n0 + 1) * segment])
+                gemm_nt(w_t, grad_t[:length], taps[:, :length], False)
+            else:
+                for n in range(n0, n1):
+                    for o in range(c_out):
+                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], (n - n0) * segment, segment)
+                gemm_nn(w_t, grad, length, taps)
             for n in range(n0, n1):
                 for t in range(n_taps):
                     c = t // (k_h * k_w)

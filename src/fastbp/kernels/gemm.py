@@ -1,4 +1,4 @@
-"""The matrix-product micro-kernel every dense and convolution kernel is built on.
+"""The matrix-product micro-kernels every dense and convolution kernel is built on.
 
 ``gemm_nt`` computes ``out = a @ b.T`` with both operands read along contiguous rows:
 every output cell is a dot product, and cells are computed in tiles of 4 rows of ``a`` by
@@ -12,6 +12,23 @@ work was split between threads.
 from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
+
+
+@serial_kernel
+def gemm_nn(a, b, length, out):
+    """out[m, :length] = sum_k a[m, k] * b[k, :length]; a (M, K), b (K, >= length), out (M, >= length).
+
+    The axpy form: no horizontal sums, but every FMA also loads and stores ``out``. It
+    beats ``gemm_nt`` when K is too short for a dot product to pay for its final sum.
+    """
+    for m in range(a.shape[0]):
+        dst = out[m]
+        dst[:length] = 0
+        for k in range(a.shape[1]):
+            coefficient = a[m, k]
+            src = b[k]
+            for j in range(length):
+                dst[j] += coefficient * src[j]
 
 
 @serial_kernel
