@@ -7,7 +7,7 @@ Every window holds at least one real cell because the callers require
 
 import math
 
-from numba import prange
+from numba import prange, uint64
 
 from ._jit import kernel
 from .windows import column_ranges
@@ -19,15 +19,16 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
 
     The first maximum in row-major window order wins; padded cells never win; a NaN in
     the window wins over any number (the first NaN), so NaN propagates as in PyTorch.
-    A whole output row is updated per window tap, so the comparisons vectorise.
+    A whole output row is updated per window tap.
     """
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     lows, highs = column_ranges(k_w, pad_w, stride_w, width, out_w)
+    step = uint64(stride_w)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        plane = x[n, c]
+        plane = x[n, c].reshape(height * width)
         for oi in range(out_h):
             best = y[n, c, oi]
             best_at = argmax[n, c, oi]
@@ -37,20 +38,16 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
                 if r < 0 or r >= height:
                     continue
                 for kj in range(k_w):
-                    shift = kj - pad_w
                     lo, hi = lows[kj], highs[kj]
-                    if lo >= hi:
-                        continue
-                    cells = plane[r, lo * stride_w + shift:(hi - 1) * stride_w + shift + 1:stride_w]
-                    values = best[lo:hi]
-                    places = best_at[lo:hi]
-                    first = r * width + lo * stride_w + shift
-                    for j in range(hi - lo):
-                        v = cells[j]
-                        b = values[j]
-                        if places[j] < 0 or v > b or (math.isnan(v) and not math.isnan(b)):
-                            values[j] = v
-                            places[j] = first + j * stride_w
+                    # Unsigned offsets (all in range): no wrap-around checks in the loop.
+                    first = uint64(r * width + lo * stride_w + kj - pad_w)
+                    out = uint64(lo)
+                    for j in range(uint64(max(0, hi - lo))):
+                        v = plane[first + j * step]
+                        b = best[out + j]
+                        if best_at[out + j] < 0 or v > b or (math.isnan(v) and not math.isnan(b)):
+                            best[out + j] = v
+                            best_at[out + j] = first + j * step
 
 
 @kernel
