@@ -5,6 +5,7 @@
 """
 
 from . import data, functional, layers
+from . import checkpoint, models, optim, training
 from .gradcheck import GradcheckError, gradcheck, gradcheck_layer, numerical_gradient
 from .layers import (
     ELU,
@@ -23,5 +24,6 @@ from .layers import (
 )
 from .sequential import Sequential
 from .threads import get_num_threads, set_num_threads
+from .training import Trainer, fit
 
 __version__ = "0.1.0"

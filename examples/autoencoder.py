@@ -1,0 +1,116 @@
+"""An autoencoder: encoder and decoder trained with squared error to reproduce their input.
+
+Images are standardised and flattened; the encoder (dense ReLU layers) squeezes each one
+into a short code and the mirrored decoder rebuilds it. Prints the test reconstruction
+error next to that of PCA with as many components as the code has units (an autoencoder
+is a non-linear PCA), and writes a PNG of test originals (top row) above their
+reconstructions (bottom row).
+
+    python examples/autoencoder.py                           # Fashion-MNIST, 30 epochs
+    python examples/autoencoder.py --dataset digits --hidden 32 8 --epochs 50
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import fastbp
+from fastbp import models, optim, training
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--dataset", choices=training.DATASETS, default="fashion-mnist")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 32],
+                        help="encoder layer sizes; the last is the code size")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--train-limit", type=int, default=None, help="use only N training samples")
+    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--png", default="autoencoder.png", help="where to write the comparison image")
+    parser.add_argument("--no-png", action="store_true", help="write no image (no matplotlib needed)")
+    parser.add_argument("--count", type=int, default=10, help="test images shown in the PNG")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or args.count < 1 or not args.lr > 0:
+        parser.error("--epochs, --batch-size and --count must be positive and --lr > 0")
+    if min(args.hidden) < 1:
+        parser.error("--hidden sizes must be positive")
+    return args
+
+
+def pixel_mse(a, b, stats):
+    """Mean squared error per pixel on the original [0, 1] scale of standardised images."""
+    return float(np.mean(((a - b) * stats.std) ** 2))
+
+
+def pca_reconstruction(train, test, components):
+    """Reconstruct ``test`` from the top ``components`` principal axes of ``train``."""
+    mean = train.mean(axis=0, dtype=np.float64)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    axes = vt[:components]
+    return (test - mean) @ axes.T @ axes + mean
+
+
+def save_comparison(path, originals, reconstructions, image_shape, stats):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = len(originals)
+    fig, axes = plt.subplots(2, count, figsize=(1.2 * count, 2.6), squeeze=False)
+    for row, images in enumerate((originals, reconstructions)):
+        for i, image in enumerate(images):
+            pixels = np.clip(image.reshape(image_shape) * stats.std + stats.mean, 0, 1)
+            axes[row, i].imshow(pixels, cmap="gray", vmin=0, vmax=1)
+            axes[row, i].axis("off")
+    axes[0, 0].set_title("originals", loc="left", fontsize=9)
+    axes[1, 0].set_title("reconstructions", loc="left", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.no_png:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("the PNG needs matplotlib (pip install 'fastbp[plot]'), or pass --no-png",
+                  file=sys.stderr)
+            return 1
+    if args.threads:
+        fastbp.set_num_threads(args.threads)
+    start = time.perf_counter()
+    data = training.load_dataset(args.dataset, "flat", train_limit=args.train_limit)
+    x_train, x_test = data.train[0], data.test[0]
+    features = x_train.shape[1]
+    model = models.autoencoder(features, args.hidden, seed=args.seed)
+    trainer = fastbp.Trainer(model, optim.Adam(model, args.lr), "mse", batch_size=args.batch_size,
+                             seed=args.seed, progress=not args.no_progress)
+    print(f"{args.dataset}: autoencoder {features}-{'-'.join(map(str, args.hidden))}-...-{features}, "
+          f"{len(x_train)} training images; {fastbp.get_num_threads()} threads")
+    trainer.fit((x_train, x_train), (x_test, x_test), epochs=args.epochs)
+    reconstructed = training.predict(model, x_test)
+    code = args.hidden[-1]
+    pca = pca_reconstruction(x_train, x_test, code)
+    print(f"test reconstruction error (mean squared error per pixel, pixels in [0, 1]): "
+          f"autoencoder {pixel_mse(reconstructed, x_test, data.stats):.5f}, "
+          f"PCA with {code} components {pixel_mse(pca, x_test, data.stats):.5f} "
+          f"({time.perf_counter() - start:.0f} s in total)")
+    if not args.no_png:
+        count = min(args.count, len(x_test))
+        save_comparison(args.png, x_test[:count], reconstructed[:count], data.image_shape, data.stats)
+        print(f"wrote {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""Save and load a ``Sequential`` model (architecture and weights), optionally with its
+optimiser state and training progress, to one ``.npz`` file. No code is pickled.
+
+File layout (a NumPy ``.npz`` archive, readable with ``allow_pickle=False``):
+
+- ``__fastbp__``: a JSON header: format name and version, the layers as
+  ``{"type": class name, "kwargs": constructor arguments}`` (plus a Dropout's random
+  generator state), each parameter's shape and dtype, the optimiser's type,
+  hyper-parameters and step count, the epoch, the training history, and free-form
+  ``training`` and ``metadata`` dicts;
+- ``param/<name>``: each parameter (``param/0.weight``);
+- ``optim/<buffer>/<name>``: each optimiser buffer (``optim/velocity/0.weight``).
+
+Writes go to a temporary file beside the target that is renamed over it only once
+complete, so an interrupted save leaves the previous file intact. Every problem with a
+file (not a fastbp checkpoint, truncated, corrupt, another architecture) raises
+``CheckpointError``, a ``ValueError``, naming the file and what is wrong.
+
+Layers are rebuilt through a registry: class name -> (class, function giving the
+constructor keyword arguments of an instance). ``register_layer`` adds user layers.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import layers as L
+from .optim import optimizer_from_state_dict
+from .sequential import Sequential
+
+FORMAT = "fastbp-checkpoint"
+FORMAT_VERSION = 1
+HEADER_KEY = "__fastbp__"
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable fastbp checkpoint, or one that does not fit a model."""
+
+
+def _pool_kwargs(layer):
+    return {"kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+            "padding": list(layer.padding)}
+
+
+_LAYER_REGISTRY = {}
+
+
+def register_layer(cls, kwargs_of):
+    """Make layers of ``cls`` savable: ``kwargs_of(layer)`` must return JSON-able keyword
+    arguments (``dtype`` excluded) that rebuild an equivalent layer with ``cls(**kwargs)``."""
+    _LAYER_REGISTRY[cls.__name__] = (cls, kwargs_of)
+
+
+for _cls, _kwargs_of in [
+    (L.Linear, lambda l: {"in_features": l.in_features, "out_features": l.out_features,
+                          "bias": "bias" in l.params}),
+    (L.Conv2D, lambda l: {"in_channels": l.in_channels, "out_channels": l.out_channels,
+                          "kernel_size": list(l.kernel_size), "stride": list(l.stride),
+                          "padding": list(l.padding), "bias": "bias" in l.params}),
+    (L.Maxout, lambda l: {"in_features": l.in_features, "out_features": l.out_features,
+                          "pieces": l.pieces, "bias": "bias" in l.params}),
+    (L.MaxPool2D, _pool_kwargs),
+    (L.AvgPool2D, _pool_kwargs),
+    (L.Dropout, lambda l: {"p": l.p}),
+    (L.Flatten, lambda l: {}),
+    (L.ReLU, lambda l: dict(l.options)),
+    (L.LeakyReLU, lambda l: dict(l.options)),
+    (L.Sigmoid, lambda l: dict(l.options)),
+    (L.Tanh, lambda l: dict(l.options)),
+    (L.ELU, lambda l: dict(l.options)),
+    (L.Softplus, lambda l: dict(l.options)),
+]:
+    register_layer(_cls, _kwargs_of)
+
+
+def describe_layer(layer):
+    """``{"type", "kwargs"}`` of a registered layer (``kwargs`` includes its dtype)."""
+    name = type(layer).__name__
+    entry = _LAYER_REGISTRY.get(name)
+    if entry is None or type(layer) is not entry[0]:
+        raise TypeError(
+            f"cannot save a {name} layer: it is not registered (see fastbp.checkpoint.register_layer)"
+        )
+    kwargs = dict(entry[1](layer))
+    kwargs["dtype"] = layer.dtype.name
+    return {"type": name, "kwargs": kwargs}
+
+
+def describe_model(model):
+    """The JSON-able architecture of a Sequential: one ``describe_layer`` per layer."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a fastbp.Sequential, got {type(model).__name__}")
+    return [describe_layer(layer) for layer in model.layers]
+
+
+def build_model(architecture):
+    """A new Sequential (freshly initialised) from ``describe_model``'s output."""
+    layers = []
+    for i, spec in enumerate(architecture):
+        if not isinstance(spec, dict) or spec.get("type") not in _LAYER_REGISTRY:
+            known = ", ".join(sorted(_LAYER_REGISTRY))
+            raise CheckpointError(f"layer {i}: unknown layer type {spec!r} (known: {known})")
+        cls = _LAYER_REGISTRY[spec["type"]][0]
+        kwargs = dict(spec.get("kwargs", {}))
+        try:
+            layers.append(cls(**kwargs))
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"layer {i}: cannot build {spec['type']}({kwargs}): {error}") from error
+    return Sequential(*layers)
+
+
+@dataclass
+class Checkpoint:
+    """What ``load`` returns.
+
+    ``model``: the rebuilt Sequential with the saved weights; ``optimizer_state``: the
+    optimiser's ``state_dict()`` or None; ``epoch``: epochs completed (None if not saved);
+    ``history``, ``training``, ``metadata``: the JSON values given to ``save``.
+    """
+
+    model: Sequential
+    optimizer_state: dict | None = None
+    epoch: int | None = None
+    history: dict | None = None
+    training: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def make_optimizer(self):
+        """The saved optimiser, rebuilt over ``model`` with its state restored."""
+        if self.optimizer_state is None:
+            raise CheckpointError("this checkpoint holds no optimiser state")
+        return optimizer_from_state_dict(self.model, self.optimizer_state)
+
+
+def save(path, model, optimizer=None, *, epoch=None, history=None, training=None, metadata=None):
+    """Write ``model`` (a Sequential) and optionally ``optimizer``'s state to ``path``, atomically.
+
+    ``epoch`` (epochs completed), ``history``, ``training`` and ``metadata`` must be
+    JSON-serialisable (dicts of numbers, strings, lists). The file is written exactly at
+    ``path`` (no suffix is added).
+    """
+    architecture = describe_model(model)
+    for layer, spec in zip(model.layers, architecture):
+        rng = getattr(layer, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            spec["rng_state"] = rng.bit_generator.state
+    arrays = {f"param/{name}": array for name, array in model.params.items()}
+    header = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "layers": architecture,
+        "params": {name: {"shape": list(a.shape), "dtype": a.dtype.name}
+                   for name, a in model.params.items()},
+        "optimizer": None,
+        "epoch": None if epoch is None else int(epoch),
+        "history": history,
+        "training": training or {},
+        "metadata": metadata or {},
+    }
+    if optimizer is not None:
+        if set(optimizer.params) != set(model.params) or any(
+            optimizer.params[n] is not a for n, a in model.params.items()
+        ):
+            raise ValueError("optimizer does not hold this model's parameters")
+        state = optimizer.state_dict()
+        header["optimizer"] = {"type": state["type"], "hyper": state["hyper"], "step": state["step"],
+                               "buffers": sorted(state["buffers"])}
+        for buffer, by_name in state["buffers"].items():
+            for name, array in by_name.items():
+                arrays[f"optim/{buffer}/{name}"] = array
+    try:
+        text = json.dumps(header)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"history, training and metadata must be JSON-serialisable: {error}") from error
+    arrays[HEADER_KEY] = np.array(text)
+    _write_atomic(Path(path), arrays)
+
+
+def _write_atomic(path, arrays):
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _read_arrays(path):
+    """Every array in the archive, read eagerly so that truncation shows up here."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        raise _unreadable(path, error) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"{path}: not a fastbp checkpoint (a plain .npy array, not an .npz archive)")
+    try:
+        return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        raise _unreadable(path, error) from error
+    finally:
+        archive.close()
+
+
+def _unreadable(path, error):
+    return CheckpointError(
+        f"{path}: not a fastbp checkpoint, or truncated or corrupt ({type(error).__name__}: {error})"
+    )
+
+
+def read_header(path):
+    """The JSON header of a checkpoint file, checked for format and version."""
+    return _parse(Path(path))[0]
+
+
+def _parse(path):
+    arrays = _read_arrays(path)
+    if HEADER_KEY not in arrays:
+        raise CheckpointError(f"{path}: not a fastbp checkpoint (an .npz file without a fastbp header)")
+    try:
+        header = json.loads(str(arrays.pop(HEADER_KEY)))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: corrupt fastbp header: {error}") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a fastbp checkpoint (header format is not {FORMAT!r})")
+    if header.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {header.get('version')!r} is not supported "
+            f"(this fastbp reads version {FORMAT_VERSION})"
+        )
+    return header, arrays
+
+
+def _restore_rng(layer, state, where):
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise CheckpointError(f"{where}: unsupported random generator state {name!r}")
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{where}: corrupt random generator state: {error}") from error
+    layer.rng = np.random.Generator(bit_generator)
+
+
+def _copy_params(model, arrays, header, path):
+    expected = {name: (tuple(a.shape), a.dtype.name) for name, a in model.params.items()}
+    saved = {name: (tuple(info["shape"]), info["dtype"]) for name, info in header["params"].items()}
+    if saved != expected:
+        raise CheckpointError(
+            f"{path}: parameters do not match the architecture: file lists {saved}, "
+            f"the model has {expected}"
+        )
+    for name, target in model.params.items():
+        key = f"param/{name}"
+        if key not in arrays:
+            raise CheckpointError(f"{path}: parameter {name!r} is missing from the file")
+        array = arrays[key]
+        if array.shape != target.shape or array.dtype != target.dtype:
+            raise CheckpointError(
+                f"{path}: parameter {name!r} is {array.dtype} {array.shape}, "
+                f"expected {target.dtype} {target.shape}"
+            )
+        target[...] = array
+
+
+def load(path):
+    """Read a checkpoint written by ``save``: returns a ``Checkpoint``.
+
+    Raises FileNotFoundError for a missing file and ``CheckpointError`` for a file that
+    is not a fastbp checkpoint, is truncated or corrupt, or is internally inconsistent.
+    """
+    path = Path(path)
+    header, arrays = _parse(path)
+    try:
+        model = build_model(header["layers"])
+        for i, (layer, spec) in enumerate(zip(model.layers, header["layers"])):
+            if "rng_state" in spec:
+                _restore_rng(layer, spec["rng_state"], f"{path}: layer {i}")
+        _copy_params(model, arrays, header, path)
+        optimizer_state = None
+        if header.get("optimizer") is not None:
+            info = header["optimizer"]
+            buffers = {}
+            for buffer in info["buffers"]:
+                buffers[buffer] = {}
+                for name in model.params:
+                    key = f"optim/{buffer}/{name}"
+                    if key not in arrays:
+                        raise CheckpointError(f"{path}: optimiser buffer {key!r} is missing")
+                    buffers[buffer][name] = arrays[key]
+            optimizer_state = {"type": info["type"], "hyper": info["hyper"], "step": info["step"],
+                               "buffers": buffers}
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: inconsistent fastbp header ({type(error).__name__}: {error})") from error
+    except CheckpointError as error:
+        if str(error).startswith(str(path)):
+            raise
+        raise CheckpointError(f"{path}: {error}") from error
+    return Checkpoint(model=model, optimizer_state=optimizer_state, epoch=header.get("epoch"),
+                      history=header.get("history"), training=header.get("training") or {},
+                      metadata=header.get("metadata") or {})
+
+
+def load_model(path):
+    """Only the model of a checkpoint."""
+    return load(path).model
+
+
+def load_weights(model, path):
+    """Copy a checkpoint's weights into an existing ``model`` of the same architecture.
+
+    Raises ``CheckpointError`` naming the first differing layer when the architectures differ.
+    """
+    path = Path(path)
+    header, arrays = _parse(path)
+    ours = describe_model(model)
+    theirs = [{k: v for k, v in spec.items() if k != "rng_state"} if isinstance(spec, dict) else spec
+              for spec in header.get("layers", [])]
+    for i in range(max(len(ours), len(theirs))):
+        mine = ours[i] if i < len(ours) else None
+        saved = theirs[i] if i < len(theirs) else None
+        if mine != saved:
+            raise CheckpointError(
+                f"{path}: architecture mismatch at layer {i}: the file has {_spec_text(saved)}, "
+                f"the model has {_spec_text(mine)}"
+            )
+    _copy_params(model, arrays, header, path)
+    return model
+
+
+def _spec_text(spec):
+    if spec is None:
+        return "no layer"
+    args = ", ".join(f"{k}={v}" for k, v in spec.get("kwargs", {}).items())
+    return f"{spec.get('type')}({args})"

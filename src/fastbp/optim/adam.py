@@ -1,0 +1,33 @@
+"""Adam: per-element step sizes from running moments of the gradient."""
+
+from ..kernels import optim as k
+from .base import Optimizer, check_number
+
+
+class Adam(Optimizer):
+    """``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)``.
+
+    With g = grad + weight_decay * W (the L2 term; weights only, not biases) and step
+    count t: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
+    ``W -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``. The moments live in
+    ``buffers["m"]`` and ``buffers["v"]``.
+    """
+
+    hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    buffer_names = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1 = check_number("beta1", betas[0], 0.0, 1.0, high_open=True)
+        self.beta2 = check_number("beta2", betas[1], 0.0, 1.0, high_open=True)
+        self.eps = check_number("eps", eps, low=0.0, low_open=True)
+        super().__init__(params, lr, weight_decay)
+
+    def _update(self, param, grad, buffers, scalar, decay):
+        t = self.step_count
+        inv_bias1 = 1.0 / (1.0 - self.beta1**t)
+        inv_bias2 = 1.0 / (1.0 - self.beta2**t)
+        m, v = buffers
+        k.adam_step(param, grad, m, v, scalar(self.lr), scalar(self.beta1), scalar(self.beta2),
+                    scalar(self.eps), scalar(decay), scalar(inv_bias1), scalar(inv_bias2))

@@ -1,0 +1,31 @@
+"""Stochastic gradient descent with optional momentum and L2 weight decay."""
+
+from ..kernels import optim as k
+from .base import Optimizer, check_number
+
+
+class SGD(Optimizer):
+    """``SGD(params, lr, momentum=0.0, weight_decay=0.0, nesterov=False)``.
+
+    With g = grad + weight_decay * W (weights only, not biases), each ``step`` does
+    ``W -= lr * g`` without momentum, and ``v = momentum * v + g; W -= lr * v`` with it
+    (``W -= lr * (g + momentum * v)`` with ``nesterov``). The velocity ``v`` starts at
+    zero and is kept per parameter in ``buffers["velocity"]``.
+    """
+
+    hyper_names = ("lr", "momentum", "weight_decay", "nesterov")
+    buffer_names = ("velocity",)
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+        self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov needs a momentum > 0")
+        self.nesterov = bool(nesterov)
+        super().__init__(params, lr, weight_decay)
+
+    def _update(self, param, grad, buffers, scalar, decay):
+        if self.momentum == 0.0:
+            k.sgd_step(param, grad, scalar(self.lr), scalar(decay))
+        else:
+            k.sgd_momentum_step(param, grad, buffers[0], scalar(self.lr), scalar(self.momentum),
+                                scalar(decay), self.nesterov)

@@ -1,0 +1,226 @@
+"""The training loop: seeded mini-batch epochs, evaluation, history, checkpoints, resume."""
+
+import math
+import numbers
+import time
+
+import numpy as np
+
+from .. import checkpoint as ckpt
+from ..data import minibatches
+from ..optim import SGD, Optimizer, Schedule, schedule_from_config
+from ..sequential import Sequential
+from .history import History
+from .objectives import OBJECTIVES, get_objective
+from .progress import make_progress
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; training stopped before applying that step.
+
+    ``epoch`` and ``step`` count from 1; ``history`` holds the epochs completed before.
+    """
+
+    def __init__(self, loss, epoch, epochs, step, steps, lr, history):
+        self.loss, self.epoch, self.step, self.history = loss, epoch, step, history
+        super().__init__(
+            f"the training loss became {loss} at epoch {epoch}/{epochs}, step {step}/{steps} "
+            f"(learning rate {lr:.4g}); training stopped. Try a smaller learning rate."
+        )
+
+
+def _paired(name, data):
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be a pair (x, y) of arrays")
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if len(x) != len(y):
+        raise ValueError(f"{name}: x and y differ in length: {len(x)} != {len(y)}")
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty")
+    return x, y
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def evaluate(model, x, y, loss="cross_entropy", batch_size=1000):
+    """``{"loss", "accuracy"}`` of ``model`` (in evaluation mode) on ``x`` (N, ...), ``y``.
+
+    The loss is the mean over all N samples; ``accuracy`` is the fraction of arg-max
+    predictions equal to the integer labels ``y`` for classification losses, else None.
+    """
+    objective = get_objective(loss)
+    x, y = _paired("data", (x, y))
+    batch_size = _positive_int("batch_size", batch_size)
+    total, correct = 0.0, 0
+    for xb, yb in minibatches(x, y, batch_size, shuffle=False):
+        out = model.forward(np.ascontiguousarray(xb), training=False)
+        value, _ = objective.loss(out, yb)
+        total += value * len(xb)
+        if objective.classification:
+            correct += objective.correct(out, yb)
+    n = len(x)
+    return {"loss": total / n, "accuracy": correct / n if objective.classification else None}
+
+
+def predict(model, x, batch_size=1000):
+    """The model's outputs (evaluation mode) for ``x`` (N, ...), computed in batches."""
+    batch_size = _positive_int("batch_size", batch_size)
+    x = np.asarray(x)
+    outs = [model.forward(np.ascontiguousarray(x[i:i + batch_size]), training=False)
+            for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs)
+
+
+class Trainer:
+    """Trains ``model`` (a Sequential) with ``optimizer`` on ``loss``.
+
+    ``loss``: "cross_entropy" (integer labels), "hinge", "mse" (targets shaped like the
+    outputs), an ``Objective`` or a callable ``(outputs, targets) -> (loss, grad)``.
+    ``schedule``: a ``fastbp.optim.Schedule`` that sets ``optimizer.lr`` at the start of
+    each epoch (None keeps the optimiser's rate). ``seed``: epoch e's mini-batches are a
+    permutation drawn from ``numpy.random.default_rng([seed, e])``, so a run is a
+    function of the seed and a resumed run repeats the uninterrupted one exactly.
+    ``progress``: True (tqdm bar if installed, else a line per epoch on stderr), "plain",
+    "tqdm" or False.
+
+    ``epoch`` is the number of epochs completed and ``history`` their record.
+    """
+
+    def __init__(self, model, optimizer, loss="cross_entropy", *, batch_size=64, schedule=None,
+                 seed=0, progress=True, eval_batch_size=1000):
+        if not isinstance(model, Sequential):
+            raise TypeError(f"model must be a fastbp.Sequential, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastbp.optim.Optimizer, got {type(optimizer).__name__}")
+        if set(optimizer.params) != set(model.params) or any(
+            optimizer.params[n] is not a for n, a in model.params.items()
+        ):
+            raise ValueError("optimizer was not built over this model's parameters")
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a fastbp.optim.Schedule or None, got {type(schedule).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.model = model
+        self.optimizer = optimizer
+        self.objective = get_objective(loss)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+        self.schedule = schedule
+        self.seed = int(seed)
+        self.progress = progress
+        make_progress(progress)  # validate now, not after the first epoch
+        self.epoch = 0
+        self.history = History()
+        self.metadata = {}
+
+    def fit(self, train, test=None, epochs=1, checkpoint=None):
+        """Train until ``epochs`` epochs are complete in total (continuing from ``self.epoch``).
+
+        ``train`` and ``test`` are ``(x, y)`` pairs of arrays with samples along axis 0.
+        With ``checkpoint`` (a path) the trainer is saved there after every epoch. Returns
+        ``self.history``. Raises ``NonFiniteLossError`` if the loss becomes NaN or inf.
+        """
+        x, y = _paired("train", train)
+        if test is not None:
+            test = _paired("test", test)
+        epochs = _positive_int("epochs", epochs)
+        reporter = make_progress(self.progress)
+        steps = math.ceil(len(x) / self.batch_size)
+        try:
+            while self.epoch < epochs:
+                self._run_epoch(x, y, test, epochs, steps, reporter)
+                if checkpoint is not None:
+                    self.save(checkpoint)
+        finally:
+            reporter.close()
+        return self.history
+
+    def _run_epoch(self, x, y, test, epochs, steps, reporter):
+        start = time.perf_counter()
+        index = self.epoch
+        if self.schedule is not None:
+            self.optimizer.lr = self.schedule(index)
+        lr = self.optimizer.lr
+        reporter.start_epoch(index + 1, epochs, steps)
+        rng = np.random.default_rng([self.seed, index])
+        total, correct, seen = 0.0, 0, 0
+        for step, (xb, yb) in enumerate(minibatches(x, y, self.batch_size, rng=rng), start=1):
+            out = self.model.forward(np.ascontiguousarray(xb), training=True)
+            value, grad = self.objective.loss(out, yb)
+            if not math.isfinite(value):
+                raise NonFiniteLossError(value, index + 1, epochs, step, steps, lr, self.history)
+            self.model.zero_grad()
+            self.model.backward(grad, input_grad=False)  # nobody reads d loss / d input
+            self.optimizer.step(self.model.grads)
+            total += value * len(xb)
+            seen += len(xb)
+            if self.objective.classification:
+                correct += self.objective.correct(out, yb)
+            reporter.step(value)
+        test_loss = test_accuracy = None
+        if test is not None:
+            result = evaluate(self.model, *test, loss=self.objective, batch_size=self.eval_batch_size)
+            test_loss, test_accuracy = result["loss"], result["accuracy"]
+        self.epoch += 1
+        self.history.append(
+            epoch=self.epoch, lr=lr, train_loss=total / seen,
+            train_accuracy=correct / seen if self.objective.classification else None,
+            test_loss=test_loss, test_accuracy=test_accuracy,
+            seconds=time.perf_counter() - start,
+        )
+        reporter.end_epoch(self.history.last())
+
+    def evaluate(self, x, y):
+        """``evaluate(self.model, x, y)`` with this trainer's loss."""
+        return evaluate(self.model, x, y, loss=self.objective, batch_size=self.eval_batch_size)
+
+    def save(self, path, metadata=None):
+        """Checkpoint the model, optimiser state, epoch, history and this trainer's settings,
+        with ``metadata`` (default: ``self.metadata``, a JSON-able dict kept for the caller)."""
+        metadata = self.metadata if metadata is None else metadata
+        training = {"seed": self.seed, "batch_size": self.batch_size,
+                    "loss": self.objective.name if self.objective.name in OBJECTIVES else None,
+                    "schedule": None if self.schedule is None else self.schedule.to_config()}
+        ckpt.save(path, self.model, self.optimizer, epoch=self.epoch,
+                  history=self.history.to_dict(), training=training, metadata=metadata)
+
+    @classmethod
+    def resume(cls, path, loss=None, *, progress=True, **overrides):
+        """A trainer restored from a ``save``d checkpoint: model weights, optimiser state,
+        epoch, history, seed, batch size, schedule and (named) loss. ``loss`` is needed
+        when the saved one was a custom callable; ``overrides`` replace saved settings
+        (``batch_size``, ``schedule``, ``seed``, ``eval_batch_size``)."""
+        state = ckpt.load(path)
+        if state.optimizer_state is None or state.epoch is None:
+            raise ckpt.CheckpointError(f"{path}: a model-only checkpoint cannot resume training")
+        training = state.training
+        loss = loss if loss is not None else training.get("loss")
+        if loss is None:
+            raise ValueError(f"{path} was trained with a custom loss: pass loss= to resume it")
+        settings = {"batch_size": training.get("batch_size", 64), "seed": training.get("seed", 0)}
+        if training.get("schedule") is not None:
+            settings["schedule"] = schedule_from_config(training["schedule"])
+        settings.update(overrides)
+        trainer = cls(state.model, state.make_optimizer(), loss, progress=progress, **settings)
+        trainer.epoch = int(state.epoch)
+        trainer.history = History.from_dict(state.history or {})
+        trainer.metadata = state.metadata
+        return trainer
+
+
+def fit(model, train, test=None, *, epochs=10, optimizer=None, lr=0.1, loss="cross_entropy",
+        batch_size=64, schedule=None, seed=0, progress=True, checkpoint=None):
+    """Train ``model`` for ``epochs`` epochs and return the ``History``.
+
+    ``optimizer`` defaults to plain ``SGD(model, lr)``; the other arguments are those of
+    ``Trainer`` and ``Trainer.fit``.
+    """
+    if optimizer is None:
+        optimizer = SGD(model, lr)
+    trainer = Trainer(model, optimizer, loss, batch_size=batch_size, schedule=schedule,
+                      seed=seed, progress=progress)
+    return trainer.fit(train, test, epochs, checkpoint=checkpoint)

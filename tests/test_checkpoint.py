@@ -1,0 +1,210 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import checkpoint, optim
+from fastbp.checkpoint import CheckpointError
+
+
+def every_layer_model(dtype=np.float32):
+    kw = dict(dtype=dtype)
+    return fastbp.Sequential(
+        fastbp.Conv2D(2, 3, 3, stride=2, padding=1, seed=1, **kw), fastbp.LeakyReLU(0.2, **kw),
+        fastbp.MaxPool2D(2, stride=1, padding=1, **kw), fastbp.Conv2D(3, 4, (2, 3), bias=False, seed=2, **kw),
+        fastbp.ELU(0.5, **kw), fastbp.AvgPool2D(2, **kw), fastbp.Flatten(**kw),
+        fastbp.Linear(8, 6, seed=3, **kw), fastbp.Tanh(**kw), fastbp.Dropout(0.3, seed=4, **kw),
+        fastbp.Maxout(6, 5, pieces=3, seed=5, **kw), fastbp.Softplus(**kw),
+        fastbp.Linear(5, 4, bias=False, seed=6, **kw), fastbp.Sigmoid(**kw), fastbp.ReLU(**kw),
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_save_load_gives_identical_predictions(tmp_path, rng, dtype):
+    model = every_layer_model(dtype)
+    x = rng.standard_normal((3, 2, 9, 7)).astype(dtype)
+    expected = model.forward(x, training=False)
+    path = tmp_path / "model.npz"
+    checkpoint.save(path, model)
+    loaded = checkpoint.load_model(path)
+    assert [type(a) for a in loaded.layers] == [type(b) for b in model.layers]
+    assert repr(loaded) == repr(model)
+    for name, array in model.params.items():
+        assert loaded.params[name].dtype == dtype
+        np.testing.assert_array_equal(loaded.params[name], array)
+    np.testing.assert_array_equal(loaded.forward(x, training=False), expected)
+
+
+def test_dropout_generator_state_is_restored(tmp_path):
+    model = fastbp.Sequential(fastbp.Dropout(0.5, seed=3))
+    x = np.ones((4, 50), np.float32)
+    model.forward(x)  # advance the generator
+    checkpoint.save(tmp_path / "d.npz", model)
+    loaded = checkpoint.load_model(tmp_path / "d.npz")
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+def test_optimizer_state_epoch_and_extras_round_trip(tmp_path, rng):
+    model = fastbp.Sequential(fastbp.Linear(3, 2, seed=0), fastbp.ReLU(), fastbp.Linear(2, 2, seed=1))
+    opt = optim.SGD(model, 0.1, momentum=0.9, weight_decay=1e-3, nesterov=True)
+    model.forward(rng.standard_normal((5, 3)).astype(np.float32))
+    model.backward(np.ones((5, 2), np.float32))
+    opt.step()
+    opt.step()
+    path = tmp_path / "ckpt"
+    checkpoint.save(path, model, opt, epoch=7, history={"epoch": [1]}, training={"seed": 3},
+                    metadata={"dataset": "digits", "stats": [0.5, 0.25]})
+    assert path.exists()  # written at exactly the given path
+    state = checkpoint.load(path)
+    assert (state.epoch, state.history, state.training) == (7, {"epoch": [1]}, {"seed": 3})
+    assert state.metadata == {"dataset": "digits", "stats": [0.5, 0.25]}
+    restored = state.make_optimizer()
+    assert isinstance(restored, optim.SGD) and restored.hyper() == opt.hyper()
+    assert restored.step_count == 2
+    for name, velocity in opt.buffers["velocity"].items():
+        np.testing.assert_array_equal(restored.buffers["velocity"][name], velocity)
+        assert restored.params[name] is state.model.params[name]
+
+
+def test_load_weights_into_the_same_architecture(tmp_path):
+    source = every_layer_model()
+    checkpoint.save(tmp_path / "m.npz", source)
+    target = every_layer_model()
+    for array in target.params.values():
+        array[...] = 0
+    checkpoint.load_weights(target, tmp_path / "m.npz")
+    for name, array in source.params.items():
+        np.testing.assert_array_equal(target.params[name], array)
+
+
+def test_load_weights_from_another_architecture_names_the_layer(tmp_path):
+    checkpoint.save(tmp_path / "m.npz", fastbp.Sequential(fastbp.Linear(4, 3), fastbp.ReLU()))
+    with pytest.raises(CheckpointError, match=r"layer 0: the file has Linear\(in_features=4"):
+        checkpoint.load_weights(fastbp.Sequential(fastbp.Linear(5, 3), fastbp.ReLU()), tmp_path / "m.npz")
+    with pytest.raises(CheckpointError, match="layer 2: the file has no layer"):
+        checkpoint.load_weights(
+            fastbp.Sequential(fastbp.Linear(4, 3), fastbp.ReLU(), fastbp.Linear(3, 1)), tmp_path / "m.npz")
+    with pytest.raises(CheckpointError, match="layer 0"):
+        checkpoint.load_weights(
+            fastbp.Sequential(fastbp.Linear(4, 3, dtype=np.float64), fastbp.ReLU(dtype=np.float64)),
+            tmp_path / "m.npz")
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, every_layer_model())
+    data = path.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            checkpoint.load(path)
+
+
+def test_corrupt_member_is_a_clear_error(tmp_path):
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, fastbp.Sequential(fastbp.Linear(40, 30)))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the weight array: the zip CRC check fails
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        checkpoint.load(path)
+
+
+def test_files_that_are_not_fastbp_checkpoints(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="not a fastbp checkpoint"):
+        checkpoint.load(text)
+    npy = tmp_path / "a.npy"
+    np.save(npy, np.zeros(3))
+    with pytest.raises(CheckpointError, match="plain .npy"):
+        checkpoint.load(npy)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, weight=np.zeros(3))
+    with pytest.raises(CheckpointError, match="without a fastbp header"):
+        checkpoint.load(plain)
+    other = tmp_path / "other.npz"
+    np.savez(other, __fastbp__=np.array(json.dumps({"format": "something-else"})))
+    with pytest.raises(CheckpointError, match="header format"):
+        checkpoint.load(other)
+    with pytest.raises(FileNotFoundError):
+        checkpoint.load(tmp_path / "missing.npz")
+
+
+def _rewrite_header(path, change):
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    header = json.loads(str(arrays["__fastbp__"]))
+    change(header)
+    arrays["__fastbp__"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h: h.update(version=99), "version 99"),
+    (lambda h: h["layers"].__setitem__(0, {"type": "Evil", "kwargs": {}}), "unknown layer type"),
+    (lambda h: h["layers"][0]["kwargs"].update(in_features=-3), "cannot build Linear"),
+    (lambda h: h["layers"][0]["kwargs"].update(in_features=5), "do not match"),
+    (lambda h: h.pop("layers"), "inconsistent"),
+])
+def test_inconsistent_headers_are_clear_errors(tmp_path, change, match):
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, fastbp.Sequential(fastbp.Linear(4, 3)))
+    _rewrite_header(path, change)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(path)
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    first = fastbp.Sequential(fastbp.Linear(4, 3, seed=0))
+    checkpoint.save(path, first)
+    original = path.read_bytes()
+
+    def crash(file, **arrays):
+        file.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, fastbp.Sequential(fastbp.Linear(4, 3, seed=1)))
+    assert path.read_bytes() == original
+    assert os.listdir(tmp_path) == ["m.npz"]  # no temporary file left behind
+    np.testing.assert_array_equal(checkpoint.load_model(path).params["0.weight"], first.params["0.weight"])
+
+
+def test_unsavable_inputs_are_type_errors(tmp_path):
+    class Custom(fastbp.layers.Layer):
+        pass
+
+    with pytest.raises(TypeError, match="not registered"):
+        checkpoint.save(tmp_path / "m.npz", fastbp.Sequential(Custom()))
+    with pytest.raises(TypeError, match="Sequential"):
+        checkpoint.save(tmp_path / "m.npz", fastbp.Linear(2, 2))
+    with pytest.raises(TypeError, match="JSON"):
+        checkpoint.save(tmp_path / "m.npz", fastbp.Sequential(fastbp.ReLU()), metadata={"x": object()})
+    model = fastbp.Sequential(fastbp.Linear(2, 2))
+    other = optim.SGD(fastbp.Sequential(fastbp.Linear(2, 2)), 0.1)
+    with pytest.raises(ValueError, match="optimizer"):
+        checkpoint.save(tmp_path / "m.npz", model, other)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_registered_custom_layer_round_trips(tmp_path):
+    class Scale(fastbp.layers.Layer):
+        def __init__(self, factor, *, dtype=np.float32):
+            super().__init__(dtype)
+            self.factor = factor
+
+        def forward(self, x, training=True):
+            return x * self.dtype.type(self.factor)
+
+    checkpoint.register_layer(Scale, lambda layer: {"factor": layer.factor})
+    try:
+        checkpoint.save(tmp_path / "m.npz", fastbp.Sequential(Scale(2.5)))
+        loaded = checkpoint.load_model(tmp_path / "m.npz")
+        np.testing.assert_array_equal(loaded.forward(np.ones((1, 2), np.float32)), [[2.5, 2.5]])
+    finally:
+        checkpoint._LAYER_REGISTRY.pop("Scale")

@@ -1,0 +1,147 @@
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastbp import checkpoint, cli
+
+FAST = ["--dataset", "digits", "--hidden", "32", "--batch-size", "128", "--no-progress"]
+
+
+def accuracy_of(text):
+    return float(re.search(r"test accuracy ([\d.]+)%", text).group(1))
+
+
+def test_train_saves_plots_and_prints_accuracy(tmp_path, capsys):
+    model_path, png = tmp_path / "model.npz", tmp_path / "curves.png"
+    status = cli.main(["train", *FAST, "--epochs", "3", "--save", str(model_path), "--plot", str(png)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert accuracy_of(out) > 80
+    assert "mlp on digits, 3 epochs" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    state = checkpoint.load(model_path)
+    assert state.epoch == 3 and state.metadata["dataset"] == "digits"
+    assert state.history["test_accuracy"][-1] == pytest.approx(accuracy_of(out) / 100, abs=5e-5)
+
+    assert cli.main(["evaluate", str(model_path)]) == 0
+    assert accuracy_of(capsys.readouterr().out) == accuracy_of(out)
+
+
+def test_resume_continues_like_a_straight_run(tmp_path, capsys):
+    straight, part = tmp_path / "straight.npz", tmp_path / "part.npz"
+    # the same schedule in both runs: lr / 10 from epoch 2 on
+    args = [*FAST, "--optimizer", "adam", "--schedule", "step", "--milestones", "1", "--seed", "3"]
+    assert cli.main(["train", *args, "--epochs", "2", "--save", str(straight)]) == 0
+    assert cli.main(["train", *args, "--epochs", "1", "--save", str(part)]) == 0
+    assert cli.main(["train", "--resume", str(part), "--epochs", "2", "--save", str(part), "--no-progress"]) == 0
+    capsys.readouterr()
+    a, b = checkpoint.load(straight), checkpoint.load(part)
+    assert b.epoch == 2
+    for name, array in a.model.params.items():
+        np.testing.assert_array_equal(b.model.params[name], array)
+    assert cli.main(["train", "--resume", str(part), "--epochs", "2"]) == 1
+    assert "already holds 2 epochs" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(part), "--epochs", "3", "--dataset", "mnist"]) == 1
+    assert "conflicts" in capsys.readouterr().err
+
+
+def test_lenet_and_linear_models_train(capsys):
+    assert cli.main(["train", "--model", "lenet", "--dataset", "digits", "--epochs", "1",
+                     "--batch-size", "128", "--no-progress"]) == 0
+    assert "lenet on digits" in capsys.readouterr().out
+    assert cli.main(["train", "--model", "linear", "--dataset", "digits", "--epochs", "2",
+                     "--no-progress"]) == 0
+    assert accuracy_of(capsys.readouterr().out) > 70
+
+
+def test_info_reports_versions_threads_and_cpu(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for field in ("fastbp", "numpy", "numba", "threading layer", "threads", "cpu"):
+        assert re.search(rf"^{field}\s", out, re.MULTILINE), field
+    assert re.search(r"^threading layer\s+(tbb|omp|workqueue)$", out, re.MULTILINE)
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "required: COMMAND"),
+    (["fly"], "invalid choice: 'fly'"),
+    (["train", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
+    (["train", "--epochs", "ten"], "--epochs: expected a positive integer"),
+    (["train", "--lr", "-0.1"], "--lr: expected a finite number > 0.0"),
+    (["train", "--lr", "nan"], "--lr: expected a finite number"),
+    (["train", "--model", "resnet"], "--model: invalid choice"),
+    (["train", "--dataset", "cifar"], "--dataset: invalid choice"),
+    (["train", "--threads", "100000"], "--threads: 100000 exceeds"),
+    (["train", "--weight-decay", "-1"], "--weight-decay: expected a finite number >= 0.0"),
+    (["evaluate"], "required: MODEL.npz"),
+])
+def test_bad_arguments_exit_2_with_a_usage_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: fastbp" in err and message in err
+
+
+def test_runtime_failures_exit_1_with_one_error_line(tmp_path, capsys, monkeypatch):
+    assert cli.main(["evaluate", str(tmp_path / "missing.npz")]) == 1
+    assert "fastbp evaluate: error:" in capsys.readouterr().err
+
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"this is not a checkpoint")
+    assert cli.main(["evaluate", str(junk)]) == 1
+    assert "not a fastbp checkpoint" in capsys.readouterr().err
+
+    monkeypatch.delenv("FASTBP_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert cli.main(["train", "--dataset", "mnist", "--no-download", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fastbp train: error: MNIST 'train' split not found")
+
+    assert cli.main(["train", *FAST, "--lr", "1e6", "--momentum", "0", "--epochs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"fastbp train: error: the training loss became (nan|inf) at epoch 1/2, step \d+/12", err)
+
+    assert cli.main(["train", *FAST, "--momentum", "1"]) == 1
+    assert "--momentum must be below 1" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli.main(["train", *FAST, "--plot", str(tmp_path / "c.png")]) == 1
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+
+
+def test_evaluate_a_model_saved_without_metadata(tmp_path, capsys):
+    from fastbp import models
+
+    path = tmp_path / "plain.npz"
+    checkpoint.save(path, models.mlp(64, [16]))
+    assert cli.main(["evaluate", str(path)]) == 1
+    assert "pass --dataset" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(path), "--dataset", "digits"]) == 0
+    assert "359 digits test samples" in capsys.readouterr().out
+    checkpoint.save(path, models.mlp(784, [16]))
+    assert cli.main(["evaluate", str(path), "--dataset", "digits"]) == 1
+    assert "does not fit digits images" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+    version = subprocess.run([sys.executable, "-m", "fastbp", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("fastbp ")
+    bad = subprocess.run([sys.executable, "-m", "fastbp", "train", "--batch-size", "0"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--batch-size: expected a positive integer" in bad.stderr
+
+
+def test_passthrough_commands_get_their_arguments_verbatim(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setitem(cli._PASSTHROUGH, "bench", ("timings", lambda argv: calls.append(argv) or 3))
+    assert cli.main(["bench", "--threads", "2", "--help"]) == 3
+    assert calls == [["--threads", "2", "--help"]]
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "bench" in capsys.readouterr().out

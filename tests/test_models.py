@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import models
+
+
+def widths(model):
+    return [(layer.in_features, layer.out_features) for layer in model.layers
+            if isinstance(layer, fastbp.Linear)]
+
+
+def test_mlp_structure_and_output_shape(rng):
+    model = models.mlp(784)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert widths(model) == [(784, 256), (256, 128), (128, 10)]
+    x = rng.standard_normal((3, 784)).astype(np.float32)
+    assert model.forward(x).shape == (3, 10)
+
+
+def test_mlp_options():
+    model = models.mlp(20, [16, 8], 3, activation="tanh", dropout=0.25, dtype=np.float64, seed=1)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Linear", "Tanh", "Dropout", "Linear", "Tanh", "Dropout", "Linear"]
+    assert model.layers[2].p == 0.25
+    assert all(a.dtype == np.float64 for a in model.params.values())
+    # tanh layers get Xavier/Glorot uniform weights, bounded by sqrt(6 / (fan_in + fan_out))
+    assert np.abs(model.params["0.weight"]).max() <= math.sqrt(6 / 36)
+    assert models.mlp(5, 4, 2).forward(np.ones((1, 5), np.float32)).shape == (1, 2)
+
+
+def test_builders_are_seeded():
+    a, b, c = models.mlp(30, seed=5), models.mlp(30, seed=5), models.mlp(30, seed=6)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    assert not np.array_equal(a.params["0.weight"], c.params["0.weight"])
+    # every layer gets its own draws from the one generator
+    assert not np.array_equal(a.params["2.weight"][:10, :10], a.params["0.weight"][:10, :10])
+
+
+@pytest.mark.parametrize("size, flat", [(28, 16 * 5 * 5), (32, 16 * 6 * 6), (8, 16 * 2 * 2)])
+def test_lenet5_fits_its_image_size(rng, size, flat):
+    model = models.lenet5(size, seed=0)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten",
+                     "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert model.layers[0].kernel_size == (5, 5) and model.layers[3].kernel_size == (5, 5)
+    assert widths(model) == [(flat, 120), (120, 84), (84, 10)]
+    x = rng.standard_normal((2, 1, size, size)).astype(np.float32)
+    assert model.forward(x).shape == (2, 10)
+
+
+def test_autoencoder_mirrors_the_encoder(rng):
+    model = models.autoencoder(64, (32, 8))
+    assert widths(model) == [(64, 32), (32, 8), (8, 32), (32, 64)]
+    assert models.encoder_depth((32, 8)) == 4
+    encoder = fastbp.Sequential(*model.layers[:4])
+    x = rng.standard_normal((5, 64)).astype(np.float32)
+    assert encoder.forward(x).shape == (5, 8)
+    assert model.forward(x).shape == (5, 64)
+
+
+def test_build_classifier_by_name():
+    model, layout = models.build_classifier("lenet", (8, 8))
+    assert layout == "image" and isinstance(model.layers[0], fastbp.Conv2D)
+    model, layout = models.build_classifier("mlp", (8, 8), hidden=[16])
+    assert layout == "flat" and widths(model) == [(64, 16), (16, 10)]
+    model, layout = models.build_classifier("linear", (8, 8), num_classes=3)
+    assert layout == "flat" and widths(model) == [(64, 3)]
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: models.mlp(0), ValueError, "in_features"),
+    (lambda: models.mlp(10, hidden=[8, -1]), ValueError, "hidden"),
+    (lambda: models.mlp(10, activation="swish"), ValueError, "activation"),
+    (lambda: models.lenet5(3), ValueError, "image_size"),
+    (lambda: models.build_classifier("resnet", (8, 8)), ValueError, "unknown model"),
+    (lambda: models.build_classifier("lenet", (8, 6)), ValueError, "square"),
+    (lambda: models.autoencoder(10, hidden=[]), ValueError, "hidden"),
+])
+def test_bad_builder_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
