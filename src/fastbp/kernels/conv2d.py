@@ -292,7 +292,7 @@ def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw):
                     gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
                                    out_w, patches, start)
                     for o in range(c_out):
-                        grad[o, start:start + segment] = flat_dy[n, o, r0 * out_w:r1 * out_w]
+                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], start, segment)
                 gemm_nt(patches, grad, acc, True)
     flat_dw = dw.reshape(c_out, n_taps)
     for o in prange(c_out):
