@@ -1,0 +1,170 @@
+"""The one place where the benchmarks call fastbp's raw kernels.
+
+``kernel_ops(shape, dtype)`` allocates seeded inputs and preallocated outputs for a
+catalogue shape (``fastbp.bench.shapes``) and returns ``{kernel name: Op}``; each
+``Op.run()`` calls exactly one kernel and allocates nothing. When a kernel's signature
+changes, only this module changes.
+"""
+
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Callable
+
+import numpy as np
+
+from ..kernels import activations as act
+from ..kernels import losses
+from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
+from ..kernels.conv2d import (
+    conv2d_backward_bias,
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    conv2d_forward,
+)
+from ..kernels.pooling import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+from .shapes import inputs, random_array, random_labels
+
+
+@dataclass(frozen=True)
+class Op:
+    """A kernel call on preallocated arrays, with its work: FLOPs, or bytes moved for the
+    memory-bound element-wise kernels (whose ``flops`` is 0)."""
+
+    run: Callable[[], object]
+    flops: int = 0
+    nbytes: int = 0
+
+
+def conv_ops(s, dtype):
+    """forward, backward_input, backward_weight, backward_bias of 2-D convolution."""
+    x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
+    y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    st, p = s.stride, s.pad
+    return {
+        "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y), s.flops),
+        "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx), s.flops),
+        "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw), s.flops),
+        "backward_bias": Op(lambda: conv2d_backward_bias(dy, db), dy.size),
+    }
+
+
+def linear_ops(s, dtype):
+    """forward, backward_input (dx), backward_params (dw and db) of the affine layer."""
+    x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
+    y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    return {
+        "forward": Op(lambda: affine_forward(x, w, b, y), s.flops),
+        "backward_input": Op(lambda: affine_backward_input(dy, w, dx), s.flops),
+        "backward_params": Op(lambda: affine_backward_params(dy, x, dw, db), s.flops + dy.size),
+    }
+
+
+def pool_ops(s, dtype):
+    """max_forward, max_backward (from the forward's argmax), avg_forward, avg_backward."""
+    x, dy = itemgetter("x", "dy")(inputs(s, dtype))
+    y, dx = np.empty_like(dy), np.empty_like(x)
+    argmax = np.empty(dy.shape, np.int64)
+    geometry = (s.k, s.k, s.stride, s.stride, s.pad, s.pad)
+    max_pool2d_forward(x, *geometry, y, argmax)
+    return {
+        "max_forward": Op(lambda: max_pool2d_forward(x, *geometry, y, argmax), s.flops),
+        "max_backward": Op(lambda: max_pool2d_backward(dy, argmax, dx), s.outputs),
+        "avg_forward": Op(lambda: avg_pool2d_forward(x, *geometry, y), s.flops),
+        "avg_backward": Op(lambda: avg_pool2d_backward(dy, *geometry, dx), s.flops),
+    }
+
+
+ACTIVATIONS = {
+    "relu": (act.RELU, 0.0),
+    "leaky_relu": (act.LEAKY_RELU, 0.01),
+    "sigmoid": (act.SIGMOID, 0.0),
+    "tanh": (act.TANH, 0.0),
+    "elu": (act.ELU, 1.0),
+    "softplus": (act.SOFTPLUS, 0.0),
+}
+
+
+def activation_ops(s, dtype):
+    """NAME_forward and NAME_backward for every activation, over flat arrays."""
+    x = random_array((s.size,), dtype, 0)
+    dy = random_array((s.size,), dtype, 3)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    ops = {}
+    for name, (kind, param) in ACTIVATIONS.items():
+        param = x.dtype.type(param)
+        ops[f"{name}_forward"] = Op(
+            lambda kind=kind, param=param: act.activation_forward(kind, x, param, y),
+            nbytes=2 * x.nbytes,
+        )
+        ops[f"{name}_backward"] = Op(
+            lambda kind=kind, param=param: act.activation_backward(kind, dy, x, param, dx),
+            nbytes=3 * x.nbytes,
+        )
+    return ops
+
+
+def loss_ops(s, dtype):
+    """Each loss kernel (per-sample losses and gradient in one pass) over (n, classes) scores."""
+    scores = random_array((s.n, s.classes), dtype, 0)
+    targets = random_array((s.n, s.classes), dtype, 1)
+    labels = random_labels(s.n, s.classes, 2)
+    flat = scores.reshape(-1)
+    zeros_ones = (targets.reshape(-1) > 0).astype(dtype)
+    signs = 2 * zeros_ones - 1
+    grad = np.empty_like(scores)
+    flat_grad = grad.reshape(-1)
+    per_sample, per_score = np.empty(s.n), np.empty(flat.size)
+    margin = scores.dtype.type(1.0)
+    with_labels = scores.nbytes + labels.nbytes + grad.nbytes + per_sample.nbytes
+    binary = 2 * flat.nbytes + flat_grad.nbytes + per_score.nbytes
+    return {
+        "softmax_cross_entropy": Op(
+            lambda: losses.softmax_cross_entropy(scores, labels, per_sample, grad), nbytes=with_labels
+        ),
+        "hinge": Op(
+            lambda: losses.multiclass_hinge(scores, labels, margin, per_sample, grad), nbytes=with_labels
+        ),
+        "mse": Op(
+            lambda: losses.squared_error(scores, targets, per_sample, grad),
+            nbytes=3 * scores.nbytes + per_sample.nbytes,
+        ),
+        "logistic": Op(
+            lambda: losses.logistic01(flat, zeros_ones, per_score, flat_grad), nbytes=binary
+        ),
+        "logistic_pm1": Op(
+            lambda: losses.logistic_pm1(flat, signs, per_score, flat_grad), nbytes=binary
+        ),
+    }
+
+
+KERNELS = {
+    "conv": ("forward", "backward_input", "backward_weight", "backward_bias"),
+    "linear": ("forward", "backward_input", "backward_params"),
+    "pool": ("max_forward", "max_backward", "avg_forward", "avg_backward"),
+    "loss": ("softmax_cross_entropy", "hinge", "mse", "logistic", "logistic_pm1"),
+}
+BUILDERS = {
+    "conv": conv_ops,
+    "linear": linear_ops,
+    "pool": pool_ops,
+    "activation": activation_ops,
+    "loss": loss_ops,
+}
+
+
+def kernel_ops(shape, dtype):
+    """``{kernel name: Op}`` for a catalogue shape of a kernel family, in ``dtype``."""
+    return BUILDERS[shape.family](shape, np.dtype(dtype))
+
+
+def kernel_names(family):
+    """The kernel names ``kernel_ops`` returns for ``family``, without building anything
+    (so asv can list its parameters without running a kernel)."""
+    if family == "activation":
+        return tuple(f"{name}_{way}" for name in ACTIVATIONS for way in ("forward", "backward"))
+    return KERNELS[family]

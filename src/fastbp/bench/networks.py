@@ -1,0 +1,77 @@
+"""The benchmark networks, defined once, and fastbp's SGD training step over them.
+
+A network is an input shape (without the batch axis) and a list of layer specs:
+``("linear", in, out)``, ``("conv", in, out, k, stride, pad)``, ``("relu",)``,
+``("maxpool", k)``, ``("flatten",)``. Every peer (fastbp, NumPy, PyTorch) builds the
+same network from the same specs and starts from the same weights (``initial_params``).
+"""
+
+import numpy as np
+
+from .. import functional as F
+from ..layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU
+from ..sequential import Sequential
+from .shapes import random_array, random_labels
+
+CLASSES = 10
+LEARNING_RATE = 0.01
+
+NETWORKS = {
+    "mlp": ((784,), [
+        ("linear", 784, 256), ("relu",), ("linear", 256, 128), ("relu",), ("linear", 128, 10),
+    ]),
+    "lenet5": ((1, 28, 28), [
+        ("conv", 1, 6, 5, 1, 2), ("relu",), ("maxpool", 2),
+        ("conv", 6, 16, 5, 1, 0), ("relu",), ("maxpool", 2),
+        ("flatten",),
+        ("linear", 400, 120), ("relu",), ("linear", 120, 84), ("relu",), ("linear", 84, 10),
+    ]),
+}
+
+
+def _layer(spec, dtype, seed):
+    kind, *args = spec
+    if kind == "linear":
+        return Linear(*args, dtype=dtype, seed=seed)
+    if kind == "conv":
+        c_in, c_out, k, stride, pad = args
+        return Conv2D(c_in, c_out, k, stride, pad, dtype=dtype, seed=seed)
+    if kind == "maxpool":
+        return MaxPool2D(args[0], dtype=dtype)
+    return {"relu": ReLU, "flatten": Flatten}[kind](dtype=dtype)
+
+
+def fastbp_network(net, dtype):
+    """A seeded ``fastbp.Sequential`` of the network ``net``; layer i uses seed i."""
+    return Sequential(*(_layer(spec, dtype, i) for i, spec in enumerate(NETWORKS[net][1])))
+
+
+def initial_params(net, dtype):
+    """Copies of the starting weights ``{"{i}.weight": array, "{i}.bias": array}``."""
+    return {key: value.copy() for key, value in fastbp_network(net, dtype).params.items()}
+
+
+def batch(shape, dtype):
+    """Seeded (images (batch, *input shape), labels (batch,)) for a ``Train`` shape."""
+    input_shape = NETWORKS[shape.net][0]
+    return (random_array((shape.batch, *input_shape), dtype, 0),
+            random_labels(shape.batch, CLASSES, 1))
+
+
+def fastbp_step(shape, dtype):
+    """A zero-argument SGD step: forward, softmax cross-entropy, zero_grad, backward,
+    ``p -= lr * g``. Returns the loss."""
+    model = fastbp_network(shape.net, dtype)
+    x, labels = batch(shape, dtype)
+    params, grads = model.params, model.grads
+    lr = np.dtype(dtype).type(LEARNING_RATE)
+
+    def step():
+        loss, dlogits = F.softmax_cross_entropy(model.forward(x), labels)
+        model.zero_grad()
+        model.backward(dlogits)
+        for key, param in params.items():
+            param -= lr * grads[key]
+        return loss
+
+    return step

@@ -1,0 +1,196 @@
+"""The named benchmark shapes, their work counts (FLOPs, bytes, images) and seeded data.
+
+The catalogues are append-only: a name, once published, always means the same shape,
+so results stay comparable across commits. ``TINY`` holds one small shape per family,
+used to warm the JIT, to measure start-up and by the smoke tests; it is not part of the
+default benchmark selection.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _out(size, k, stride, pad):
+    return (size + 2 * pad - k) // stride + 1
+
+
+@dataclass(frozen=True)
+class Conv:
+    """x (n, c, h, w) correlated with w (o, c, k, k) at ``stride`` and ``pad``."""
+
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    k: int
+    stride: int = 1
+    pad: int = 0
+    family = "conv"
+
+    @property
+    def out_hw(self):
+        return _out(self.h, self.k, self.stride, self.pad), _out(self.w, self.k, self.stride, self.pad)
+
+    @property
+    def flops(self):
+        """2 * N * O * OH * OW * C * K * K: the forward's, and each of dx's and dw's."""
+        oh, ow = self.out_hw
+        return 2 * self.n * self.o * oh * ow * self.c * self.k * self.k
+
+
+@dataclass(frozen=True)
+class Dense:
+    """x (n, d_in) times w (d_out, d_in).T."""
+
+    name: str
+    n: int
+    d_in: int
+    d_out: int
+    family = "linear"
+
+    @property
+    def flops(self):
+        """2 * N * Din * Dout: the forward's, and each of dx's and dw's."""
+        return 2 * self.n * self.d_in * self.d_out
+
+
+@dataclass(frozen=True)
+class Pool:
+    """k x k windows at ``stride`` and ``pad`` over x (n, c, h, w)."""
+
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    k: int
+    stride: int
+    pad: int = 0
+    family = "pool"
+
+    @property
+    def out_hw(self):
+        return _out(self.h, self.k, self.stride, self.pad), _out(self.w, self.k, self.stride, self.pad)
+
+    @property
+    def outputs(self):
+        oh, ow = self.out_hw
+        return self.n * self.c * oh * ow
+
+    @property
+    def flops(self):
+        """One comparison (max) or addition (mean) per window cell: N * C * OH * OW * K * K."""
+        return self.outputs * self.k * self.k
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """An activation over a tensor of ``shape``."""
+
+    name: str
+    shape: tuple
+    family = "activation"
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A loss over scores (n, classes) and n labels."""
+
+    name: str
+    n: int
+    classes: int
+    family = "loss"
+
+
+@dataclass(frozen=True)
+class Train:
+    """One SGD step of the network ``net`` (see ``fastbp.bench.networks``) on ``batch`` images."""
+
+    name: str
+    net: str
+    batch: int
+    family = "train"
+
+
+CONV = (
+    Conv("lenet_conv1", 64, 1, 28, 28, 6, 5, 1, 2),
+    Conv("lenet_conv2", 64, 6, 14, 14, 16, 5),
+    Conv("conv3x3_32to64_32px", 64, 32, 32, 32, 64, 3, 1, 1),
+    Conv("conv3x3s2_64to128_32px", 64, 64, 32, 32, 128, 3, 2, 1),
+    Conv("stem7x7s2_3to64_224px", 8, 3, 224, 224, 64, 7, 2, 3),
+    Conv("conv3x3s2_3to25_31px", 100, 3, 31, 31, 25, 3, 2, 1),
+)
+DENSE = (
+    Dense("linear_784to256_b256", 256, 784, 256),
+    Dense("linear_1024to1024_b1024", 1024, 1024, 1024),
+)
+POOL = (
+    Pool("pool2x2s2_64x32x32x32", 64, 32, 32, 32, 2, 2),
+    Pool("pool3x3s2_64x32x32x32", 64, 32, 32, 32, 3, 2),
+)
+ELEMENTWISE = (Elementwise("act_64x32x32x32", (64, 32, 32, 32)),)
+SCORES = (Scores("logits_256x10", 256, 10), Scores("logits_1024x1000", 1024, 1000))
+TRAIN = (
+    Train("mlp_b64", "mlp", 64),
+    Train("mlp_b256", "mlp", 256),
+    Train("lenet5_b64", "lenet5", 64),
+    Train("lenet5_b256", "lenet5", 256),
+)
+TINY = (
+    Conv("tiny_conv", 2, 3, 9, 9, 4, 3, 2, 1),
+    Dense("tiny_linear", 4, 16, 8),
+    Pool("tiny_pool", 2, 3, 8, 8, 3, 2, 1),
+    Elementwise("tiny_act", (2, 3, 4, 4)),
+    Scores("tiny_logits", 4, 5),
+    Train("tiny_mlp", "mlp", 4),
+)
+
+DEFAULT = CONV + DENSE + POOL + ELEMENTWISE + SCORES + TRAIN
+BY_NAME = {shape.name: shape for shape in DEFAULT + TINY}
+
+
+def of_family(family, tiny=False):
+    """The shapes of one family ("conv", "linear", ...): the default ones, or the tiny one."""
+    return tuple(s for s in (TINY if tiny else DEFAULT) if s.family == family)
+
+
+def tiny(family):
+    """The tiny shape of ``family``."""
+    return of_family(family, tiny=True)[0]
+
+
+def random_array(shape, dtype, seed):
+    """Standard normal samples of ``shape`` and ``dtype``, reproducible from ``seed``."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def random_labels(n, classes, seed):
+    """n class indices in [0, classes), int64, reproducible from ``seed``."""
+    return np.random.default_rng(seed).integers(0, classes, n)
+
+
+def inputs(shape, dtype):
+    """The seeded arrays every peer computes on, for a conv, linear or pool shape:
+    ``x``, the upstream gradient ``dy`` and, for conv and linear, ``w`` and ``b``."""
+    if shape.family == "linear":
+        x_shape, w_shape, y_shape = (
+            (shape.n, shape.d_in), (shape.d_out, shape.d_in), (shape.n, shape.d_out))
+    elif shape.family == "conv":
+        x_shape = (shape.n, shape.c, shape.h, shape.w)
+        w_shape = (shape.o, shape.c, shape.k, shape.k)
+        y_shape = (shape.n, shape.o, *shape.out_hw)
+    else:
+        x_shape, w_shape, y_shape = (
+            (shape.n, shape.c, shape.h, shape.w), None, (shape.n, shape.c, *shape.out_hw))
+    arrays = {"x": random_array(x_shape, dtype, 0), "dy": random_array(y_shape, dtype, 3)}
+    if w_shape is not None:
+        arrays["w"] = random_array(w_shape, dtype, 1)
+        arrays["b"] = random_array(w_shape[:1], dtype, 2)
+    return arrays

@@ -1,0 +1,51 @@
+"""Wall-clock timing for the comparison: implementations alternated per repeat, medians
+after warm-up, and the machine's NumPy GEMM rate as a roof."""
+
+import math
+import statistics
+import time
+
+import numpy as np
+
+
+def _sample(fn, number):
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
+
+
+def alternating_samples(fns, repeat, warmup=1, min_sample_s=0.05):
+    """``{name: [seconds per call] * repeat}`` for zero-argument callables ``fns``.
+
+    Each callable first runs ``warmup`` times (JIT compilation, caches, thread pools),
+    then once more to choose how many calls make a sample of at least ``min_sample_s``.
+    The repeats interleave the implementations, in an order rotated on every repeat, so
+    slow drifts of the machine (other load, clocks) hit all of them alike.
+    """
+    names = list(fns)
+    numbers = {}
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+        once = _sample(fns[name], 1)
+        numbers[name] = max(1, math.ceil(min_sample_s / once)) if once > 0 else 1
+    samples = {name: [] for name in names}
+    for r in range(repeat):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(_sample(fns[name], numbers[name]))
+    return samples
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def gemm_gflops(dtype, size=1024, repeat=5):
+    """The median GFLOP/s of NumPy's (BLAS) ``size``-cubed matrix product in ``dtype``."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+    out = np.empty_like(a)
+    seconds = alternating_samples({"gemm": lambda: np.matmul(a, b, out=out)}, repeat)["gemm"]
+    return 2 * size**3 / median(seconds) / 1e9
