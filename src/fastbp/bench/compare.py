@@ -163,7 +163,8 @@ def main(argv=None):
         peers["torch"] = torch_peer
         versions["torch"] = torch_peer.version()
     peers["numpy"] = numpy_peer
-    timing = {"repeat": repeat, "warmup": 1, "min_sample_s": 0.005 if args.quick else 0.05}
+    timing = {"repeat": repeat, "warmup": 1, "min_sample_s": 0.005 if args.quick else 0.05,
+              "settle_s": 0.2 if threads > 1 and not args.quick else 0.0}
     result = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "argv": list(sys.argv[1:] if argv is None else argv),

@@ -15,13 +15,17 @@ def _sample(fn, number):
     return (time.perf_counter() - start) / number
 
 
-def alternating_samples(fns, repeat, warmup=1, min_sample_s=0.05):
+def alternating_samples(fns, repeat, warmup=1, min_sample_s=0.05, settle_s=0.0):
     """``{name: [seconds per call] * repeat}`` for zero-argument callables ``fns``.
 
     Each callable first runs ``warmup`` times (JIT compilation, caches, thread pools),
     then once more to choose how many calls make a sample of at least ``min_sample_s``.
     The repeats interleave the implementations, in an order rotated on every repeat, so
-    slow drifts of the machine (other load, clocks) hit all of them alike.
+    slow drifts of the machine (other load, clocks) hit all of them alike. Every sample
+    starts ``settle_s`` after the previous one: OpenBLAS and OpenMP worker threads keep
+    spinning for up to about 0.1 s after a call, and on a machine with no spare core
+    they would slow the next implementation's threads (measured: fastbp's 2-thread
+    convolution took 29 ms instead of 16.5 ms right after a NumPy matmul).
     """
     names = list(fns)
     numbers = {}
@@ -34,6 +38,7 @@ def alternating_samples(fns, repeat, warmup=1, min_sample_s=0.05):
     for r in range(repeat):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
+            time.sleep(settle_s)
             samples[name].append(_sample(fns[name], numbers[name]))
     return samples
 
