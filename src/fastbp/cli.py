@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from . import __version__, checkpoint, data, models, optim, training
+from .bench.compare import cpu_name
 from .threads import get_num_threads, set_num_threads
 
 PROG = "fastbp"
@@ -292,17 +293,6 @@ def evaluate(args):
 
 # ----------------------------------------------------------------------------- info
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _optional_version(module):
     try:
         imported = __import__(module)
@@ -336,7 +326,7 @@ def info(args):
         ("llvmlite", _optional_version("llvmlite")),
         ("threading layer", layer),
         ("threads", f"{get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})"),
-        ("cpu", f"{_cpu_name()}; {os.cpu_count()} logical cores; LLVM target "
+        ("cpu", f"{cpu_name()}; {os.cpu_count()} logical cores; LLVM target "
                 f"{llvmlite.binding.get_host_cpu_name()}"),
         ("platform", platform.platform()),
         ("scikit-learn", _optional_version("sklearn")),
