@@ -7,6 +7,7 @@ Every window holds at least one real cell because the callers require
 
 import math
 
+import numpy as np
 from numba import prange, uint64
 
 from ._jit import kernel
@@ -68,41 +69,65 @@ def max_pool2d_backward(dy, argmax, dx):
 
 @kernel
 def avg_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y):
-    """y = window sums / (KH * KW): padded cells count as zeros."""
+    """y = window sums / (KH * KW): padded cells count as zeros.
+
+    Row by row: every window tap adds the input cells it reaches to a whole row of sums.
+    """
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     scale = y.dtype.type(1.0 / (k_h * k_w))
+    lows, highs = column_ranges(k_w, pad_w, stride_w, width, out_w)
+    step = uint64(stride_w)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        plane = x[n, c]
+        plane = x[n, c].reshape(height * width)
         for oi in range(out_h):
-            r0 = oi * stride_h - pad_h
+            sums = y[n, c, oi]
+            sums[:] = 0
+            for ki in range(k_h):
+                r = oi * stride_h + ki - pad_h
+                if r < 0 or r >= height:
+                    continue
+                for kj in range(k_w):
+                    lo, hi = lows[kj], highs[kj]
+                    # Unsigned offsets (all in range): no wrap-around checks in the loop.
+                    first = uint64(r * width + lo * stride_w + kj - pad_w)
+                    for j in range(uint64(max(0, hi - lo))):
+                        sums[uint64(lo) + j] += plane[first + j * step]
             for oj in range(out_w):
-                c0 = oj * stride_w - pad_w
-                acc = y.dtype.type(0)
-                for r in range(max(r0, 0), min(r0 + k_h, height)):
-                    for col in range(max(c0, 0), min(c0 + k_w, width)):
-                        acc += plane[r, col]
-                y[n, c, oi, oj] = acc * scale
+                sums[oj] *= scale
 
 
 @kernel
 def avg_pool2d_backward(dy, k_h, k_w, stride_h, stride_w, pad_h, pad_w, dx):
-    """dx (N, C, H, W): each dy cell spread evenly, dy / (KH * KW), over its window."""
+    """dx (N, C, H, W): each dy cell spread evenly, dy / (KH * KW), over its window.
+
+    Row by row: for every window tap, a whole row of dy shares is added onto the dx
+    columns that tap reaches.
+    """
     n_batch, channels, height, width = dx.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     scale = dx.dtype.type(1.0 / (k_h * k_w))
+    lows, highs = column_ranges(k_w, pad_w, stride_w, width, out_w)
+    step = uint64(stride_w)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        grad = dx[n, c]
-        grad[:, :] = 0
+        grad = dx[n, c].reshape(height * width)
+        grad[:] = 0
+        shares = np.empty(out_w, dx.dtype)
         for oi in range(out_h):
-            r0 = oi * stride_h - pad_h
+            upstream = dy[n, c, oi]
             for oj in range(out_w):
-                c0 = oj * stride_w - pad_w
-                share = dy[n, c, oi, oj] * scale
-                for r in range(max(r0, 0), min(r0 + k_h, height)):
-                    for col in range(max(c0, 0), min(c0 + k_w, width)):
-                        grad[r, col] += share
+                shares[oj] = upstream[oj] * scale
+            for ki in range(k_h):
+                r = oi * stride_h + ki - pad_h
+                if r < 0 or r >= height:
+                    continue
+                for kj in range(k_w):
+                    lo, hi = lows[kj], highs[kj]
+                    # Unsigned offsets (all in range): no wrap-around checks in the loop.
+                    first = uint64(r * width + lo * stride_w + kj - pad_w)
+                    for j in range(uint64(max(0, hi - lo))):
+                        grad[first + j * step] += shares[uint64(lo) + j]
