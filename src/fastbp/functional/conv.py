@@ -33,8 +33,8 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     ``OH = (H + 2 * padding_h - KH) // stride_h + 1``.
     """
     x, w, stride, padding, out_shape = _checked(x, w, stride, padding)
-    same_dtype(x=x, w=w, b=b if b is None else np.asarray(b))
     b = optional_bias(b, w.shape[0], x.dtype)
+    same_dtype(x=x, w=w, b=b)
     y = np.empty(out_shape, x.dtype)
     conv2d_forward(x, w, b, *stride, *padding, y)
     return y

@@ -29,8 +29,8 @@ def _checked(x, w):
 def linear(x, w, b=None):
     """y (N, Dout) = x (N, Din) @ w.T + b, with w (Dout, Din) and b (Dout,) or None."""
     x, w = _checked(x, w)
-    same_dtype(x=x, w=w, b=b if b is None else np.asarray(b))
     b = optional_bias(b, w.shape[0], x.dtype)
+    same_dtype(x=x, w=w, b=b)
     y = np.empty((x.shape[0], w.shape[0]), x.dtype)
     affine_forward(x, w, b, y)
     return y
