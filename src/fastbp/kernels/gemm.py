@@ -4,10 +4,10 @@
 every output cell is a dot product, and cells are computed in tiles of 4 rows of ``a`` by
 2 rows of ``b``. The 8 running sums of a tile stay in registers (LLVM vectorises the
 shared loop over k, since the reduction kernels allow re-association), so each pair of
-loaded vectors feeds several FMAs. 4 x 2 measured best: 87 GFLOP/s on one core for
-64x784 @ 784x256, where 1 x 1 gave 31; a 4 x 4 tile (16 sums, which LLVM interleaves
-further) was slower than 1 x 1. A cell's tile depends only on its indices, never on how
-work was split between threads.
+loaded vectors feeds several FMAs. Measured on one core: 4 x 2 gave 87 GFLOP/s for
+64x784 @ 784x256 where 1 x 1 gave 31, while a 4 x 4 tile reached only 25 on a similar
+product (its 16 sums, which LLVM interleaves further, probably spill). A cell's tile
+depends only on its indices, never on how work was split between threads.
 """
 
 from numba import prange
