@@ -11,7 +11,8 @@ def _run(kernel, scores, *args):
     per_sample = np.empty(scores.shape[0], np.float64)
     grad = np.empty_like(scores)
     kernel(scores, *args, per_sample, grad)
-    # A serial sum in index order: the loss does not depend on the thread count.
+    # Summed by NumPy outside the parallel kernel, in a fixed order: the loss does not
+    # depend on the thread count.
     return float(np.add.reduce(per_sample) / scores.shape[0]), grad
 
 

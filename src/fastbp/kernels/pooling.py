@@ -11,7 +11,7 @@ import numpy as np
 from numba import prange, uint64
 
 from ._jit import kernel
-from .windows import column_ranges
+from .windows import tap_columns
 
 
 @kernel
@@ -24,7 +24,7 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
     """
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
-    lows, highs = column_ranges(k_w, pad_w, stride_w, width, out_w)
+    out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
     step = uint64(stride_w)
     for job in prange(n_batch * channels):
         n = job // channels
@@ -39,11 +39,9 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
                 if r < 0 or r >= height:
                     continue
                 for kj in range(k_w):
-                    lo, hi = lows[kj], highs[kj]
-                    # Unsigned offsets (all in range): no wrap-around checks in the loop.
-                    first = uint64(r * width + lo * stride_w + kj - pad_w)
-                    out = uint64(lo)
-                    for j in range(uint64(max(0, hi - lo))):
+                    first = uint64(r * width) + in_starts[kj]
+                    out = out_starts[kj]
+                    for j in range(counts[kj]):
                         v = plane[first + j * step]
                         b = best[out + j]
                         if best_at[out + j] < 0 or v > b or (math.isnan(v) and not math.isnan(b)):
@@ -76,7 +74,7 @@ def avg_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y):
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     scale = y.dtype.type(1.0 / (k_h * k_w))
-    lows, highs = column_ranges(k_w, pad_w, stride_w, width, out_w)
+    out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
     step = uint64(stride_w)
     for job in prange(n_batch * channels):
         n = job // channels
@@ -90,11 +88,10 @@ def avg_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y):
                 if r < 0 or r >= height:
                     continue
                 for kj in range(k_w):
-                    lo, hi = lows[kj], highs[kj]
-                    # Unsigned offsets (all in range): no wrap-around checks in the loop.
-                    first = uint64(r * width + lo * stride_w + kj - pad_w)
-                    for j in range(uint64(max(0, hi - lo))):
-                        sums[uint64(lo) + j] += plane[first + j * step]
+                    first = uint64(r * width) + in_starts[kj]
+                    out = out_starts[kj]
+                    for j in range(counts[kj]):
+                        sums[out + j] += plane[first + j * step]
             for oj in range(out_w):
                 sums[oj] *= scale
 
@@ -109,7 +106,7 @@ def avg_pool2d_backward(dy, k_h, k_w, stride_h, stride_w, pad_h, pad_w, dx):
     n_batch, channels, height, width = dx.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     scale = dx.dtype.type(1.0 / (k_h * k_w))
-    lows, highs = column_ranges(k_w, pad_w, stride_w, width, out_w)
+    out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
     step = uint64(stride_w)
     for job in prange(n_batch * channels):
         n = job // channels
@@ -126,8 +123,7 @@ def avg_pool2d_backward(dy, k_h, k_w, stride_h, stride_w, pad_h, pad_w, dx):
                 if r < 0 or r >= height:
                     continue
                 for kj in range(k_w):
-                    lo, hi = lows[kj], highs[kj]
-                    # Unsigned offsets (all in range): no wrap-around checks in the loop.
-                    first = uint64(r * width + lo * stride_w + kj - pad_w)
-                    for j in range(uint64(max(0, hi - lo))):
-                        grad[first + j * step] += shares[uint64(lo) + j]
+                    first = uint64(r * width) + in_starts[kj]
+                    out = out_starts[kj]
+                    for j in range(counts[kj]):
+                        grad[first + j * step] += shares[out + j]
