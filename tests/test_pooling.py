@@ -11,6 +11,7 @@ from fastbp import functional as F
 CASES = [
     ((1, 1, 4, 4), 2, None, 0),
     ((2, 3, 6, 6), 2, 2, 0),
+    ((2, 3, 7, 5), 2, None, 0),  # 2x2 path: odd sizes drop the last row and column
     ((2, 3, 7, 7), 3, 2, 1),
     ((1, 2, 5, 8), (2, 3), (1, 2), (1, 1)),
     ((2, 1, 5, 5), 5, None, 0),
@@ -41,9 +42,14 @@ def test_avg_pool_matches_reference(shape, kernel, stride, padding, dtype, rng):
     assert_matches(dx, ref.avg_pool2d_backward(dy.astype(np.float64), x, kernel, stride, padding), dtype)
 
 
-def test_max_pool_routes_ties_to_the_first_maximum_in_row_major_order():
+# stride 2 takes the 2x2 kernel's own loop, stride 1 the general one (same single window)
+both_paths = pytest.mark.parametrize("stride", [2, 1], ids=["2x2 loop", "general loop"])
+
+
+@both_paths
+def test_max_pool_routes_ties_to_the_first_maximum_in_row_major_order(stride):
     x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])
-    dx = F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)
+    dx = F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2, stride)
     np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
 
 
@@ -58,17 +64,34 @@ def test_avg_pool_counts_padding_as_zeros():
     np.testing.assert_allclose(F.avg_pool2d(x, 3, 1, 1), np.full((1, 1, 2, 2), 4 / 9))
 
 
-def test_max_pool_propagates_nan():
+@both_paths
+def test_max_pool_propagates_nan(stride):
     x = np.array([[[[1.0, np.nan], [5.0, 2.0]]]])
-    assert np.isnan(F.max_pool2d(x, 2)[0, 0, 0, 0])
-    dx = F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)
+    assert np.isnan(F.max_pool2d(x, 2, stride)[0, 0, 0, 0])
+    dx = F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2, stride)
     np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
 
 
-def test_max_pool_of_all_minus_infinity_is_minus_infinity():
+@both_paths
+@pytest.mark.parametrize("window,winner", [
+    ([[1.0, 2.0], [np.nan, 5.0]], (1, 0)),  # a NaN in the lower row still wins
+    ([[4.0, 1.0], [4.0, 2.0]], (0, 0)),  # an equal lower row does not
+    ([[4.0, 1.0], [4.0, 9.0]], (1, 1)),
+    ([[np.nan, 1.0], [np.nan, 9.0]], (0, 0)),  # the first NaN
+])
+def test_max_pool_winner_in_row_major_order(window, winner, stride):
+    x = np.array([[window]])
+    expected = np.zeros((1, 1, 2, 2))
+    expected[0, 0][winner] = 1.0
+    np.testing.assert_array_equal(F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2, stride), expected)
+    np.testing.assert_array_equal(F.max_pool2d(x, 2, stride), [[[[x[0, 0][winner]]]]])
+
+
+@both_paths
+def test_max_pool_of_all_minus_infinity_is_minus_infinity(stride):
     x = np.full((1, 1, 2, 2), -np.inf)
-    assert F.max_pool2d(x, 2)[0, 0, 0, 0] == -np.inf
-    assert F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, 0, 0, 0] == 1.0
+    assert F.max_pool2d(x, 2, stride)[0, 0, 0, 0] == -np.inf
+    assert F.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2, stride)[0, 0, 0, 0] == 1.0
 
 
 @settings(max_examples=40, deadline=None)

@@ -5,13 +5,42 @@ Every window holds at least one real cell because the callers require
 ``pad <= kernel // 2``. All kernels are parallel over (n, c) planes.
 """
 
-import math
-
 import numpy as np
-from numba import prange, uint64
+from numba import int64, prange, uint64
 
-from ._jit import kernel
+from ._jit import kernel, serial_kernel
 from .windows import tap_columns
+
+
+@serial_kernel
+def later_wins(v, best):
+    """Whether a later window cell v replaces the running maximum: larger, or the first NaN."""
+    return (v > best) | ((v != v) & (best == best))
+
+
+@serial_kernel
+def max_pool_plane_2x2(plane, width, out_h, out_w, best, best_at):
+    """The 2x2, stride-2, unpadded case of one (H * W) plane, branch-free and vectorised.
+
+    Each row of a window is reduced first and the lower row wins only if ``later_wins``,
+    which is the row-major first-maximum rule.
+    """
+    for oi in range(out_h):
+        top = uint64(2 * oi * width)
+        bottom = top + uint64(width)
+        out = uint64(oi * out_w)
+        for j in range(uint64(out_w)):
+            a, b = plane[top + 2 * j], plane[top + 2 * j + 1]
+            c, d = plane[bottom + 2 * j], plane[bottom + 2 * j + 1]
+            right = later_wins(b, a)
+            upper = b if right else a
+            upper_at = top + 2 * j + (uint64(1) if right else uint64(0))
+            right = later_wins(d, c)
+            lower = d if right else c
+            lower_at = bottom + 2 * j + (uint64(1) if right else uint64(0))
+            down = later_wins(lower, upper)
+            best[out + j] = lower if down else upper
+            best_at[out + j] = int64(lower_at if down else upper_at)
 
 
 @kernel
@@ -20,16 +49,23 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
 
     The first maximum in row-major window order wins; padded cells never win; a NaN in
     the window wins over any number (the first NaN), so NaN propagates as in PyTorch.
-    A whole output row is updated per window tap.
+    2x2 windows with stride 2 and no padding have their own loop (``max_pool_plane_2x2``);
+    otherwise a whole output row is updated per window tap.
     """
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
     step = uint64(stride_w)
+    two_by_two = (k_h == 2 and k_w == 2 and stride_h == 2 and stride_w == 2
+                  and pad_h == 0 and pad_w == 0)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
         plane = x[n, c].reshape(height * width)
+        if two_by_two:
+            max_pool_plane_2x2(plane, width, out_h, out_w, y[n, c].reshape(out_h * out_w),
+                               argmax[n, c].reshape(out_h * out_w))
+            continue
         for oi in range(out_h):
             best = y[n, c, oi]
             best_at = argmax[n, c, oi]
@@ -43,8 +79,7 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
                     out = out_starts[kj]
                     for j in range(counts[kj]):
                         v = plane[first + j * step]
-                        b = best[out + j]
-                        if best_at[out + j] < 0 or v > b or (math.isnan(v) and not math.isnan(b)):
+                        if best_at[out + j] < 0 or later_wins(v, best[out + j]):
                             best[out + j] = v
                             best_at[out + j] = first + j * step
 
