@@ -147,13 +147,20 @@ def mse_loss(y, t):
     return 0.5 * np.sum((y - t) ** 2) / n, (y - t) / n
 
 
+def log_sigmoid(x):
+    """log(sigma(x)) = -log(1 + e^-x), by NumPy's logaddexp: finite for any finite x (the
+    direct log(sigmoid(x)) is log(0) = -inf once e^-x overflows, near |x| = 745)."""
+    return -np.logaddexp(0.0, -x)
+
+
 def logistic_loss(s, y):
-    p = sigmoid(s)
-    return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), (p - y) / s.shape[0]
+    # -[y log sigma(s) + (1 - y) log(1 - sigma(s))], with 1 - sigma(s) = sigma(-s)
+    p = np.exp(log_sigmoid(s))
+    return -np.mean(y * log_sigmoid(s) + (1 - y) * log_sigmoid(-s)), (p - y) / s.shape[0]
 
 
 def logistic_pm1_loss(s, y):
-    return -np.mean(np.log(sigmoid(y * s))), -y * sigmoid(-y * s) / s.shape[0]
+    return -np.mean(log_sigmoid(y * s)), -y * np.exp(log_sigmoid(-y * s)) / s.shape[0]
 
 
 def softmax_cross_entropy(logits, labels):

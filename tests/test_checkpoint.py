@@ -1,5 +1,8 @@
 import json
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -148,6 +151,10 @@ def _rewrite_header(path, change):
     (lambda h: h["layers"][0]["kwargs"].update(in_features=-3), "cannot build Linear"),
     (lambda h: h["layers"][0]["kwargs"].update(in_features=5), "do not match"),
     (lambda h: h.pop("layers"), "inconsistent"),
+    (lambda h: h.update(layers=[], params={}), "non-empty list of layers"),
+    (lambda h: h.update(metadata=["digits"]), r"inconsistent fastbp header \(metadata is not a dict"),
+    (lambda h: h.update(training=7), r"training is not a dict"),
+    (lambda h: h.update(epoch="3"), r"epoch '3' is not a count"),
 ])
 def test_inconsistent_headers_are_clear_errors(tmp_path, change, match):
     path = tmp_path / "m.npz"
@@ -208,3 +215,82 @@ def test_registered_custom_layer_round_trips(tmp_path):
         np.testing.assert_array_equal(loaded.forward(np.ones((1, 2), np.float32)), [[2.5, 2.5]])
     finally:
         checkpoint._LAYER_REGISTRY.pop("Scale")
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h: h["training"]["schedule"].update(lr="fast"), "lr must be a real number"),
+    (lambda h: h["training"]["schedule"].update(warmup=3), "schedule config needs the arguments"),
+    (lambda h: h["training"].update(batch_size=0), "batch_size must be a positive int"),
+    (lambda h: h["training"].update(loss="l1"), "unknown loss 'l1'"),
+    (lambda h: h["optimizer"].update(hyper=[0.1]), "hyper-parameters must be a dict"),
+    (lambda h: h["optimizer"]["hyper"].update(nesterov="yes"), "'nesterov' must be a bool"),
+    (lambda h: h.update(history={"epoch": 1}), "history field 'epoch' must be a list, got int"),
+])
+def test_damaged_training_state_cannot_be_resumed(tmp_path, change, match):
+    model = fastbp.Sequential(fastbp.Linear(4, 3, seed=0))
+    trainer = fastbp.Trainer(model, optim.SGD(model, 0.1, momentum=0.5), schedule=optim.Step(0.1, 2),
+                             progress=False)
+    x, y = np.ones((6, 4), np.float32), np.arange(6) % 3
+    path = tmp_path / "run.npz"
+    trainer.fit((x, y), epochs=1, checkpoint=path)
+    assert fastbp.Trainer.resume(path, progress=False).epoch == 1
+    _rewrite_header(path, change)
+    with pytest.raises(CheckpointError, match=f"{path}: cannot resume from its training state: .*{match}"):
+        fastbp.Trainer.resume(path, progress=False)
+    # An override is the caller's argument: its errors are not the file's.
+    path2 = tmp_path / "good.npz"
+    trainer.save(path2)
+    with pytest.raises(ValueError, match="batch_size must be a positive int") as info:
+        fastbp.Trainer.resume(path2, progress=False, batch_size=0)
+    assert not isinstance(info.value, CheckpointError)
+
+
+def test_save_refuses_extras_that_load_would_reject(tmp_path):
+    model = fastbp.Sequential(fastbp.Linear(2, 2))
+    with pytest.raises(TypeError, match="history must be a dict or None, got list"):
+        checkpoint.save(tmp_path / "m.npz", model, history=[1, 2])
+    with pytest.raises(ValueError, match="epoch must be a non-negative int"):
+        checkpoint.save(tmp_path / "m.npz", model, epoch=-1)
+    assert not list(tmp_path.iterdir())
+
+
+def _ended_process_id():
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+def test_save_removes_stale_temporary_files_and_keeps_live_ones(tmp_path):
+    """After a successful save, the temporary files of the same checkpoint left by a writer
+    that is gone, or untouched for over an hour, are removed; those of a writer still
+    running (a concurrent save), of another machine, or of another checkpoint are kept."""
+    path = tmp_path / "model.npz"
+    here, elsewhere = checkpoint._host_tag(), "0badcafe" if checkpoint._host_tag() != "0badcafe" else "0badf00d"
+    dead = _ended_process_id()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        fresh, old = time.time(), time.time() - 2 * checkpoint.STALE_TEMPORARY_SECONDS
+        files = {
+            # name: (modification time, removed?)
+            f".model.npz.{here}-{dead}.abcdefgh.part": (fresh, True),    # killed writer, this machine
+            f".model.npz.{here}-{live.pid}.abcdefgh.part": (fresh, False),  # a save in progress
+            f".model.npz.{here}-{os.getpid()}.ijklmnop.part": (fresh, False),  # another thread's save
+            f".model.npz.{here}-{live.pid}.qrstuvwx.part": (old, True),   # alive, but untouched for hours
+            f".model.npz.{elsewhere}-{dead}.abcdefgh.part": (fresh, False),  # another machine: by age only
+            f".model.npz.{elsewhere}-{dead}.ijklmnop.part": (old, True),
+            ".model.npz.a1b2c3d4.part": (fresh, False),  # unnamed writer (older fastbp): by age only
+            ".model.npz.e5f6g7h8.part": (old, True),
+            f".model.npz.bak.{here}-{dead}.abcdefgh.part": (old, False),  # checkpoint "model.npz.bak"
+            f".model.npz.bak.a1b2c3d4.part": (old, False),
+            f".other.npz.{here}-{dead}.abcdefgh.part": (old, False),
+            "model.npz.part": (old, False),
+        }
+        for name, (mtime, _) in files.items():
+            (tmp_path / name).write_bytes(b"PK partial")
+            os.utime(tmp_path / name, (mtime, mtime))
+        checkpoint.save(path, fastbp.Sequential(fastbp.Linear(3, 2, seed=0)))
+        left = set(os.listdir(tmp_path))
+        assert left == {"model.npz"} | {name for name, (_, removed) in files.items() if not removed}
+    finally:
+        live.kill()
+        live.wait()

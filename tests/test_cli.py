@@ -77,6 +77,28 @@ def test_info_reports_versions_threads_and_cpu(capsys):
     (["train", "--threads", "100000"], "--threads: 100000 exceeds"),
     (["train", "--weight-decay", "-1"], "--weight-decay: expected a finite number >= 0.0"),
     (["evaluate"], "required: MODEL.npz"),
+    # numbers out of range, found before any work starts
+    (["train", "--epochs", "-3"], "--epochs: expected a positive integer, got '-3'"),
+    (["train", "--batch-size", "0"], "--batch-size: expected a positive integer, got '0'"),
+    (["train", "--batch-size", "-2"], "--batch-size: expected a positive integer, got '-2'"),
+    (["train", "--lr", "0"], "--lr: expected a finite number > 0.0, got '0'"),
+    (["train", "--lr", "inf"], "--lr: expected a finite number > 0.0, got 'inf'"),
+    (["train", "--momentum", "1"], "--momentum: expected a number in [0, 1), got '1'"),
+    (["train", "--momentum", "-0.5"], "--momentum: expected a finite number >= 0.0"),
+    (["train", "--seed", "-1"], "--seed: expected a non-negative integer, got '-1'"),
+    (["train", "--train-limit", "0"], "--train-limit: expected a positive integer"),
+    (["train", "--milestones", "0"], "--milestones: expected a positive integer"),
+    (["train", "--hidden", "16", "0"], "--hidden: expected a positive integer, got '0'"),
+    (["train", "--threads", "0"], "--threads: expected a positive integer"),
+    # files and directories that are not there
+    (["evaluate", "/nonexistent/model.npz"], "argument MODEL.npz: no such file: '/nonexistent/model.npz'"),
+    (["evaluate", "/"], "argument MODEL.npz: not a file: '/'"),
+    (["train", "--resume", "/nonexistent/model.npz"], "--resume: no such file: '/nonexistent/model.npz'"),
+    (["train", "--save", "/nonexistent/dir/m.npz"], "--save: cannot write '/nonexistent/dir/m.npz': no such directory"),
+    (["train", "--plot", "/nonexistent/dir/c.png"], "--plot: cannot write '/nonexistent/dir/c.png': no such directory"),
+    (["train", "--data-dir", "/nonexistent/dir"], "--data-dir: no such directory: '/nonexistent/dir'"),
+    # options that do not go together
+    (["train", "--model", "lenet", "--hidden", "8"], "fastbp train: error: --hidden applies to the mlp model, not lenet"),
 ])
 def test_bad_arguments_exit_2_with_a_usage_message(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
@@ -84,12 +106,26 @@ def test_bad_arguments_exit_2_with_a_usage_message(argv, message, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "usage: fastbp" in err and message in err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("fastbp") and message in err.splitlines()[-1]
+
+
+def test_bad_option_after_an_existing_checkpoint_exits_2(tmp_path, capsys):
+    from fastbp import models
+
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, models.mlp(64, [16]))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["evaluate", str(path), "--batch-size", "0"])
+    assert info.value.code == 2
+    assert "--batch-size: expected a positive integer, got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--save", str(tmp_path), "--epochs", "1"])
+    assert info.value.code == 2
+    assert "it is a directory" in capsys.readouterr().err
 
 
 def test_runtime_failures_exit_1_with_one_error_line(tmp_path, capsys, monkeypatch):
-    assert cli.main(["evaluate", str(tmp_path / "missing.npz")]) == 1
-    assert "fastbp evaluate: error:" in capsys.readouterr().err
-
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"this is not a checkpoint")
     assert cli.main(["evaluate", str(junk)]) == 1
@@ -105,8 +141,26 @@ def test_runtime_failures_exit_1_with_one_error_line(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert re.search(r"fastbp train: error: the training loss became (nan|inf) at epoch 1/2, step \d+/12", err)
 
-    assert cli.main(["train", *FAST, "--momentum", "1"]) == 1
-    assert "--momentum must be below 1" in capsys.readouterr().err
+
+def test_damaged_checkpoints_exit_1_with_one_error_line_not_a_traceback(tmp_path, capsys):
+    from fastbp import models, optim
+
+    model = models.mlp(64, [16])
+    path = tmp_path / "run.npz"
+    # a resumable checkpoint whose saved schedule is damaged
+    checkpoint.save(path, model, optim.SGD(model, 0.1), epoch=1, history={},
+                    training={"loss": "cross_entropy", "schedule": {"type": "Step", "lr": "fast", "step_size": 2}},
+                    metadata={"dataset": "digits", "model": "mlp", "layout": "flat", "stats": [0.3, 0.4]})
+    assert cli.main(["train", "--resume", str(path), "--epochs", "2", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"fastbp train: error: {path}: cannot resume from its training state: ")
+    assert "lr must be a real number" in err
+
+    checkpoint.save(path, model, metadata={"dataset": "digits", "stats": [0.5]})
+    assert cli.main(["evaluate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "malformed normalisation statistics [0.5]" in err
 
 
 def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys, monkeypatch):
@@ -135,6 +189,11 @@ def test_python_dash_m_entry_point():
     bad = subprocess.run([sys.executable, "-m", "fastbp", "train", "--batch-size", "0"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--batch-size: expected a positive integer" in bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "fastbp", "evaluate", "missing-model.npz"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.splitlines()[-1] == (
+        "fastbp evaluate: error: argument MODEL.npz: no such file: 'missing-model.npz'")
 
 
 def test_passthrough_commands_get_their_arguments_verbatim(monkeypatch, capsys):

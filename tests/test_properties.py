@@ -1,6 +1,6 @@
 """Property-based tests: random shapes, values and dtypes for the kernel families the
-shape-specific tests cover only at chosen points, and random bytes for the checkpoint
-loader."""
+shape-specific tests cover only at chosen points (every loss, with scores up to 1e4), and
+random bytes for the checkpoint loader."""
 
 import numpy as np
 import pytest
@@ -56,6 +56,42 @@ def test_multiclass_losses_match_reference(n, k, scale, dtype, seed):
         want_loss, want_grad = getattr(ref, name)(scores.astype(np.float64), labels)
         assert loss == pytest.approx(want_loss, rel=1e-4 if dtype == np.float32 else 1e-10, abs=1e-6)
         assert_matches(grad, want_grad, dtype)
+
+
+# Score scales up to the 1e4 the Guarantees promise: the losses must stay finite and accurate.
+loss_scales = st.sampled_from([0.1, 3.0, 30.0, 1e3, 1e4])
+
+
+def assert_loss_matches(loss, grad, want_loss, want_grad, dtype):
+    assert isinstance(loss, float) and np.isfinite(loss) and np.all(np.isfinite(grad))
+    assert loss == pytest.approx(want_loss, rel=1e-4 if dtype == np.float32 else 1e-10, abs=1e-6)
+    assert_matches(grad, want_grad, dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), scale=loss_scales, dtype=dtypes,
+       seed=seeds)
+def test_mse_loss_matches_reference(shape, scale, dtype, seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.standard_normal(shape) * scale).astype(dtype)
+    t = (rng.standard_normal(shape) * scale).astype(dtype)
+    loss, grad = F.mse_loss(y, t)
+    assert_loss_matches(loss, grad, *ref.mse_loss(y.astype(np.float64), t.astype(np.float64)), dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(["logistic_loss", "logistic_pm1_loss"]), n=st.integers(1, 12),
+       column=st.booleans(), scale=loss_scales, dtype=dtypes,
+       target_dtype=st.sampled_from([np.int64, np.float32, np.float64]), seed=seeds)
+def test_binary_logistic_losses_match_reference(name, n, column, scale, dtype, target_dtype, seed):
+    rng = np.random.default_rng(seed)
+    s = (rng.standard_normal(n) * scale).astype(dtype)
+    y = rng.integers(0, 2, n) if name == "logistic_loss" else rng.choice([-1, 1], n)
+    want_loss, want_grad = getattr(ref, name)(s.astype(np.float64), y.astype(np.float64))
+    shape = (n, 1) if column else (n,)  # scores (N,) or (N, 1), targets of the same shape
+    loss, grad = getattr(F, name)(s.reshape(shape), y.astype(target_dtype).reshape(shape))
+    assert grad.shape == shape
+    assert_loss_matches(loss, grad.reshape(n), want_loss, want_grad, dtype)
 
 
 @settings(max_examples=40, deadline=None)

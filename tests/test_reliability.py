@@ -72,5 +72,41 @@ def test_a_process_killed_while_saving_leaves_a_loadable_checkpoint(tmp_path):
             for name, array in params.items():
                 assert np.all(array == value), name
     # The saver spends nearly all its time inside save(), so the kills did land mid-write:
-    # each leaves its temporary file (named apart from the checkpoint) behind.
+    # each leaves its temporary file (named apart from the checkpoint) behind...
     assert list(tmp_path.glob(".model.npz.*.part"))
+    # ...until the next successful save, which removes those of writers that are gone.
+    checkpoint.save(path, small)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+CONCURRENT_SAVER = """
+import sys
+import fastbp
+from fastbp import checkpoint
+model = fastbp.Sequential(fastbp.Linear(300, 300, seed=1))
+print("ready", flush=True)
+sys.stdin.readline()
+for value in range(40):
+    model.params["0.weight"][...] = float(sys.argv[2]) + value
+    checkpoint.save(sys.argv[1], model)
+"""
+
+
+def test_concurrent_saves_never_remove_each_others_temporary_files(tmp_path):
+    """Each save cleans up stale temporary files of its checkpoint; a concurrent saver's file
+    in progress is not stale, so both processes' saves all succeed."""
+    path = tmp_path / "model.npz"
+    savers = [subprocess.Popen([sys.executable, "-c", CONCURRENT_SAVER, str(path), str(base)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for base in (1000, 2000)]
+    for saver in savers:
+        assert saver.stdout.readline().strip() == "ready"
+    for saver in savers:
+        saver.stdin.write("go\n")
+        saver.stdin.flush()
+    for saver in savers:
+        _, err = saver.communicate(timeout=120)
+        assert saver.returncode == 0, err
+    weights = checkpoint.load_model(path).params["0.weight"]
+    assert weights.flat[0] in (1039.0, 2039.0) and np.all(weights == weights.flat[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]

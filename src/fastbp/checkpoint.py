@@ -22,8 +22,12 @@ constructor keyword arguments of an instance). ``register_layer`` adds user laye
 
 import contextlib
 import json
+import numbers
 import os
+import re
+import socket
 import tempfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -103,6 +107,8 @@ def describe_model(model):
 
 def build_model(architecture):
     """A new Sequential (freshly initialised) from ``describe_model``'s output."""
+    if not isinstance(architecture, list) or not architecture:
+        raise CheckpointError(f"the architecture must be a non-empty list of layers, got {architecture!r}")
     layers = []
     for i, spec in enumerate(architecture):
         if not isinstance(spec, dict) or spec.get("type") not in _LAYER_REGISTRY:
@@ -146,8 +152,28 @@ def save(path, model, optimizer=None, *, epoch=None, history=None, training=None
     ``epoch`` (epochs completed), ``history``, ``training`` and ``metadata`` must be
     JSON-serialisable (dicts of numbers, strings, lists). The file is written exactly at
     ``path`` (no suffix is added).
+
+    The data goes to a temporary file ``.{name}.{host}-{pid}.XXXXXXXX.part`` beside
+    ``path`` (``host``: a hash of this machine's name, ``pid``: the writer's process id),
+    renamed over ``path`` once complete. A writer killed mid-save leaves its temporary
+    file behind; after each successful save, the temporary files of the same checkpoint
+    name are removed when they are stale, that is when either
+
+    - they were written on this machine by a process that no longer exists (POSIX only), or
+    - they were last modified more than ``STALE_TEMPORARY_SECONDS`` (an hour) ago.
+
+    A save still in progress, here or on another machine sharing the directory, matches
+    neither rule (short of stalling for an hour), so concurrent saves never remove each
+    other's files; temporary files of other checkpoint names are never touched. (Containers
+    with separate process-id namespaces sharing both a host name and the directory would see
+    each other's writers as gone: give them distinct host names, as Docker does by default.)
     """
     architecture = describe_model(model)
+    for name, value in (("history", history), ("training", training), ("metadata", metadata)):
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"{name} must be a dict or None, got {type(value).__name__}")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0):
+        raise ValueError(f"epoch must be a non-negative int or None, got {epoch!r}")
     for layer, spec in zip(model.layers, architecture):
         rng = getattr(layer, "rng", None)
         if isinstance(rng, np.random.Generator):
@@ -184,8 +210,58 @@ def save(path, model, optimizer=None, *, epoch=None, history=None, training=None
     _write_atomic(Path(path), arrays)
 
 
+#: age (by modification time) after which another writer's temporary file counts as abandoned
+STALE_TEMPORARY_SECONDS = 3600.0
+
+
+def _host_tag():
+    """8 hex digits naming this machine in temporary file names (a hash: host names may hold dots)."""
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _temporary_pattern(name):
+    """Temporary files of checkpoint ``name``: ``.{name}.{host}-{pid}.{mkstemp's 8 characters}.part``,
+    or ``.{name}.{8 characters}.part`` as written by fastbp before the writer was named. No
+    dot inside the variable part, so ``model.npz`` never claims ``model.npz.bak``'s files."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:([0-9a-f]{{8}})-([0-9]+)\.)?[a-z0-9_]{{8}}\.part")
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or a number we cannot ask about: keep its file
+    return True
+
+
+def _writer_gone(host, pid):
+    """Whether the process named in a temporary file's name is known to have ended: only
+    answerable for this machine's processes, and only on POSIX (Windows' os.kill kills)."""
+    return host == _host_tag() and os.name == "posix" and not _process_exists(int(pid))
+
+
+def _remove_stale_temporaries(path):
+    """Delete the stale temporary files of ``path``'s name (the rule is in ``save``'s docstring)."""
+    pattern = _temporary_pattern(path.name)
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match is None:
+                continue
+            # Best effort: it may vanish meanwhile (another saver cleaning up, or renaming it).
+            with contextlib.suppress(OSError):
+                host, pid = match.groups()
+                if (host is not None and _writer_gone(host, pid)) or \
+                        now - entry.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    os.unlink(entry.path)
+
+
 def _write_atomic(path, arrays):
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", suffix=".part")
     try:
         with os.fdopen(descriptor, "wb") as file:
             np.savez(file, **arrays)
@@ -196,6 +272,7 @@ def _write_atomic(path, arrays):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    _remove_stale_temporaries(path)
 
 
 def _read_arrays(path):
@@ -311,9 +388,15 @@ def load(path):
         if str(error).startswith(str(path)):
             raise
         raise CheckpointError(f"{path}: {error}") from error
-    return Checkpoint(model=model, optimizer_state=optimizer_state, epoch=header.get("epoch"),
-                      history=header.get("history"), training=header.get("training") or {},
-                      metadata=header.get("metadata") or {})
+    extras = {"training": header.get("training") or {}, "metadata": header.get("metadata") or {},
+              "history": header.get("history")}
+    for key, value in extras.items():
+        if not isinstance(value, dict) and not (key == "history" and value is None):
+            raise CheckpointError(f"{path}: inconsistent fastbp header ({key} is not a dict: {value!r})")
+    epoch = header.get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
+        raise CheckpointError(f"{path}: inconsistent fastbp header (epoch {epoch!r} is not a count)")
+    return Checkpoint(model=model, optimizer_state=optimizer_state, epoch=epoch, **extras)
 
 
 def load_model(path):

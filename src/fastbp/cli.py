@@ -7,8 +7,9 @@ A command with its own parser is registered with ``passthrough(name, help, main)
 
 Exit statuses follow Unix habits: 0 success, 1 a runtime failure (missing data set,
 unreadable checkpoint, diverged training: one ``fastbp <command>: error: ...`` line on
-stderr), 2 a usage error (argparse's message), 130 interrupted by Ctrl-C. Results go to
-stdout, progress to stderr.
+stderr), 2 a usage error (argparse's message: a bad option value, a missing input file or
+output directory, options that do not go together; found before any work starts), 130
+interrupted by Ctrl-C. Results go to stdout, progress to stderr.
 """
 
 import argparse
@@ -59,16 +60,28 @@ class CommandError(Exception):
     """A failure to report as ``fastbp <command>: error: <message>`` with exit status 1."""
 
 
+class UsageError(Exception):
+    """Arguments that parse but do not go together: reported like argparse's own errors
+    (usage, then ``fastbp <command>: error: <message>``) with exit status 2."""
+
+
 # ----------------------------------------------------------------------------- argument types
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_at_least(minimum, expected):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "a non-negative integer")
 
 
 def _float_at_least(minimum, open_interval):
@@ -89,6 +102,37 @@ _positive_float = _float_at_least(0.0, True)
 _non_negative_float = _float_at_least(0.0, False)
 
 
+def _momentum(text):
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _existing_file(text):
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"not a file: {text!r}")
+    return text
+
+
+def _existing_directory(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"no such directory: {text!r}")
+    return text
+
+
+def _output_file(text):
+    """A path to write later: its directory must exist now, not only after an epoch of training."""
+    directory = os.path.dirname(text) or "."
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: no such directory {directory!r}")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: it is a directory")
+    return text
+
+
 def _threads(text):
     value = _positive_int(text)
     import numba
@@ -102,7 +146,7 @@ def _threads(text):
 
 
 def _add_data_arguments(parser):
-    parser.add_argument("--data-dir", metavar="DIR", default=None,
+    parser.add_argument("--data-dir", type=_existing_directory, metavar="DIR", default=None,
                         help="directory holding the MNIST-format IDX files (default: search the usual places)")
     parser.add_argument("--no-download", action="store_true",
                         help="never download MNIST/Fashion-MNIST; fail if the files are not found")
@@ -125,7 +169,7 @@ def _train_arguments(parser):
                         help="(default: %(default)s)")
     parser.add_argument("--lr", type=_positive_float, default=None,
                         help="initial learning rate (default: 0.05 for sgd, 0.001 for adam)")
-    parser.add_argument("--momentum", type=_non_negative_float, default=0.9,
+    parser.add_argument("--momentum", type=_momentum, default=0.9,
                         help="SGD momentum, 0 for plain SGD (default: %(default)s)")
     parser.add_argument("--weight-decay", type=_non_negative_float, default=5e-4, metavar="LAMBDA",
                         help="L2 weight decay lambda/2 ||W||^2 on weights (default: %(default)s)")
@@ -136,14 +180,15 @@ def _train_arguments(parser):
                         help="epochs where the step schedule decays (default: half of --epochs)")
     parser.add_argument("--hidden", type=_positive_int, nargs="+", default=None, metavar="H",
                         help="mlp hidden layer sizes (default: 256 128)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (default: 0)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0,
+                        help="seed of weights and shuffling (default: 0)")
     parser.add_argument("--train-limit", type=_positive_int, default=None, metavar="N",
                         help="train on the first N training samples only")
-    parser.add_argument("--save", metavar="PATH", default=None,
+    parser.add_argument("--save", type=_output_file, metavar="PATH", default=None,
                         help="checkpoint (.npz) written after every epoch; resume with --resume")
-    parser.add_argument("--resume", metavar="PATH", default=None,
+    parser.add_argument("--resume", type=_existing_file, metavar="PATH", default=None,
                         help="continue a run saved with --save up to --epochs in total")
-    parser.add_argument("--plot", metavar="PNG", default=None,
+    parser.add_argument("--plot", type=_output_file, metavar="PNG", default=None,
                         help="write loss and accuracy curves (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines on stderr")
     _add_data_arguments(parser)
@@ -173,14 +218,10 @@ def _new_trainer(args):
     loaded = training.load_dataset(dataset, models.MODELS[model_name], root=args.data_dir,
                                    download=not args.no_download, train_limit=args.train_limit)
     options = {"hidden": args.hidden} if (model_name == "mlp" and args.hidden) else {}
-    if args.hidden and model_name != "mlp":
-        raise CommandError(f"--hidden applies to the mlp model, not {model_name}")
     model, layout = models.build_classifier(model_name, loaded.image_shape, loaded.num_classes,
                                             seed=args.seed, **options)
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     if args.optimizer == "sgd":
-        if args.momentum >= 1:
-            raise CommandError(f"--momentum must be below 1, got {args.momentum}")
         optimizer = optim.SGD(model, lr, momentum=args.momentum, weight_decay=args.weight_decay)
     else:
         optimizer = optim.Adam(model, lr, weight_decay=args.weight_decay)
@@ -213,6 +254,8 @@ def _describe(trainer):
 
 @subcommand("train", "train a network and report its test accuracy", _train_arguments)
 def train(args):
+    if args.hidden and (args.model or "mlp") != "mlp":
+        raise UsageError(f"--hidden applies to the mlp model, not {args.model}")
     _check_plot_dependency(args.plot)
     if args.threads:
         set_num_threads(args.threads)
@@ -246,7 +289,8 @@ def train(args):
 # ----------------------------------------------------------------------------- evaluate
 
 def _evaluate_arguments(parser):
-    parser.add_argument("checkpoint", metavar="MODEL.npz", help="a file written by 'fastbp train --save'")
+    parser.add_argument("checkpoint", type=_existing_file, metavar="MODEL.npz",
+                        help="a file written by 'fastbp train --save'")
     parser.add_argument("--dataset", choices=training.DATASETS, default=None,
                         help="data set to test on (default: the one the model was trained on)")
     parser.add_argument("--batch-size", type=_positive_int, default=1000, metavar="B",
@@ -276,7 +320,11 @@ def evaluate(args):
         raise CommandError(f"{args.checkpoint} does not record its data set: pass --dataset")
     layout = meta.get("layout") or _layout_of(state.model)
     if "stats" in meta:
-        stats = data.NormStats(*meta["stats"])
+        try:
+            stats = data.NormStats(*(float(v) for v in meta["stats"]))
+        except (TypeError, ValueError):
+            raise CommandError(f"{args.checkpoint} records malformed normalisation statistics "
+                               f"{meta['stats']!r} (expected [mean, std])") from None
     else:  # standardise as load_dataset does: by the training split's statistics
         train_images, _ = training.load_split(dataset, "train", args.data_dir, not args.no_download)
         _, stats = data.normalize(train_images)
@@ -349,7 +397,7 @@ def build_parser():
     for name, (help_text, add_arguments, function) in _SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         add_arguments(sub)
-        sub.set_defaults(run=function)
+        sub.set_defaults(run=function, parser=sub)
     for name, (help_text, _) in _PASSTHROUGH.items():
         commands.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -365,6 +413,8 @@ def main(argv=None):
     where = f"{PROG} {args.command}"
     try:
         return args.run(args) or 0
+    except UsageError as error:
+        args.parser.error(str(error))  # exits with status 2
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,8 @@ class Sequential:
     """
 
     def __init__(self, *layers):
+        if not layers:
+            raise ValueError("Sequential needs at least one layer, got none")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} must be a fastbp Layer, got {type(layer).__name__}")

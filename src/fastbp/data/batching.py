@@ -26,9 +26,11 @@ def minibatches(
     Batches hold ``batch_size`` samples, the last one fewer unless ``drop_last``
     drops it. With ``shuffle`` the order is a permutation drawn from ``rng`` (a
     ``numpy.random.Generator``, or a seed for one: same seed, same order); without
-    it batches are views in the original order. Arguments are checked on call.
+    it batches are views in the original order. Arguments are checked on call: x and y
+    must hold the same, non-zero number of samples.
     """
-    n, batch_size = _check_batch_args(x, y, batch_size)
+    x, y, batch_size = _check_batch_args(x, y, batch_size)
+    n = len(x)
     order = np.random.default_rng(rng).permutation(n) if shuffle else None
     return _iterate_batches(x, y, batch_size, order, num_batches(n, batch_size, drop_last))
 
@@ -54,8 +56,8 @@ class BatchIterator:
         seed: SeedLike = None,
         drop_last: bool = False,
     ) -> None:
-        n, self.batch_size = _check_batch_args(x, y, batch_size)
-        self.x, self.y = x, y
+        self.x, self.y, self.batch_size = _check_batch_args(x, y, batch_size)
+        n = len(self.x)
         self.shuffle, self.drop_last = shuffle, drop_last
         self._rng = np.random.default_rng(seed)
         self._len = num_batches(n, self.batch_size, drop_last)
@@ -67,9 +69,18 @@ class BatchIterator:
         return minibatches(self.x, self.y, self.batch_size, self.shuffle, self._rng, self.drop_last)
 
 
-def _check_batch_args(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[int, int]:
+def _check_batch_args(
+    x: np.ndarray, y: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(x, y, batch_size)`` as arrays (views, not copies, of arrays) and an int."""
+    x, y = np.asarray(x), np.asarray(y)
+    for name, array in (("x", x), ("y", y)):
+        if array.ndim == 0:
+            raise ValueError(f"{name} must be an array with samples along axis 0, got a scalar")
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} != {len(y)}")
+    if len(x) == 0:
+        raise ValueError("x and y are empty: there are no samples to batch")
     if isinstance(batch_size, bool):
         raise ValueError(f"batch_size must be an integer, got {batch_size!r}")
     try:
@@ -78,7 +89,7 @@ def _check_batch_args(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[in
         raise ValueError(f"batch_size must be an integer, got {batch_size!r}") from None
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    return len(x), batch_size
+    return x, y, batch_size
 
 
 def _iterate_batches(

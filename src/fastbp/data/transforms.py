@@ -34,6 +34,10 @@ def normalize(
         x_test, _ = normalize(test_images, *stats)
     """
     images = np.asarray(images)
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    if images.size == 0:
+        raise ValueError(f"images is empty (shape {images.shape}): nothing to normalise")
     if images.dtype == np.uint8:
         scaled = images.astype(dtype)
         scaled *= scaled.dtype.type(1 / 255)

@@ -19,6 +19,8 @@ def optimizer_from_state_dict(params, state):
     if kind not in OPTIMIZERS:
         raise ValueError(f"unknown optimiser type {kind!r}; expected one of {sorted(OPTIMIZERS)}")
     hyper = state.get("hyper", {})
+    if not isinstance(hyper, dict):
+        raise TypeError(f"optimiser state's hyper-parameters must be a dict, got {type(hyper).__name__}")
     if "lr" not in hyper:
         raise ValueError("optimiser state has no learning rate")
     optimizer = OPTIMIZERS[kind](params, lr=hyper["lr"])

@@ -69,6 +69,15 @@ class Optimizer:
                 raise TypeError(f"parameter {name!r} must be a float32 or float64 array")
             if not array.flags.c_contiguous or not array.flags.writeable:
                 raise ValueError(f"parameter {name!r} must be a C-contiguous, writeable array")
+        names = list(self.params)
+        for i, name in enumerate(names):
+            for other in names[i + 1:]:
+                # Exact for C-contiguous arrays: their memory bounds are their memory.
+                if np.may_share_memory(self.params[name], self.params[other]):
+                    raise ValueError(
+                        f"parameters {name!r} and {other!r} share memory: each step would update "
+                        "it twice; give every parameter its own array"
+                    )
         self.lr = check_number("lr", lr, low=0.0, low_open=True)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0.0)
         self.decayed = {name: is_decayed(name) for name in self.params}
@@ -95,6 +104,8 @@ class Optimizer:
             if self._source is None:
                 raise ValueError("step() needs grads when the optimiser was built from a mapping")
             grads = self._source.grads
+        if not hasattr(grads, "items"):
+            raise TypeError(f"grads must be a mapping name -> array, got {type(grads).__name__}")
         checked = {}
         for name, param in self.params.items():
             if name not in grads:
@@ -132,6 +143,11 @@ class Optimizer:
 
     def load_state_dict(self, state):
         """Restore a ``state_dict`` of the same optimiser type over the same parameters."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
+        for key in ("hyper", "buffers"):
+            if not isinstance(state.get(key, {}), dict):
+                raise TypeError(f"state[{key!r}] must be a dict, got {type(state[key]).__name__}")
         if state.get("type") != type(self).__name__:
             raise ValueError(f"state is for a {state.get('type')!r} optimiser, not {type(self).__name__}")
         buffers = state.get("buffers", {})

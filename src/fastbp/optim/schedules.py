@@ -5,6 +5,7 @@ resuming at epoch e gives the same rates as an uninterrupted run. ``to_config()`
 ``schedule_from_config`` turn a schedule into plain JSON-able values and back.
 """
 
+import inspect
 import math
 import numbers
 
@@ -59,6 +60,8 @@ class MultiStep(Schedule):
     def __init__(self, lr, milestones, gamma=0.1):
         self.lr = check_number("lr", lr, low=0.0, low_open=True)
         self.gamma = check_number("gamma", gamma, low=0.0, low_open=True)
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"milestones must be a sequence of positive ints, got {milestones!r}")
         milestones = list(milestones)
         for m in milestones:
             if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
@@ -124,4 +127,15 @@ def schedule_from_config(config):
     if not isinstance(config, dict) or config.get("type") not in SCHEDULES:
         raise ValueError(f"not a schedule config (type must be one of {sorted(SCHEDULES)}): {config!r}")
     kwargs = {k: v for k, v in config.items() if k != "type"}
-    return SCHEDULES[config["type"]](**kwargs)
+    cls = SCHEDULES[config["type"]]
+    parameters = inspect.signature(cls).parameters
+    required = {name for name, p in parameters.items() if p.default is inspect.Parameter.empty}
+    if not required <= set(kwargs) <= set(parameters):
+        raise ValueError(
+            f"a {cls.__name__} schedule config needs the arguments {sorted(required)} and may have "
+            f"{sorted(set(parameters) - required)}, got {config!r}"
+        )
+    try:
+        return cls(**kwargs)
+    except TypeError as error:  # a value of the wrong kind, e.g. a string learning rate
+        raise ValueError(f"bad schedule config {config!r}: {error}") from error

@@ -1,5 +1,7 @@
 """Stochastic gradient descent with optional momentum and L2 weight decay."""
 
+import numpy as np
+
 from ..kernels import optim as k
 from .base import Optimizer, check_number
 
@@ -18,6 +20,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         self.momentum = check_number("momentum", momentum, 0.0, 1.0, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
         if nesterov and self.momentum == 0.0:
             raise ValueError("nesterov needs a momentum > 0")
         self.nesterov = bool(nesterov)

@@ -52,6 +52,9 @@ class History:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown history fields {sorted(unknown)}")
+        for name, values in data.items():
+            if not isinstance(values, list):
+                raise TypeError(f"history field {name!r} must be a list, got {type(values).__name__}")
         history = cls(**{name: list(data.get(name, [])) for name in names})
         if len({len(getattr(history, name)) for name in names}) > 1:
             raise ValueError("history lists differ in length")

@@ -2,11 +2,13 @@
 
 import math
 import numbers
+import os
 import time
 
 import numpy as np
 
 from .. import checkpoint as ckpt
+from .._validation import class_labels, positive_int
 from ..data import minibatches
 from ..optim import SGD, Optimizer, Schedule, schedule_from_config
 from ..sequential import Sequential
@@ -40,12 +42,6 @@ def _paired(name, data):
     return x, y
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def evaluate(model, x, y, loss="cross_entropy", batch_size=1000):
     """``{"loss", "accuracy"}`` of ``model`` (in evaluation mode) on ``x`` (N, ...), ``y``.
 
@@ -54,7 +50,7 @@ def evaluate(model, x, y, loss="cross_entropy", batch_size=1000):
     """
     objective = get_objective(loss)
     x, y = _paired("data", (x, y))
-    batch_size = _positive_int("batch_size", batch_size)
+    batch_size = positive_int("batch_size", batch_size)
     total, correct = 0.0, 0
     for xb, yb in minibatches(x, y, batch_size, shuffle=False):
         out = model.forward(np.ascontiguousarray(xb), training=False)
@@ -68,8 +64,10 @@ def evaluate(model, x, y, loss="cross_entropy", batch_size=1000):
 
 def predict(model, x, batch_size=1000):
     """The model's outputs (evaluation mode) for ``x`` (N, ...), computed in batches."""
-    batch_size = _positive_int("batch_size", batch_size)
+    batch_size = positive_int("batch_size", batch_size)
     x = np.asarray(x)
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"x must hold at least one sample along axis 0, got shape {x.shape}")
     outs = [model.forward(np.ascontiguousarray(x[i:i + batch_size]), training=False)
             for i in range(0, len(x), batch_size)]
     return np.concatenate(outs)
@@ -107,8 +105,8 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer
         self.objective = get_objective(loss)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.eval_batch_size = positive_int("eval_batch_size", eval_batch_size)
         self.schedule = schedule
         self.seed = int(seed)
         self.progress = progress
@@ -123,11 +121,22 @@ class Trainer:
         ``train`` and ``test`` are ``(x, y)`` pairs of arrays with samples along axis 0.
         With ``checkpoint`` (a path) the trainer is saved there after every epoch. Returns
         ``self.history``. Raises ``NonFiniteLossError`` if the loss becomes NaN or inf.
+
+        Everything that can be checked before the first step is: the arguments, the
+        checkpoint's directory, and, for the classification losses, that every label of
+        ``train`` and ``test`` is a class index below the model's number of outputs.
         """
         x, y = _paired("train", train)
         if test is not None:
             test = _paired("test", test)
-        epochs = _positive_int("epochs", epochs)
+        epochs = positive_int("epochs", epochs)
+        if checkpoint is not None:
+            directory = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
+            if not os.path.isdir(directory):
+                raise FileNotFoundError(f"checkpoint {checkpoint}: directory {directory} does not exist")
+        self._check_labels(x, y, "train")
+        if test is not None:
+            self._check_labels(*test, "test")
         reporter = make_progress(self.progress)
         steps = math.ceil(len(x) / self.batch_size)
         try:
@@ -138,6 +147,19 @@ class Trainer:
         finally:
             reporter.close()
         return self.history
+
+    def _check_labels(self, x, y, name):
+        """For classification, ``y`` must be class indices in [0, outputs): checked over the
+        whole set now rather than batch by batch, after steps were already taken."""
+        if not self.objective.classification:
+            return
+        outputs = self.model.forward(np.ascontiguousarray(x[:1]), training=False)
+        if outputs.ndim != 2:
+            return  # the loss names this problem at the first step, before any update
+        try:
+            class_labels(f"{name} labels", y, len(y), outputs.shape[1])
+        except ValueError as error:
+            raise ValueError(f"{error} (the model has {outputs.shape[1]} outputs)") from None
 
     def _run_epoch(self, x, y, test, epochs, steps, reporter):
         start = time.perf_counter()
@@ -198,16 +220,24 @@ class Trainer:
         if state.optimizer_state is None or state.epoch is None:
             raise ckpt.CheckpointError(f"{path}: a model-only checkpoint cannot resume training")
         training = state.training
-        loss = loss if loss is not None else training.get("loss")
-        if loss is None:
+        if loss is not None:
+            loss = get_objective(loss)  # the caller's argument: its errors are the caller's
+        elif training.get("loss") is None:
             raise ValueError(f"{path} was trained with a custom loss: pass loss= to resume it")
-        settings = {"batch_size": training.get("batch_size", 64), "seed": training.get("seed", 0)}
-        if training.get("schedule") is not None:
-            settings["schedule"] = schedule_from_config(training["schedule"])
-        settings.update(overrides)
-        trainer = cls(state.model, state.make_optimizer(), loss, progress=progress, **settings)
-        trainer.epoch = int(state.epoch)
-        trainer.history = History.from_dict(state.history or {})
+        # What the file holds must make a trainer; anything wrong in it is the file's problem.
+        try:
+            saved = {"batch_size": training.get("batch_size", 64), "seed": training.get("seed", 0)}
+            if training.get("schedule") is not None:
+                saved["schedule"] = schedule_from_config(training["schedule"])
+            trainer = cls(state.model, state.make_optimizer(), loss or training["loss"],
+                          progress=False, **saved)
+            history = History.from_dict(state.history or {})
+        except (TypeError, ValueError) as error:
+            raise ckpt.CheckpointError(f"{path}: cannot resume from its training state: {error}") from error
+        trainer = cls(state.model, trainer.optimizer, trainer.objective, progress=progress,
+                      **{**saved, **overrides})
+        trainer.epoch = state.epoch
+        trainer.history = history
         trainer.metadata = state.metadata
         return trainer
 
