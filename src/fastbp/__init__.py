@@ -6,6 +6,7 @@
 
 from . import data, functional, layers
 from . import checkpoint, models, optim, training
+from .kernels.workspace import Workspace
 from .gradcheck import GradcheckError, gradcheck, gradcheck_layer, numerical_gradient
 from .layers import (
     ELU,

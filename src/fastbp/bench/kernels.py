@@ -27,6 +27,7 @@ from ..kernels.pooling import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from ..kernels.workspace import Workspace
 from .shapes import inputs, random_array, random_labels
 
 
@@ -44,11 +45,11 @@ def conv_ops(s, dtype):
     """forward, backward_input, backward_weight, backward_bias of 2-D convolution."""
     x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
     y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
-    st, p = s.stride, s.pad
+    st, p, work = s.stride, s.pad, Workspace()
     return {
-        "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y), s.flops),
-        "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx), s.flops),
-        "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw), s.flops),
+        "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y, work), s.flops),
+        "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx, work), s.flops),
+        "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw, work), s.flops),
         "backward_bias": Op(lambda: conv2d_backward_bias(dy, db), dy.size),
     }
 

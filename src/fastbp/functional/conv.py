@@ -26,21 +26,22 @@ def _checked(x, w, stride, padding):
     return x, w, stride, padding, (x.shape[0], w.shape[0], *out_hw)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0):
+def conv2d(x, w, b=None, stride=1, padding=0, workspace=None):
     """y (N, O, OH, OW) from x (N, C, H, W), w (O, C, KH, KW), b (O,) or None.
 
     ``stride`` and ``padding`` are an int or an (h, w) pair;
-    ``OH = (H + 2 * padding_h - KH) // stride_h + 1``.
+    ``OH = (H + 2 * padding_h - KH) // stride_h + 1``. Pass the same ``fastbp.Workspace``
+    to every call to reuse the kernels' scratch memory instead of allocating it anew.
     """
     x, w, stride, padding, out_shape = _checked(x, w, stride, padding)
     b = optional_bias(b, w.shape[0], x.dtype)
     same_dtype(x=x, w=w, b=b)
     y = np.empty(out_shape, x.dtype)
-    conv2d_forward(x, w, b, *stride, *padding, y)
+    conv2d_forward(x, w, b, *stride, *padding, y, workspace)
     return y
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, input_grad=True):
+def conv2d_backward(dy, x, w, stride=1, padding=0, input_grad=True, workspace=None):
     """Gradients of ``conv2d``: (dx (N, C, H, W), dw (O, C, KH, KW), db (O,)).
 
     dx is the convolution of the stride-dilated dy with the flipped, channel-transposed
@@ -54,9 +55,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, input_grad=True):
     dx = None
     if input_grad:
         dx = np.empty_like(x)
-        conv2d_backward_input(dy, w, *stride, *padding, dx)
+        conv2d_backward_input(dy, w, *stride, *padding, dx, workspace)
     dw = np.empty_like(w)
     db = np.empty(w.shape[0], w.dtype)
-    conv2d_backward_weight(dy, x, *stride, *padding, dw)
+    conv2d_backward_weight(dy, x, *stride, *padding, dw, workspace)
     conv2d_backward_bias(dy, db)
     return dx, dw, db

@@ -1,0 +1,326 @@
+"""Convolution on gathered patches: the kernels for any stride and padding.
+
+Shapes as in ``conv2d.py``. Every pass is a matrix product with contiguous inner loops over output positions.
+Positions are processed in blocks of about ``TARGET_BLOCK``: several whole samples when
+the output plane is small, or a band of output rows of one sample when it is large (never
+the whole batch), so that a block's patches stay in the L2 cache. Padding is never stored:
+patches hold zeros where a tap falls outside the input. The blocking depends on the shapes
+only, so results are bit-identical whatever the thread count. Block scratch is carved from
+``scratch[get_thread_id()]`` ((threads, n) with n at least ``patches_scratch_size``).
+"""
+
+import numpy as np
+from numba import get_thread_id, prange
+
+from ._jit import reduction_kernel, serial_kernel
+from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
+from .runs import add_run, copy_run, fill_run
+from .windows import valid_columns
+
+TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
+MIN_CHANNELS_FOR_DOTS = 4  # forward: below this, patch rows are too short for dot products
+MIN_DEPTH_FOR_DOTS = 32  # input gradient: fewer output channels make too short a dot product
+GROUP = 4  # samples per partial weight gradient, fixed so sums never depend on threads
+
+
+@serial_kernel
+def blocking(out_h, out_w):
+    """(samples per block, output rows per block) for an (out_h, out_w) output plane."""
+    plane = out_h * out_w
+    if plane >= TARGET_BLOCK:
+        return 1, max(1, TARGET_BLOCK // out_w)
+    return TARGET_BLOCK // plane, out_h
+
+
+@serial_kernel
+def padded_depth(depth):
+    """depth rounded up to a multiple of 16, so gemm_nt's vector loop has no scalar tail."""
+    return (depth + 15) // 16 * 16
+
+
+@serial_kernel
+def band_width(width, pad_w, out_w, stride_w, k_w):
+    """Columns of the zero-padded input band the forward pass copies rows into."""
+    return max(width + 2 * pad_w, (out_w - 1) * stride_w + k_w)
+
+
+@serial_kernel
+def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w):
+    """Scratch per thread, in elements, for any of the three passes."""
+    n_taps = c_in * k_h * k_w
+    per_block, rows = blocking(out_h, out_w)
+    block = per_block * rows * out_w
+    band = ((rows - 1) * stride_h + k_h) * band_width(width, pad_w, out_w, stride_w, k_w) * c_in
+    forward = c_out * block + max(band + block * padded_depth(n_taps), n_taps * block)
+    return max(forward, (2 * c_out + n_taps) * block)
+
+
+@serial_kernel
+def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                   patches, start):
+    """Write the patches of output rows [r0, r1) of one sample into columns from ``start``:
+
+    ``patches[(c, ki, kj), start + (i - r0) * out_w + j] = planes[c, i*sh + ki - ph, j*sw + kj - pw]``,
+    zero where that index falls outside the (C, H, W) planes.
+    """
+    n_planes, height, width = planes.shape
+    k = 0
+    for c in range(n_planes):
+        plane = planes[c]
+        for ki in range(k_h):
+            for kj in range(k_w):
+                dst = patches[k]
+                shift = kj - pad_w
+                lo, hi = valid_columns(shift, stride_w, width, out_w)
+                for i in range(r0, r1):
+                    base = start + (i - r0) * out_w
+                    row = i * stride_h + ki - pad_h
+                    if row < 0 or row >= height:
+                        fill_run(dst, base, out_w, 0)
+                        continue
+                    src = plane[row]
+                    fill_run(dst, base, lo, 0)
+                    if stride_w == 1:
+                        copy_run(src, lo + shift, dst, base + lo, hi - lo)
+                    else:
+                        for j in range(lo, hi):
+                            dst[base + j] = src[j * stride_w + shift]
+                    fill_run(dst, base + hi, out_w - hi, 0)
+                k += 1
+
+
+@serial_kernel
+def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                      band, patches_t, start):
+    """Write the patches of output rows [r0, r1) of one sample as rows from ``start``:
+
+    ``patches_t[start + (i - r0) * out_w + j, (ki, kj, c)] = planes[c, i*sh + ki - ph, j*sw + kj - pw]``
+    (zero outside the planes). The input rows they need are first copied, zero-padded, into
+    ``band`` in (row, column, channel) order, so that each (ki) run of KW * C values of a
+    patch is one contiguous copy.
+    """
+    n_planes, height, width = planes.shape
+    band_rows = (r1 - r0 - 1) * stride_h + k_h
+    band_w = band.shape[1]
+    first = r0 * stride_h - pad_h
+    for r in range(band_rows):
+        dst = band[r]
+        dst[:, :] = 0
+        row = first + r
+        if 0 <= row < height:
+            for c in range(n_planes):
+                src = planes[c, row]
+                column = dst[pad_w:pad_w + width, c]
+                for q in range(width):
+                    column[q] = src[q]
+    run = k_w * n_planes
+    for i in range(r0, r1):
+        for j in range(out_w):
+            dst = patches_t[start + (i - r0) * out_w + j]
+            for ki in range(k_h):
+                src = band[(i - r0) * stride_h + ki].reshape(band_w * n_planes)
+                copy_run(src, j * stride_w * n_planes, dst, ki * run, run)
+
+
+@serial_kernel
+def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                          n0, n1, r0, r1, out_w, band, patches_t, out):
+    """out (O, L) = weights_hwc (O, KH*KW*C) @ patches of output rows [r0, r1) of samples
+    [n0, n1), as dot products over contiguous (L, KH*KW*C) patch rows ``patches_t``."""
+    segment = (r1 - r0) * out_w
+    patches_t[:, band.shape[2] * k_h * k_w:] = 0
+    for n in range(n0, n1):
+        gather_patch_rows(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                          band, patches_t, (n - n0) * segment)
+    gemm_nt(weights_hwc, patches_t, out, False)
+
+
+@serial_kernel
+def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                          n0, n1, r0, r1, out_w, patches, out):
+    """The same product as ``forward_block_by_dots`` in axpy form over (C*KH*KW, L) patches:
+    no horizontal sums, which wins when C*KH*KW is short or C too small for long runs."""
+    segment = (r1 - r0) * out_w
+    length = (n1 - n0) * segment
+    for n in range(n0, n1):
+        gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                       patches, (n - n0) * segment)
+    gemm_nn(weights, patches, length, out)
+
+
+@reduction_kernel
+def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch):
+    """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj].
+
+    Per block, out (O, L) = w (O, C*KH*KW) @ patches (C*KH*KW, L): with ``gemm_nt`` over
+    patch rows when C >= ``MIN_CHANNELS_FOR_DOTS``, otherwise in axpy form. Parallel over
+    blocks, each owning its cells of y.
+    """
+    n_batch, _, _, width = x.shape
+    c_out, c_in, k_h, k_w = w.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    n_taps = c_in * k_h * k_w
+    by_dots = c_in >= MIN_CHANNELS_FOR_DOTS
+    weights = w.reshape(c_out, n_taps)
+    # Taps in patch-row order, zero-padded to a whole number of vectors (see padded_depth).
+    weights_hwc = np.zeros((c_out, padded_depth(n_taps)), w.dtype)
+    for o in range(c_out):
+        k = 0
+        for ki in range(k_h):
+            for kj in range(k_w):
+                for c in range(c_in):
+                    weights_hwc[o, k] = w[o, c, ki, kj]
+                    k += 1
+    flat_y = y.reshape(n_batch, c_out, out_h * out_w)
+    per_block, rows = blocking(out_h, out_w)
+    row_blocks = (out_h + rows - 1) // rows
+    band_w = band_width(width, pad_w, out_w, stride_w, k_w)
+    band_size = ((rows - 1) * stride_h + k_h) * band_w * c_in
+    for job in prange(((n_batch + per_block - 1) // per_block) * row_blocks):
+        n0 = (job // row_blocks) * per_block
+        n1 = min(n_batch, n0 + per_block)
+        r0 = (job % row_blocks) * rows
+        r1 = min(out_h, r0 + rows)
+        segment = (r1 - r0) * out_w
+        length = (n1 - n0) * segment
+        buffer = scratch[get_thread_id()]
+        out = buffer[:c_out * length].reshape(c_out, length)
+        rest = buffer[c_out * length:]
+        if by_dots:
+            band = rest[:band_size].reshape((rows - 1) * stride_h + k_h, band_w, c_in)
+            depth = weights_hwc.shape[1]
+            patches_t = rest[band_size:band_size + length * depth].reshape(length, depth)
+            forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                                  n0, n1, r0, r1, out_w, band, patches_t, out)
+        else:
+            patches = rest[:n_taps * length].reshape(n_taps, length)
+            forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                                  n0, n1, r0, r1, out_w, patches, out)
+        for n in range(n0, n1):
+            for o in range(c_out):
+                dst = flat_y[n, o, r0 * out_w:r1 * out_w]
+                src = out[o, (n - n0) * segment:(n - n0 + 1) * segment]
+                bias = b[o]
+                for p in range(segment):
+                    dst[p] = src[p] + bias
+
+
+@reduction_kernel
+def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch):
+    """dx (N, C, H, W): the convolution of the stride-dilated upstream gradient with the
+    flipped, channel-transposed kernel.
+
+    Dilate ``dy`` by the stride (``stride - 1`` zeros between entries), pad it by
+    ``K - 1 - pad`` and correlate it with ``w_t[c, o, a, b] = w[o, c, KH-1-a, KW-1-b]``:
+    ``dx[n, c, r, s] = sum_{o, a, b} dy_dilated_padded[n, o, r + a, s + b] * w_t[c, o, a, b]``.
+    Its non-zero terms are exactly the products ``dy[n, o, i, j] * w[o, c, ki, kj]`` with
+    ``r = i*sh + ki - ph`` and ``s = j*sw + kj - pw``, so it is evaluated in that order (a
+    transposed convolution): per block, ``taps (C*KH*KW, L) = w.T @ dy_block`` (``gemm_nt``
+    over O when O >= ``MIN_DEPTH_FOR_DOTS``, else ``gemm_nn``), then each row of taps is
+    added onto the dx cells it reaches. The dilation
+    zeros are never multiplied. Parallel over blocks of samples: each iteration owns
+    those samples' dx and adds into it in a fixed order.
+    """
+    n_batch, c_in, height, width = dx.shape
+    c_out, _, k_h, k_w = w.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    n_taps = c_in * k_h * k_w
+    w_t = np.empty((n_taps, c_out), w.dtype)
+    transpose(w.reshape(c_out, n_taps), w_t)
+    flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
+    by_dots = c_out >= MIN_DEPTH_FOR_DOTS
+    per_block, rows = blocking(out_h, out_w)
+    for job in prange((n_batch + per_block - 1) // per_block):
+        n0 = job * per_block
+        n1 = min(n_batch, n0 + per_block)
+        dx[n0:n1] = 0
+        block = per_block * rows * out_w
+        buffer = scratch[get_thread_id()]
+        grad = buffer[:c_out * block].reshape(c_out, block)
+        grad_t = buffer[c_out * block:2 * c_out * block].reshape(block, c_out)
+        taps = buffer[2 * c_out * block:(2 * c_out + n_taps) * block].reshape(n_taps, block)
+        for r0 in range(0, out_h, rows):
+            r1 = min(out_h, r0 + rows)
+            segment = (r1 - r0) * out_w
+            length = (n1 - n0) * segment
+            if by_dots:
+                for n in range(n0, n1):
+                    copy_transposed(flat_dy[n, :, r0 * out_w:r1 * out_w],
+                                    grad_t[(n - n0) * segment:(n - n0 + 1) * segment])
+                gemm_nt(w_t, grad_t[:length], taps[:, :length], False)
+            else:
+                for n in range(n0, n1):
+                    for o in range(c_out):
+                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], (n - n0) * segment, segment)
+                gemm_nn(w_t, grad, length, taps)
+            for n in range(n0, n1):
+                for t in range(n_taps):
+                    c = t // (k_h * k_w)
+                    ki = (t // k_w) % k_h
+                    shift = t % k_w - pad_w
+                    lo, hi = valid_columns(shift, stride_w, width, out_w)
+                    if lo >= hi:
+                        continue
+                    plane = dx[n, c]
+                    for i in range(r0, r1):
+                        r = i * stride_h + ki - pad_h
+                        if r < 0 or r >= height:
+                            continue
+                        base = (n - n0) * segment + (i - r0) * out_w
+                        if stride_w == 1:
+                            add_run(taps[t], base + lo, plane[r], lo + shift, hi - lo)
+                        else:
+                            dst = plane[r]
+                            src = taps[t]
+                            for j in range(lo, hi):
+                                dst[j * stride_w + shift] += src[base + j]
+
+
+@reduction_kernel
+def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch, partial):
+    """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw].
+
+    The correlation of the input with the upstream gradient: per block,
+    ``patches (C*KH*KW, L) @ dy_block.T`` with ``gemm_nt``. Samples are split into fixed
+    groups of ``GROUP``; the groups' partial sums are computed in parallel and added in
+    group order: partial is (ceil(N / GROUP), C*KH*KW, O).
+    """
+    n_batch, c_in, _, _ = x.shape
+    c_out, _, k_h, k_w = dw.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    n_taps = c_in * k_h * k_w
+    flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
+    per_block, rows = blocking(out_h, out_w)
+    per_block = min(per_block, GROUP)
+    n_groups = (n_batch + GROUP - 1) // GROUP
+    block = per_block * rows * out_w
+    for g in prange(n_groups):
+        acc = partial[g]
+        acc[:, :] = 0
+        buffer = scratch[get_thread_id()]
+        patches_buffer = buffer[:n_taps * block]
+        grad_buffer = buffer[n_taps * block:(n_taps + c_out) * block]
+        group_end = min(n_batch, (g + 1) * GROUP)
+        for n0 in range(g * GROUP, group_end, per_block):
+            n1 = min(group_end, n0 + per_block)
+            for r0 in range(0, out_h, rows):
+                r1 = min(out_h, r0 + rows)
+                segment = (r1 - r0) * out_w
+                length = (n1 - n0) * segment
+                # Contiguous (rows, length) views, so gemm_nt's rows have unit stride.
+                patches = patches_buffer[:n_taps * length].reshape(n_taps, length)
+                grad = grad_buffer[:c_out * length].reshape(c_out, length)
+                for n in range(n0, n1):
+                    start = (n - n0) * segment
+                    gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
+                                   out_w, patches, start)
+                    for o in range(c_out):
+                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], start, segment)
+                gemm_nt(patches, grad, acc, True)
+    flat_dw = dw.reshape(c_out, n_taps)
+    for o in prange(c_out):
+        for k in range(n_taps):
+            total = partial[0, k, o]
+            for g in range(1, n_groups):
+                total += partial[g, k, o]
+            flat_dw[o, k] = total

@@ -1,0 +1,187 @@
+"""Stride-1 convolution on zero-padded "wide" planes: no patches are gathered.
+
+Shapes as in ``conv2d.py``. Pad each (H, W) plane to (Hp, Wp) = (H + 2 ph, W + 2 pw) and
+flatten it. With stride 1, output (i, j) reads the padded plane at ``p + ki * Wp + kj``
+where ``p = i * Wp + j``: every tap (c, ki, kj) reads the same run of positions, shifted by
+``offset = c * Hp * Wp + ki * Wp + kj``. Outputs are therefore computed at all "wide"
+positions ``p < L = (OH - 1) * Wp + OW`` (row i at ``i * Wp``; the columns j >= OW between
+rows are computed and dropped, a (Wp - OW) / OW overhead), and every pass is a sum of
+shifted runs or a dot product with shifted runs (``shifted.py``). Wide planes of the
+upstream gradient hold zeros in those dropped columns.
+
+Each sample is one parallel job (a fixed group of ``GROUP`` samples for the weight
+gradient, combined in group order), so results do not depend on the thread count.
+``scratch`` is (threads, n) with n at least ``*_scratch_size``: job scratch is the row of
+the thread running it (``numba.get_thread_id``), so nothing is allocated per job.
+"""
+
+import numpy as np
+from numba import get_thread_id, prange
+
+from ._jit import reduction_kernel, serial_kernel
+from .conv2d_patches import GROUP
+from .runs import copy_run
+from .shifted import shifted_dots, shifted_sums, shifted_sums_2
+
+
+@serial_kernel
+def wide_length(out_h, out_w, padded_w):
+    """L: the wide positions from output (0, 0) to (OH - 1, OW - 1) in padded rows."""
+    return (out_h - 1) * padded_w + out_w
+
+
+@serial_kernel
+def tap_offsets(c_in, k_h, k_w, padded_h, padded_w, count):
+    """uint64 (count,): offset of tap (c, ki, kj) in (c, ki, kj) order, zero beyond the taps."""
+    offsets = np.zeros(count, np.uint64)
+    t = 0
+    for c in range(c_in):
+        for ki in range(k_h):
+            for kj in range(k_w):
+                offsets[t] = c * padded_h * padded_w + ki * padded_w + kj
+                t += 1
+    return offsets
+
+
+@serial_kernel
+def in_fours(n):
+    """n rounded up to a multiple of 4: the shifted sums take coefficients in fours."""
+    return (n + 3) // 4 * 4
+
+
+@serial_kernel
+def pad_planes(planes, pad_h, pad_w, out):
+    """out (C * Hp * Wp) = the (C, H, W) planes zero-padded and flattened."""
+    c_in, height, width = planes.shape
+    padded_w = width + 2 * pad_w
+    out[:] = 0
+    for c in range(c_in):
+        for r in range(height):
+            copy_run(planes[c, r], 0, out, (c * (height + 2 * pad_h) + r + pad_h) * padded_w + pad_w,
+                     width)
+
+
+@serial_kernel
+def widen(planes, padded_w, out):
+    """out (O, L) = the (O, OH, OW) planes as wide rows, zeros in the dropped columns."""
+    _, out_h, out_w = planes.shape
+    out[:, :] = 0
+    for o in range(planes.shape[0]):
+        for i in range(out_h):
+            copy_run(planes[o, i], 0, out[o], i * padded_w, out_w)
+
+
+@serial_kernel
+def shifted_scratch_size(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w):
+    """Scratch per thread, in elements, for any of the three passes."""
+    padded_w = width + 2 * pad_w
+    return c_in * (height + 2 * pad_h) * padded_w + c_out * wide_length(out_h, out_w, padded_w)
+
+
+@reduction_kernel
+def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
+    """y (N, O, OH, OW) = b + the stride-1 correlation of x with w, per sample:
+    wide output rows (O, L) += sum over taps of w[o, tap] * padded x shifted by the tap's
+    offset, two output channels per pass (``shifted_sums_2``)."""
+    n_batch, c_in, height, width = x.shape
+    c_out, _, k_h, k_w = w.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
+    n_taps = c_in * k_h * k_w
+    length = wide_length(out_h, out_w, padded_w)
+    coef = np.zeros((c_out, in_fours(n_taps)), w.dtype)
+    coef[:, :n_taps] = w.reshape(c_out, n_taps)
+    offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1])
+    plane_size = c_in * padded_h * padded_w
+    for n in prange(n_batch):
+        buffer = scratch[get_thread_id()]
+        padded = buffer[:plane_size]
+        wide = buffer[plane_size:plane_size + c_out * length].reshape(c_out, length)
+        pad_planes(x[n], pad_h, pad_w, padded)
+        wide[:, :] = 0
+        for o in range(0, c_out - 1, 2):
+            shifted_sums_2(coef[o], coef[o + 1], offsets, padded, wide[o], wide[o + 1], length)
+        if c_out % 2:
+            shifted_sums(coef[c_out - 1], offsets, padded, wide[c_out - 1], length)
+        for o in range(c_out):
+            bias = b[o]
+            for i in range(out_h):
+                dst = y[n, o, i]
+                src = wide[o, i * padded_w:i * padded_w + out_w]
+                for j in range(out_w):
+                    dst[j] = src[j] + bias
+
+
+@reduction_kernel
+def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
+    """dx (N, C, H, W) for stride 1: the full convolution of dy with the flipped kernel,
+    in scatter order: for every tap (c, ki, kj), the padded dx plane c shifted by the tap's
+    offset += sum_o w[o, c, ki, kj] * wide dy row o. Two input channels per pass (their
+    planes never overlap), and the padding is dropped at the end."""
+    n_batch, c_in, height, width = dx.shape
+    c_out, _, k_h, k_w = w.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
+    plane = padded_h * padded_w
+    n_taps = c_in * k_h * k_w
+    per_channel = k_h * k_w
+    length = wide_length(out_h, out_w, padded_w)
+    coef = np.zeros((n_taps, in_fours(c_out)), w.dtype)
+    coef[:, :c_out] = w.reshape(c_out, n_taps).T
+    row_offsets = np.zeros(coef.shape[1], np.uint64)  # padded rows read row 0, times zero
+    for o in range(c_out):
+        row_offsets[o] = o * length
+    for n in prange(n_batch):
+        buffer = scratch[get_thread_id()]
+        wide_dy = buffer[:c_out * length]
+        padded = buffer[c_out * length:c_out * length + c_in * plane].reshape(c_in, plane)
+        widen(dy[n], padded_w, wide_dy.reshape(c_out, length))
+        padded[:, :] = 0
+        for ki in range(k_h):
+            for kj in range(k_w):
+                shift = ki * padded_w + kj
+                tap = ki * k_w + kj
+                for c in range(0, c_in - 1, 2):
+                    shifted_sums_2(coef[c * per_channel + tap], coef[(c + 1) * per_channel + tap],
+                                   row_offsets, wide_dy, padded[c, shift:], padded[c + 1, shift:],
+                                   length)
+                if c_in % 2:
+                    c = c_in - 1
+                    shifted_sums(coef[c * per_channel + tap], row_offsets, wide_dy,
+                                 padded[c, shift:], length)
+        for c in range(c_in):
+            for r in range(height):
+                copy_run(padded[c], (r + pad_h) * padded_w + pad_w, dx[n, c, r], 0, width)
+
+
+@reduction_kernel
+def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
+    """dw (O, C, KH, KW) for stride 1: dw[o, tap] = sum over samples of the dot product of
+    wide dy row o with the padded x shifted by the tap's offset (``shifted_dots``).
+    partial (ceil(N / GROUP), O, C*KH*KW): one sum per group of samples, added in order."""
+    n_batch, c_in, height, width = x.shape
+    c_out, _, k_h, k_w = dw.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
+    n_taps = c_in * k_h * k_w
+    length = wide_length(out_h, out_w, padded_w)
+    offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps)
+    plane_size = c_in * padded_h * padded_w
+    n_groups = (n_batch + GROUP - 1) // GROUP
+    for g in prange(n_groups):
+        buffer = scratch[get_thread_id()]
+        padded = buffer[:plane_size]
+        wide_dy = buffer[plane_size:plane_size + c_out * length].reshape(c_out, length)
+        acc = partial[g]
+        acc[:, :] = 0
+        for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
+            pad_planes(x[n], pad_h, pad_w, padded)
+            widen(dy[n], padded_w, wide_dy)
+            shifted_dots(wide_dy, padded, offsets, length, acc)
+    flat_dw = dw.reshape(c_out, n_taps)
+    for o in prange(c_out):
+        for t in range(n_taps):
+            total = partial[0, o, t]
+            for g in range(1, n_groups):
+                total += partial[g, o, t]
+            flat_dw[o, t] = total

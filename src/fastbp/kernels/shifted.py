@@ -1,0 +1,86 @@
+"""Products over shifted runs of one flat array: the micro-kernels of stride-1 convolution.
+
+A stride-1 convolution on a zero-padded plane reads, for every tap, the same run of the
+flat plane shifted by a fixed offset (see ``conv2d_shifted.py``), so it needs no gathered
+patches: only sums of shifted runs (``shifted_sums*``) and dot products with shifted runs
+(``shifted_dots``). Offsets are unsigned, so the loops carry no wrap-around check and
+vectorise over contiguous memory. Coefficients come in groups of 4 (the caller pads them
+with zeros): each pass over a destination adds 4 shifted runs, so a destination value is
+loaded and stored once per 4 (or, with two destinations, 8) multiply-adds.
+"""
+
+from numba import uint64
+
+from ._jit import serial_kernel
+
+
+@serial_kernel
+def shifted_sums(coef, offsets, src, dst, length):
+    """dst[j] += sum_q coef[q] * src[offsets[q] + j] for j < length; len(coef) % 4 == 0."""
+    for g in range(0, coef.shape[0], 4):
+        c0, c1, c2, c3 = coef[g], coef[g + 1], coef[g + 2], coef[g + 3]
+        o0, o1, o2, o3 = offsets[g], offsets[g + 1], offsets[g + 2], offsets[g + 3]
+        for j in range(uint64(length)):
+            dst[j] += c0 * src[o0 + j] + c1 * src[o1 + j] + c2 * src[o2 + j] + c3 * src[o3 + j]
+
+
+@serial_kernel
+def shifted_sums_2(coef0, coef1, offsets, src, dst0, dst1, length):
+    """``shifted_sums`` into two destinations at once, sharing every load of src."""
+    for g in range(0, coef0.shape[0], 4):
+        a0, a1, a2, a3 = coef0[g], coef0[g + 1], coef0[g + 2], coef0[g + 3]
+        b0, b1, b2, b3 = coef1[g], coef1[g + 1], coef1[g + 2], coef1[g + 3]
+        o0, o1, o2, o3 = offsets[g], offsets[g + 1], offsets[g + 2], offsets[g + 3]
+        for j in range(uint64(length)):
+            s0, s1, s2, s3 = src[o0 + j], src[o1 + j], src[o2 + j], src[o3 + j]
+            dst0[j] += a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3
+            dst1[j] += b0 * s0 + b1 * s1 + b2 * s2 + b3 * s3
+
+
+@serial_kernel
+def shifted_dot(a, src, offset, length):
+    """sum_p a[p] * src[offset + p] for p < length."""
+    total = a.dtype.type(0)
+    for p in range(uint64(length)):
+        total += a[p] * src[offset + p]
+    return total
+
+
+@serial_kernel
+def shifted_dots(a, src, offsets, length, out):
+    """out[m, t] += sum_p a[m, p] * src[offsets[t] + p] for p < length; a (M, >= length).
+
+    Dot products in tiles of 4 rows of a by 2 offsets, as ``gemm.gemm_nt``.
+    """
+    m_rows, n_offsets = a.shape[0], offsets.shape[0]
+    m_main, t_main = m_rows - m_rows % 4, n_offsets - n_offsets % 2
+    zero = out.dtype.type(0)
+    for m in range(0, m_main, 4):
+        a0, a1, a2, a3 = a[m], a[m + 1], a[m + 2], a[m + 3]
+        for t in range(0, t_main, 2):
+            u0, u1 = offsets[t], offsets[t + 1]
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = zero
+            for p in range(uint64(length)):
+                u, v = src[u0 + p], src[u1 + p]
+                s00 += a0[p] * u
+                s01 += a0[p] * v
+                s10 += a1[p] * u
+                s11 += a1[p] * v
+                s20 += a2[p] * u
+                s21 += a2[p] * v
+                s30 += a3[p] * u
+                s31 += a3[p] * v
+            out[m, t] += s00
+            out[m, t + 1] += s01
+            out[m + 1, t] += s10
+            out[m + 1, t + 1] += s11
+            out[m + 2, t] += s20
+            out[m + 2, t + 1] += s21
+            out[m + 3, t] += s30
+            out[m + 3, t + 1] += s31
+        for t in range(t_main, n_offsets):
+            for i in range(4):
+                out[m + i, t] += shifted_dot(a[m + i], src, offsets[t], length)
+    for m in range(m_main, m_rows):
+        for t in range(n_offsets):
+            out[m, t] += shifted_dot(a[m], src, offsets[t], length)
