@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 import reference as ref
 from conftest import assert_matches
+import fastbp
 from fastbp import functional as F
 
 # (N, C, H, W), (O, KH, KW), stride, padding
@@ -94,3 +95,27 @@ def test_conv2d_backward_without_input_grad(rng):
     assert none is None
     np.testing.assert_array_equal(dw, dw2)
     np.testing.assert_array_equal(db, db2)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_reused_workspace_gives_the_same_results(stride, rng):
+    """A workspace left holding an earlier, larger call's scratch changes nothing."""
+    workspace = fastbp.Workspace()
+    for n, size in [(6, 12), (3, 9), (6, 12)]:
+        x = rng.standard_normal((n, 3, size, size)).astype(np.float32)
+        w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+        y = F.conv2d(x, w, None, stride, 1, workspace)
+        np.testing.assert_array_equal(y, F.conv2d(x, w, None, stride, 1))
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        for got, fresh in zip(F.conv2d_backward(dy, x, w, stride, 1, workspace=workspace),
+                              F.conv2d_backward(dy, x, w, stride, 1)):
+            np.testing.assert_array_equal(got, fresh)
+
+
+def test_workspace_grows_only_and_follows_the_dtype():
+    workspace = fastbp.Workspace()
+    big = workspace.array("a", (4, 5), np.float32)
+    small = workspace.array("a", (3,), np.float32)
+    assert np.shares_memory(big, small) and small.shape == (3,)
+    assert workspace.array("a", (2,), np.float64).dtype == np.float64
+    assert workspace.nbytes == 2 * 8

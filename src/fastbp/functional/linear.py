@@ -36,10 +36,11 @@ def linear(x, w, b=None):
     return y
 
 
-def linear_backward(dy, x, w, input_grad=True):
+def linear_backward(dy, x, w, input_grad=True, workspace=None):
     """Gradients of ``linear``: dx = dy @ w (N, Din), dw = dy.T @ x (Dout, Din), db = dy.sum(0).
 
-    With ``input_grad=False`` dx is not computed and None is returned in its place.
+    With ``input_grad=False`` dx is not computed and None is returned in its place. Pass
+    the same ``fastbp.Workspace`` to every call to reuse the transposes' scratch memory.
     """
     x, w = _checked(x, w)
     dy = float_array("dy", dy, 2, "(N, out_features)")
@@ -48,8 +49,8 @@ def linear_backward(dy, x, w, input_grad=True):
     dx = None
     if input_grad:
         dx = np.empty_like(x)
-        affine_backward_input(dy, w, dx)
+        affine_backward_input(dy, w, dx, workspace)
     dw = np.empty_like(w)
     db = np.empty(w.shape[0], w.dtype)
-    affine_backward_params(dy, x, dw, db)
+    affine_backward_params(dy, x, dw, db, workspace)
     return dx, dw, db

@@ -2,15 +2,15 @@
 
 Shapes: x (N, Din), w (Dout, Din), b (Dout,), y (N, Dout). Each product is
 ``gemm_nt`` over contiguous rows; the backward passes transpose one operand first so
-the summed axis is contiguous. Work is split into tiles of ``TILE_ROWS`` x ``TILE_COLS``
+the summed axis is contiguous (into scratch from ``workspace``, a new one when None). Work is split into tiles of ``TILE_ROWS`` x ``TILE_COLS``
 output cells (multiples of the micro-kernel's 4 x 2 tile), one tile per iteration.
 """
 
-import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel
 from .gemm import gemm_nt, transpose
+from .workspace import Workspace
 
 TILE_ROWS = 16
 TILE_COLS = 64
@@ -54,17 +54,18 @@ def affine_forward(x, w, b, y):
     add_bias(y, b)
 
 
-def affine_backward_input(dy, w, dx):
+def affine_backward_input(dy, w, dx, workspace=None):
     """dx (N, Din) = dy (N, Dout) @ w (Dout, Din)."""
-    w_t = np.empty((w.shape[1], w.shape[0]), w.dtype)
+    w_t = (workspace or Workspace()).array("w.T", w.shape[::-1], w.dtype)
     transpose(w, w_t)
     parallel_gemm_nt(dy, w_t, dx)
 
 
-def affine_backward_params(dy, x, dw, db):
+def affine_backward_params(dy, x, dw, db, workspace=None):
     """dw (Dout, Din) = dy.T @ x and db (Dout,) = dy summed over the batch."""
-    dy_t = np.empty((dy.shape[1], dy.shape[0]), dy.dtype)
-    x_t = np.empty((x.shape[1], x.shape[0]), x.dtype)
+    workspace = workspace or Workspace()
+    dy_t = workspace.array("dy.T", dy.shape[::-1], dy.dtype)
+    x_t = workspace.array("x.T", x.shape[::-1], x.dtype)
     transpose(dy, dy_t)
     transpose(x, x_t)
     parallel_gemm_nt(dy_t, x_t, dw)

@@ -136,7 +136,7 @@ def avg_pool2d_backward(dy, k_h, k_w, stride_h, stride_w, pad_h, pad_w, dx):
     """dx (N, C, H, W): each dy cell spread evenly, dy / (KH * KW), over its window.
 
     Row by row: for every window tap, a whole row of dy shares is added onto the dx
-    columns that tap reaches.
+    columns that tap reaches (each share recomputed as dy * scale: the same value each time).
     """
     n_batch, channels, height, width = dx.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
@@ -148,11 +148,8 @@ def avg_pool2d_backward(dy, k_h, k_w, stride_h, stride_w, pad_h, pad_w, dx):
         c = job - n * channels
         grad = dx[n, c].reshape(height * width)
         grad[:] = 0
-        shares = np.empty(out_w, dx.dtype)
         for oi in range(out_h):
             upstream = dy[n, c, oi]
-            for oj in range(out_w):
-                shares[oj] = upstream[oj] * scale
             for ki in range(k_h):
                 r = oi * stride_h + ki - pad_h
                 if r < 0 or r >= height:
@@ -161,4 +158,4 @@ def avg_pool2d_backward(dy, k_h, k_w, stride_h, stride_w, pad_h, pad_w, dx):
                     first = uint64(r * width) + in_starts[kj]
                     out = out_starts[kj]
                     for j in range(counts[kj]):
-                        grad[first + j * step] += shares[out + j]
+                        grad[first + j * step] += upstream[out + j] * scale

@@ -3,6 +3,7 @@
 import numpy as np
 
 from .._validation import FLOAT_DTYPES, float_array, same_shape
+from ..kernels.workspace import Workspace
 
 
 class Layer:
@@ -11,6 +12,7 @@ class Layer:
     ``params`` and ``grads`` map names ("weight", "bias") to the live arrays: writing into
     ``params["weight"][...]`` changes the layer. ``backward`` adds into ``grads`` (call
     ``zero_grad`` between steps) and needs the preceding ``forward``'s cached input.
+    ``workspace`` keeps the kernels' scratch memory from step to step.
     """
 
     def __init__(self, dtype=np.float32):
@@ -20,6 +22,7 @@ class Layer:
         self.params = {}
         self.grads = {}
         self._cache = None
+        self.workspace = Workspace()
 
     def forward(self, x, training=True):
         raise NotImplementedError

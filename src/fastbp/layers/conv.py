@@ -5,7 +5,6 @@ import numpy as np
 from .. import functional as F
 from .._validation import pair, positive_int
 from ..init import initial_weight, make_rng
-from ..kernels.workspace import Workspace
 from .base import Layer
 
 
@@ -13,7 +12,6 @@ class Conv2D(Layer):
     """y (N, out_channels, OH, OW) from x (N, in_channels, H, W).
 
     weight (out_channels, in_channels, kh, kw) He-initialised with fan-in C * kh * kw.
-    The kernels' scratch memory is kept in ``workspace`` and reused from step to step.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, *,
@@ -31,7 +29,6 @@ class Conv2D(Layer):
         self._add_param("weight", initial_weight(init, shape, fan_in, fan_out, rng, dtype))
         if bias:
             self._add_param("bias", np.zeros(self.out_channels, dtype))
-        self.workspace = Workspace()
 
     def forward(self, x, training=True):
         x = self._check_input(x)
