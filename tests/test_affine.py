@@ -5,7 +5,9 @@ import reference as ref
 from conftest import assert_matches
 from fastbp import functional as F
 
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (8, 33, 17), (64, 784, 10), (3, 128, 256)]
+# Both sides of MAX_DEPTH_FOR_ROWS (128): the batch for dw, out-features for dx.
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (8, 33, 17), (64, 784, 10), (3, 128, 256),
+          (129, 5, 128), (200, 9, 130)]
 
 
 @pytest.mark.parametrize("n,d_in,d_out", SHAPES)

@@ -21,7 +21,7 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .conv2d_patches import GROUP
 from .runs import copy_run
-from .shifted import shifted_dots, shifted_sums, shifted_sums_2
+from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
 
 
 @serial_kernel
@@ -41,12 +41,6 @@ def tap_offsets(c_in, k_h, k_w, padded_h, padded_w, count):
                 offsets[t] = c * padded_h * padded_w + ki * padded_w + kj
                 t += 1
     return offsets
-
-
-@serial_kernel
-def in_fours(n):
-    """n rounded up to a multiple of 4: the shifted sums take coefficients in fours."""
-    return (n + 3) // 4 * 4
 
 
 @serial_kernel

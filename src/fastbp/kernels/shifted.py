@@ -15,6 +15,12 @@ from ._jit import serial_kernel
 
 
 @serial_kernel
+def in_fours(n):
+    """n rounded up to a multiple of 4: how many coefficients the shifted sums take."""
+    return (n + 3) // 4 * 4
+
+
+@serial_kernel
 def shifted_sums(coef, offsets, src, dst, length):
     """dst[j] += sum_q coef[q] * src[offsets[q] + j] for j < length; len(coef) % 4 == 0."""
     for g in range(0, coef.shape[0], 4):
