@@ -24,6 +24,10 @@ CASES = [
     # Enough input and output channels for the dot-product paths of forward and dx.
     ((2, 5, 7, 6), (33, 3, 3), 2, 1),
     ((3, 8, 6, 6), (32, 2, 3), 1, (0, 1)),
+    # Stride 1 with the batch as the vector axis (N >= 8, small planes): LeNet's conv2, and
+    # a batch of two chunks, the second of 6 samples.
+    ((9, 6, 14, 14), (16, 5, 5), 1, 0),
+    ((70, 3, 6, 5), (5, 2, 3), 1, 1),
 ]
 
 

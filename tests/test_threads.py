@@ -13,11 +13,20 @@ def _calls(rng, dtype):
     wl = rng.standard_normal((13, 300)).astype(dtype)
     dyl = rng.standard_normal((7, 13)).astype(dtype)
     labels = rng.integers(0, 13, 7)
+    xb = rng.standard_normal((70, 3, 6, 5)).astype(dtype)  # batch as the vector axis
+    dyb = rng.standard_normal((70, 4, 6, 5)).astype(dtype)
+    dys = rng.standard_normal((5, 4, 11, 9)).astype(dtype)
+    deep_dy = rng.standard_normal((130, 140)).astype(dtype)  # dot products in linear_backward
+    deep_x, deep_w = a[:, :40].repeat(19, axis=0)[:130], rng.standard_normal((140, 40)).astype(dtype)
     return {
         "conv2d": lambda: [F.conv2d(x, w, None, 2, 1)],
         "conv2d_backward": lambda: F.conv2d_backward(dy, x, w, 2, 1),
+        "conv2d_stride_1": lambda: [F.conv2d(x, w, None, 1, 1), *F.conv2d_backward(dys, x, w, 1, 1)],
+        "conv2d_batched": lambda: [F.conv2d(xb, w, None, 1, 1),
+                                   *F.conv2d_backward(dyb, xb, w, 1, 1)],
         "linear": lambda: [F.linear(a, wl)],
         "linear_backward": lambda: F.linear_backward(dyl, a, wl),
+        "linear_backward_deep": lambda: F.linear_backward(deep_dy, deep_x, deep_w),
         "max_pool": lambda: [F.max_pool2d(x, 3, 2, 1), F.max_pool2d_backward(dy[:, :3], x, 3, 2, 1)],
         "avg_pool": lambda: [F.avg_pool2d(x, 3, 2, 1), F.avg_pool2d_backward(dy[:, :3], x, 3, 2, 1)],
         "activations": lambda: [F.softplus(x), F.elu_backward(x, x)],
@@ -26,7 +35,8 @@ def _calls(rng, dtype):
     }
 
 
-@pytest.mark.parametrize("name", ["conv2d", "conv2d_backward", "linear", "linear_backward",
+@pytest.mark.parametrize("name", ["conv2d", "conv2d_backward", "conv2d_stride_1", "conv2d_batched",
+                                  "linear", "linear_backward", "linear_backward_deep",
                                   "max_pool", "avg_pool", "activations", "losses"])
 def test_results_are_bit_identical_across_thread_counts(name, dtype):
     call = _calls(np.random.default_rng(1), dtype)[name]

@@ -5,7 +5,9 @@ Shapes: x (N, C, H, W), w (O, C, KH, KW), b (O,), y (N, O, OH, OW) with
 
 Each pass picks its kernel from the shapes alone (so the choice, and the rounding, never
 depends on the thread count): stride 1 runs on shifted runs of the zero-padded planes
-(``conv2d_shifted``), other strides on gathered patches (``conv2d_patches``). Scratch
+(``conv2d_shifted``; small planes in a batch, where the padded rows would waste over a
+quarter of the work, with the batch as the vector axis instead: ``conv2d_batched``),
+other strides on gathered patches (``conv2d_patches``). Scratch
 comes from ``workspace`` (a new one when None), so a caller that keeps its workspace
 allocates only the outputs.
 """
@@ -13,6 +15,13 @@ allocates only the outputs.
 from numba import prange
 
 from ._jit import reduction_kernel
+from .conv2d_batched import (
+    CHUNK,
+    batched_scratch_size,
+    conv2d_batched_backward_input,
+    conv2d_batched_backward_weight,
+    conv2d_batched_forward,
+)
 from .conv2d_patches import (
     GROUP,
     conv2d_patches_backward_input,
@@ -42,8 +51,27 @@ def _scratch(workspace, x_shape, w_shape, y_shape, stride, pad, dtype):
     return (workspace or Workspace()).per_thread("conv2d", size, dtype), shifted
 
 
+MIN_BATCH_FOR_BATCHED = 8  # a vector of samples
+
+
+def _batched_scratch(workspace, x_shape, w_shape, y_shape, stride, pad, dtype):
+    """Scratch for ``conv2d_batched`` if it runs these shapes (the batch as the vector
+    axis), else None."""
+    out_w = y_shape[3]
+    wasted = x_shape[3] + 2 * pad[1] - out_w  # columns per row conv2d_shifted drops
+    if stride != (1, 1) or x_shape[0] < MIN_BATCH_FOR_BATCHED or 4 * wasted <= out_w:
+        return None
+    size = batched_scratch_size(*x_shape, w_shape[0], *y_shape[2:], *pad)
+    return (workspace or Workspace()).array("conv2d batched", (size,), dtype)
+
+
 def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None):
     """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj]."""
+    stride, pad = (stride_h, stride_w), (pad_h, pad_w)
+    scratch = _batched_scratch(workspace, x.shape, w.shape, y.shape, stride, pad, x.dtype)
+    if scratch is not None:
+        conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch)
+        return
     scratch, shifted = _scratch(workspace, x.shape, w.shape, y.shape, (stride_h, stride_w),
                                 (pad_h, pad_w), x.dtype)
     if shifted:
@@ -55,6 +83,11 @@ def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None)
 def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None):
     """dx (N, C, H, W): the convolution of the stride-dilated dy with the flipped,
     channel-transposed kernel (see ``conv2d_patches_backward_input``)."""
+    stride, pad = (stride_h, stride_w), (pad_h, pad_w)
+    scratch = _batched_scratch(workspace, dx.shape, w.shape, dy.shape, stride, pad, dx.dtype)
+    if scratch is not None:
+        conv2d_batched_backward_input(dy, w, pad_h, pad_w, dx, scratch)
+        return
     scratch, shifted = _scratch(workspace, dx.shape, w.shape, dy.shape, (stride_h, stride_w),
                                 (pad_h, pad_w), dx.dtype)
     if shifted:
@@ -66,9 +99,15 @@ def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace
 def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspace=None):
     """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw]."""
     workspace = workspace or Workspace()
-    scratch, shifted = _scratch(workspace, x.shape, dw.shape, dy.shape, (stride_h, stride_w),
-                                (pad_h, pad_w), x.dtype)
     c_out, n_taps = dw.shape[0], dw[0].size
+    stride, pad = (stride_h, stride_w), (pad_h, pad_w)
+    scratch = _batched_scratch(workspace, x.shape, dw.shape, dy.shape, stride, pad, x.dtype)
+    if scratch is not None:
+        jobs = (x.shape[0] + CHUNK - 1) // CHUNK * dy.shape[2]
+        partial = workspace.array("conv2d partial", (jobs, c_out, n_taps), dw.dtype)
+        conv2d_batched_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial)
+        return
+    scratch, shifted = _scratch(workspace, x.shape, dw.shape, dy.shape, stride, pad, x.dtype)
     groups = (x.shape[0] + GROUP - 1) // GROUP
     if shifted:
         partial = workspace.array("conv2d partial", (groups, c_out, n_taps), dw.dtype)
