@@ -18,6 +18,7 @@ from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
+from .workspace import line_up
 
 CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in L2
 
@@ -54,7 +55,7 @@ def unpack(packed, n, pad_h, pad_w, out):
 def batched_scratch_size(n_batch, c_in, height, width, c_out, out_h, out_w, pad_h, pad_w):
     """Elements of the (chunks, ...) copies: the padded input, then the output."""
     padded = c_in * (height + 2 * pad_h) * (width + 2 * pad_w)
-    return n_batch * (padded + c_out * out_h * out_w)
+    return line_up(n_batch * padded) + line_up(n_batch * c_out * out_h * out_w)
 
 
 @reduction_kernel
@@ -82,8 +83,9 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
                 offsets[0, t] = ((c * padded_h + ki) * padded_w + kj) * CHUNK
                 offsets[1, t] = ((c * padded_h + ki) * padded_w + kj) * last
                 t += 1
+    start = line_up(n_batch * in_size)
     inputs = scratch[:n_batch * in_size]
-    outputs = scratch[n_batch * in_size:n_batch * (in_size + out_size)]
+    outputs = scratch[start:start + n_batch * out_size]
 
     for job in prange(n_chunks * c_in):
         chunk, c = job // c_in, job % c_in
@@ -103,7 +105,8 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
         rows[o, i] = 0
         if o + 1 < c_out:
             rows[o + 1, i] = 0
-            shifted_sums_2(coef[o], coef[o + 1], tap_offsets, src, rows[o, i], rows[o + 1, i], length)
+            shifted_sums_2(coef[o], coef[o + 1], tap_offsets, src, rows[o, i], rows[o + 1, i],
+                           length)
         else:
             shifted_sums(coef[o], tap_offsets, src, rows[o, i], length)
 
@@ -137,8 +140,9 @@ def conv2d_batched_backward_input(dy, w, pad_h, pad_w, dx, scratch):
     for o in range(c_out):
         offsets[0, o] = o * out_h * out_w * CHUNK
         offsets[1, o] = o * out_h * out_w * last
+    start = line_up(n_batch * out_size)
     grads = scratch[:n_batch * out_size]
-    padded = scratch[n_batch * out_size:n_batch * (out_size + in_size)]
+    padded = scratch[start:start + n_batch * in_size]
 
     for job in prange(n_chunks * c_out):
         chunk, o = job // c_out, job % c_out
@@ -202,8 +206,9 @@ def conv2d_batched_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
                 offsets[0, t] = ((c * padded_h + ki) * padded_w + kj) * CHUNK
                 offsets[1, t] = ((c * padded_h + ki) * padded_w + kj) * last
                 t += 1
+    start = line_up(n_batch * in_size)
     inputs = scratch[:n_batch * in_size]
-    grads = scratch[n_batch * in_size:n_batch * (in_size + out_size)]
+    grads = scratch[start:start + n_batch * out_size]
 
     for job in prange(n_chunks * (c_in + c_out)):
         chunk, k = job // (c_in + c_out), job % (c_in + c_out)

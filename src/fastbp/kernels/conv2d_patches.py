@@ -16,6 +16,7 @@ from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
 from .runs import add_run, copy_run, fill_run
 from .windows import valid_columns
+from .workspace import line_up
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
 MIN_CHANNELS_FOR_DOTS = 4  # forward: below this, patch rows are too short for dot products
@@ -51,8 +52,9 @@ def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w
     per_block, rows = blocking(out_h, out_w)
     block = per_block * rows * out_w
     band = ((rows - 1) * stride_h + k_h) * band_width(width, pad_w, out_w, stride_w, k_w) * c_in
-    forward = c_out * block + max(band + block * padded_depth(n_taps), n_taps * block)
-    return max(forward, (2 * c_out + n_taps) * block)
+    forward = line_up(c_out * block) + max(line_up(band) + block * padded_depth(n_taps),
+                                           n_taps * block)
+    return max(forward, 2 * line_up(c_out * block) + n_taps * block)
 
 
 @serial_kernel
@@ -185,11 +187,12 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
         length = (n1 - n0) * segment
         buffer = scratch[get_thread_id()]
         out = buffer[:c_out * length].reshape(c_out, length)
-        rest = buffer[c_out * length:]
+        rest = buffer[line_up(c_out * length):]
         if by_dots:
             band = rest[:band_size].reshape((rows - 1) * stride_h + k_h, band_w, c_in)
             depth = weights_hwc.shape[1]
-            patches_t = rest[band_size:band_size + length * depth].reshape(length, depth)
+            start = line_up(band_size)
+            patches_t = rest[start:start + length * depth].reshape(length, depth)
             forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, band, patches_t, out)
         else:
@@ -236,9 +239,10 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
         dx[n0:n1] = 0
         block = per_block * rows * out_w
         buffer = scratch[get_thread_id()]
+        start = line_up(c_out * block)
         grad = buffer[:c_out * block].reshape(c_out, block)
-        grad_t = buffer[c_out * block:2 * c_out * block].reshape(block, c_out)
-        taps = buffer[2 * c_out * block:(2 * c_out + n_taps) * block].reshape(n_taps, block)
+        grad_t = buffer[start:start + c_out * block].reshape(block, c_out)
+        taps = buffer[2 * start:2 * start + n_taps * block].reshape(n_taps, block)
         for r0 in range(0, out_h, rows):
             r1 = min(out_h, r0 + rows)
             segment = (r1 - r0) * out_w
@@ -298,8 +302,9 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
         acc = partial[g]
         acc[:, :] = 0
         buffer = scratch[get_thread_id()]
+        start = line_up(n_taps * block)
         patches_buffer = buffer[:n_taps * block]
-        grad_buffer = buffer[n_taps * block:(n_taps + c_out) * block]
+        grad_buffer = buffer[start:start + c_out * block]
         group_end = min(n_batch, (g + 1) * GROUP)
         for n0 in range(g * GROUP, group_end, per_block):
             n1 = min(group_end, n0 + per_block)

@@ -21,6 +21,7 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .conv2d_patches import GROUP
 from .runs import copy_run
+from .workspace import line_up
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
 
 
@@ -51,8 +52,8 @@ def pad_planes(planes, pad_h, pad_w, out):
     out[:] = 0
     for c in range(c_in):
         for r in range(height):
-            copy_run(planes[c, r], 0, out, (c * (height + 2 * pad_h) + r + pad_h) * padded_w + pad_w,
-                     width)
+            start = (c * (height + 2 * pad_h) + r + pad_h) * padded_w + pad_w
+            copy_run(planes[c, r], 0, out, start, width)
 
 
 @serial_kernel
@@ -69,7 +70,8 @@ def widen(planes, padded_w, out):
 def shifted_scratch_size(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w):
     """Scratch per thread, in elements, for any of the three passes."""
     padded_w = width + 2 * pad_w
-    return c_in * (height + 2 * pad_h) * padded_w + c_out * wide_length(out_h, out_w, padded_w)
+    planes = line_up(c_in * (height + 2 * pad_h) * padded_w)
+    return planes + line_up(c_out * wide_length(out_h, out_w, padded_w))
 
 
 @reduction_kernel
@@ -89,8 +91,9 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
     plane_size = c_in * padded_h * padded_w
     for n in prange(n_batch):
         buffer = scratch[get_thread_id()]
+        start = line_up(plane_size)
         padded = buffer[:plane_size]
-        wide = buffer[plane_size:plane_size + c_out * length].reshape(c_out, length)
+        wide = buffer[start:start + c_out * length].reshape(c_out, length)
         pad_planes(x[n], pad_h, pad_w, padded)
         wide[:, :] = 0
         for o in range(0, c_out - 1, 2):
@@ -128,7 +131,8 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
     for n in prange(n_batch):
         buffer = scratch[get_thread_id()]
         wide_dy = buffer[:c_out * length]
-        padded = buffer[c_out * length:c_out * length + c_in * plane].reshape(c_in, plane)
+        start = line_up(c_out * length)
+        padded = buffer[start:start + c_in * plane].reshape(c_in, plane)
         widen(dy[n], padded_w, wide_dy.reshape(c_out, length))
         padded[:, :] = 0
         for ki in range(k_h):
@@ -164,8 +168,9 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
     n_groups = (n_batch + GROUP - 1) // GROUP
     for g in prange(n_groups):
         buffer = scratch[get_thread_id()]
+        start = line_up(plane_size)
         padded = buffer[:plane_size]
-        wide_dy = buffer[plane_size:plane_size + c_out * length].reshape(c_out, length)
+        wide_dy = buffer[start:start + c_out * length].reshape(c_out, length)
         acc = partial[g]
         acc[:, :] = 0
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
