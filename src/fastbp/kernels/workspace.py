@@ -1,5 +1,7 @@
 """Scratch memory reused from call to call, so steady-state training allocates none."""
 
+import math
+
 import numba
 import numpy as np
 
@@ -36,7 +38,7 @@ class Workspace:
         self._buffers = {}
 
     def array(self, name, shape, dtype):
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.dtype != dtype or buffer.size < size:
             buffer = self._buffers[name] = aligned_empty(size, dtype)
