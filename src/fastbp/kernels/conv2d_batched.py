@@ -17,6 +17,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
+from .conv2d_shifted import sum_partials, tap_offsets
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
@@ -27,6 +28,18 @@ CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in
 def chunk_size(n_batch, chunk):
     """Samples in chunk ``chunk``: CHUNK, but fewer in the last."""
     return min(CHUNK, n_batch - chunk * CHUNK)
+
+
+@serial_kernel
+def chunk_offsets(per_sample, n_batch):
+    """uint64 (2, len(per_sample)): offsets counted in samples, scaled to a full chunk's
+    layout (row 0) and to the last chunk's (row 1)."""
+    last = chunk_size(n_batch, (n_batch + CHUNK - 1) // CHUNK - 1)
+    offsets = np.empty((2, per_sample.shape[0]), np.uint64)
+    for t in range(per_sample.shape[0]):
+        offsets[0, t] = per_sample[t] * CHUNK
+        offsets[1, t] = per_sample[t] * last
+    return offsets
 
 
 @serial_kernel
@@ -73,16 +86,7 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
     out_size = c_out * out_h * out_w
     coef = np.zeros((c_out, in_fours(n_taps)), w.dtype)
     coef[:, :n_taps] = w.reshape(c_out, n_taps)
-    # Tap offsets for a full chunk and for the last one (padding taps: 0, times zero).
-    offsets = np.zeros((2, coef.shape[1]), np.uint64)
-    last = chunk_size(n_batch, n_chunks - 1)
-    t = 0
-    for c in range(c_in):
-        for ki in range(k_h):
-            for kj in range(k_w):
-                offsets[0, t] = ((c * padded_h + ki) * padded_w + kj) * CHUNK
-                offsets[1, t] = ((c * padded_h + ki) * padded_w + kj) * last
-                t += 1
+    offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1]), n_batch)
     start = line_up(n_batch * in_size)
     inputs = scratch[:n_batch * in_size]
     outputs = scratch[start:start + n_batch * out_size]
@@ -98,17 +102,17 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
         chunk, rest = job // (pairs * out_h), job % (pairs * out_h)
         o, i = 2 * (rest // out_h), rest % out_h
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-        tap_offsets = offsets[0] if nb == CHUNK else offsets[1]
+        shifts = offsets[0] if nb == CHUNK else offsets[1]
         src = inputs[n0 * in_size + i * padded_w * nb:(n0 + nb) * in_size]
         rows = outputs[n0 * out_size:(n0 + nb) * out_size].reshape(c_out, out_h, out_w * nb)
         length = out_w * nb
         rows[o, i] = 0
         if o + 1 < c_out:
             rows[o + 1, i] = 0
-            shifted_sums_2(coef[o], coef[o + 1], tap_offsets, src, rows[o, i], rows[o + 1, i],
+            shifted_sums_2(coef[o], coef[o + 1], shifts, src, rows[o, i], rows[o + 1, i],
                            length)
         else:
-            shifted_sums(coef[o], tap_offsets, src, rows[o, i], length)
+            shifted_sums(coef[o], shifts, src, rows[o, i], length)
 
     for n in prange(n_batch):
         chunk = n // CHUNK
@@ -135,11 +139,10 @@ def conv2d_batched_backward_input(dy, w, pad_h, pad_w, dx, scratch):
     out_size = c_out * out_h * out_w
     coef = np.zeros((n_taps, in_fours(c_out)), w.dtype)
     coef[:, :c_out] = w.reshape(c_out, n_taps).T
-    offsets = np.zeros((2, coef.shape[1]), np.uint64)  # dy rows o, full and last chunk
-    last = chunk_size(n_batch, n_chunks - 1)
+    row_starts = np.zeros(coef.shape[1], np.uint64)  # padding rows read row 0, times zero
     for o in range(c_out):
-        offsets[0, o] = o * out_h * out_w * CHUNK
-        offsets[1, o] = o * out_h * out_w * last
+        row_starts[o] = o * out_h * out_w
+    offsets = chunk_offsets(row_starts, n_batch)
     start = line_up(n_batch * out_size)
     grads = scratch[:n_batch * out_size]
     padded = scratch[start:start + n_batch * in_size]
@@ -156,7 +159,7 @@ def conv2d_batched_backward_input(dy, w, pad_h, pad_w, dx, scratch):
         chunk, rest = job // (pairs * padded_h), job % (pairs * padded_h)
         c, r = 2 * (rest // padded_h), rest % padded_h
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-        row_offsets = offsets[0] if nb == CHUNK else offsets[1]
+        shifts = offsets[0] if nb == CHUNK else offsets[1]
         src = grads[n0 * out_size:(n0 + nb) * out_size]
         planes = padded[n0 * in_size:(n0 + nb) * in_size].reshape(c_in, padded_h, padded_w * nb)
         length = out_w * nb
@@ -170,10 +173,10 @@ def conv2d_batched_backward_input(dy, w, pad_h, pad_w, dx, scratch):
                 dst = planes[c, r, kj * nb:]
                 if c + 1 < c_in:
                     shifted_sums_2(coef[c * per_channel + tap], coef[(c + 1) * per_channel + tap],
-                                   row_offsets, src[i * length:], dst, planes[c + 1, r, kj * nb:],
+                                   shifts, src[i * length:], dst, planes[c + 1, r, kj * nb:],
                                    length)
                 else:
-                    shifted_sums(coef[c * per_channel + tap], row_offsets, src[i * length:], dst,
+                    shifted_sums(coef[c * per_channel + tap], shifts, src[i * length:], dst,
                                  length)
 
     for n in prange(n_batch):
@@ -197,15 +200,7 @@ def conv2d_batched_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
     n_chunks = (n_batch + CHUNK - 1) // CHUNK
     in_size = c_in * padded_h * padded_w
     out_size = c_out * out_h * out_w
-    offsets = np.zeros((2, n_taps), np.uint64)
-    last = chunk_size(n_batch, n_chunks - 1)
-    t = 0
-    for c in range(c_in):
-        for ki in range(k_h):
-            for kj in range(k_w):
-                offsets[0, t] = ((c * padded_h + ki) * padded_w + kj) * CHUNK
-                offsets[1, t] = ((c * padded_h + ki) * padded_w + kj) * last
-                t += 1
+    offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps), n_batch)
     start = line_up(n_batch * in_size)
     inputs = scratch[:n_batch * in_size]
     grads = scratch[start:start + n_batch * out_size]
@@ -223,17 +218,11 @@ def conv2d_batched_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
     for job in prange(n_chunks * out_h):
         chunk, i = job // out_h, job % out_h
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-        tap_offsets = offsets[0] if nb == CHUNK else offsets[1]
+        shifts = offsets[0] if nb == CHUNK else offsets[1]
         rows = grads[n0 * out_size:(n0 + nb) * out_size].reshape(out_h, c_out, out_w * nb)
         src = inputs[n0 * in_size + i * padded_w * nb:(n0 + nb) * in_size]
         acc = partial[job]
         acc[:, :] = 0
-        shifted_dots(rows[i], src, tap_offsets, out_w * nb, acc)
+        shifted_dots(rows[i], src, shifts, out_w * nb, acc)
 
-    flat_dw = dw.reshape(c_out, n_taps)
-    for o in prange(c_out):
-        for t in range(n_taps):
-            total = partial[0, o, t]
-            for job in range(1, partial.shape[0]):
-                total += partial[job, o, t]
-            flat_dw[o, t] = total
+    sum_partials(partial, dw.reshape(c_out, n_taps))

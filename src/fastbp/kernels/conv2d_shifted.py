@@ -177,10 +177,15 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
             pad_planes(x[n], pad_h, pad_w, padded)
             widen(dy[n], padded_w, wide_dy)
             shifted_dots(wide_dy, padded, offsets, length, acc)
-    flat_dw = dw.reshape(c_out, n_taps)
-    for o in prange(c_out):
-        for t in range(n_taps):
+    sum_partials(partial, dw.reshape(c_out, n_taps))
+
+
+@reduction_kernel
+def sum_partials(partial, out):
+    """out (O, T) = partial (G, O, T) summed over G in order, parallel over rows of out."""
+    for o in prange(out.shape[0]):
+        for t in range(out.shape[1]):
             total = partial[0, o, t]
-            for g in range(1, n_groups):
+            for g in range(1, partial.shape[0]):
                 total += partial[g, o, t]
-            flat_dw[o, t] = total
+            out[o, t] = total
