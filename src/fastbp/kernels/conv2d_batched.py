@@ -55,6 +55,19 @@ def pack(planes, n0, c, pad_h, pad_w, out):
 
 
 @serial_kernel
+def pack_job(planes, job, pad_h, pad_w, region):
+    """Parallel job ``job`` of packing planes (N, C, H, W) into region, chunk after chunk
+    in (C, H + 2 pad_h, W + 2 pad_w, nb) order: channel ``job % C`` of chunk ``job // C``."""
+    n_batch, channels, height, width = planes.shape
+    padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
+    size = channels * padded_h * padded_w  # per sample
+    chunk, c = job // channels, job % channels
+    n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
+    packed = region[n0 * size:(n0 + nb) * size].reshape(channels, padded_h, padded_w, nb)
+    pack(planes, n0, c, pad_h, pad_w, packed[c])
+
+
+@serial_kernel
 def unpack(packed, n, pad_h, pad_w, out):
     """out (C, H, W) = sample n of packed (C, Hp, Wp, nb) without its padding."""
     for c in range(out.shape[0]):
@@ -92,10 +105,7 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
     outputs = scratch[start:start + n_batch * out_size]
 
     for job in prange(n_chunks * c_in):
-        chunk, c = job // c_in, job % c_in
-        n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-        planes = inputs[n0 * in_size:(n0 + nb) * in_size].reshape(c_in, padded_h, padded_w, nb)
-        pack(x, n0, c, pad_h, pad_w, planes[c])
+        pack_job(x, job, pad_h, pad_w, inputs)
 
     pairs = (c_out + 1) // 2
     for job in prange(n_chunks * pairs * out_h):
@@ -148,10 +158,7 @@ def conv2d_batched_backward_input(dy, w, pad_h, pad_w, dx, scratch):
     padded = scratch[start:start + n_batch * in_size]
 
     for job in prange(n_chunks * c_out):
-        chunk, o = job // c_out, job % c_out
-        n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-        rows = grads[n0 * out_size:(n0 + nb) * out_size].reshape(c_out, out_h, out_w, nb)
-        pack(dy, n0, o, 0, 0, rows[o])
+        pack_job(dy, job, 0, 0, grads)
 
     pairs = (c_in + 1) // 2
     per_channel = k_h * k_w
@@ -206,14 +213,13 @@ def conv2d_batched_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
     grads = scratch[start:start + n_batch * out_size]
 
     for job in prange(n_chunks * (c_in + c_out)):
-        chunk, k = job // (c_in + c_out), job % (c_in + c_out)
+        if job < n_chunks * c_in:
+            pack_job(x, job, pad_h, pad_w, inputs)
+            continue
+        chunk, o = (job - n_chunks * c_in) // c_out, (job - n_chunks * c_in) % c_out
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-        if k < c_in:
-            planes = inputs[n0 * in_size:(n0 + nb) * in_size].reshape(c_in, padded_h, padded_w, nb)
-            pack(x, n0, k, pad_h, pad_w, planes[k])
-        else:
-            rows = grads[n0 * out_size:(n0 + nb) * out_size].reshape(out_h, c_out, out_w, nb)
-            pack(dy, n0, k - c_in, 0, 0, rows[:, k - c_in])
+        rows = grads[n0 * out_size:(n0 + nb) * out_size].reshape(out_h, c_out, out_w, nb)
+        pack(dy, n0, o, 0, 0, rows[:, o])
 
     for job in prange(n_chunks * out_h):
         chunk, i = job // out_h, job % out_h
