@@ -27,11 +27,12 @@ def float_array(name, value, ndim=None, layout=None):
 
 def same_dtype(**arrays):
     """Raise TypeError unless all the named arrays share one dtype; return that dtype."""
-    dtypes = {name: a.dtype for name, a in arrays.items() if a is not None}
-    if len(set(dtypes.values())) > 1:
-        listing = ", ".join(f"{name} is {dt}" for name, dt in dtypes.items())
+    present = [a for a in arrays.values() if a is not None]
+    dtype = present[0].dtype
+    if any(a.dtype != dtype for a in present[1:]):
+        listing = ", ".join(f"{name} is {a.dtype}" for name, a in arrays.items() if a is not None)
         raise TypeError(f"mixed dtypes: {listing}; convert them to one float dtype")
-    return next(iter(dtypes.values()))
+    return dtype
 
 
 def same_shape(name, array, expected, what):
@@ -41,6 +42,11 @@ def same_shape(name, array, expected, what):
 
 def pair(name, value, minimum):
     """An int or an (h, w) pair of ints, each >= minimum, as a tuple of two ints."""
+    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+        return value, value
+    if (type(value) is tuple and len(value) == 2
+            and all(type(v) is int and v >= minimum for v in value)):
+        return value
     items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
     if len(items) != 2:
         raise ValueError(f"{name} must be an int or an (h, w) pair, got {value!r}")
