@@ -87,6 +87,21 @@ def shifted_dots(a, src, offsets, length, out):
         for t in range(t_main, n_offsets):
             for i in range(4):
                 out[m + i, t] += shifted_dot(a[m + i], src, offsets[t], length)
-    for m in range(m_main, m_rows):
-        for t in range(n_offsets):
-            out[m, t] += shifted_dot(a[m], src, offsets[t], length)
+    for m in range(m_main, m_rows):  # the last rows, four offsets at a time
+        row = a[m]
+        t_fours = n_offsets - n_offsets % 4
+        for t in range(0, t_fours, 4):
+            u0, u1, u2, u3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
+            s0 = s1 = s2 = s3 = zero
+            for p in range(uint64(length)):
+                r = row[p]
+                s0 += r * src[u0 + p]
+                s1 += r * src[u1 + p]
+                s2 += r * src[u2 + p]
+                s3 += r * src[u3 + p]
+            out[m, t] += s0
+            out[m, t + 1] += s1
+            out[m, t + 2] += s2
+            out[m, t + 3] += s3
+        for t in range(t_fours, n_offsets):
+            out[m, t] += shifted_dot(row, src, offsets[t], length)
