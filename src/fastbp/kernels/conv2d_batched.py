@@ -9,8 +9,9 @@ sum of shifted runs (``shifted_sums_2``) with no dropped columns, unlike
 wins where that waste is large, i.e. on small planes. The copies in and out of the
 layout are the price.
 
-Jobs are (chunk, pair of output channels, output row) and own their output runs, so
-results do not depend on the thread count.
+Every parallel job owns the runs it writes (each kernel says what its jobs are), and the
+weight gradient's per-job sums are added in job order, so results do not depend on the
+thread count.
 """
 
 import numpy as np
