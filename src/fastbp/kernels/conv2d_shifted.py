@@ -21,8 +21,8 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .conv2d_patches import GROUP
 from .runs import copy_run
-from .workspace import line_up
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
+from .workspace import line_up
 
 
 @serial_kernel
