@@ -23,7 +23,6 @@ from .conv2d_batched import (
     conv2d_batched_forward,
 )
 from .conv2d_patches import (
-    GROUP,
     conv2d_patches_backward_input,
     conv2d_patches_backward_weight,
     conv2d_patches_forward,
@@ -35,6 +34,7 @@ from .conv2d_shifted import (
     conv2d_shifted_forward,
     shifted_scratch_size,
 )
+from .partials import GROUP
 from .workspace import Workspace
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from numba import prange
 
 from ._jit import reduction_kernel, serial_kernel
-from .conv2d_shifted import sum_partials, tap_offsets
+from .conv2d_shifted import tap_offsets
+from .partials import sum_partials
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
 from .workspace import line_up
 

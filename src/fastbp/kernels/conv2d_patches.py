@@ -14,6 +14,7 @@ from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
+from .partials import GROUP, sum_partials
 from .runs import add_run, copy_run, fill_run
 from .windows import valid_columns
 from .workspace import line_up
@@ -21,7 +22,6 @@ from .workspace import line_up
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
 MIN_CHANNELS_FOR_DOTS = 4  # forward: below this, patch rows are too short for dot products
 MIN_DEPTH_FOR_DOTS = 32  # input gradient: fewer output channels make too short a dot product
-GROUP = 4  # samples per partial weight gradient, fixed so sums never depend on threads
 
 
 @serial_kernel
@@ -322,10 +322,4 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
                     for o in range(c_out):
                         copy_run(flat_dy[n, o], r0 * out_w, grad[o], start, segment)
                 gemm_nt(patches, grad, acc, True)
-    flat_dw = dw.reshape(c_out, n_taps)
-    for o in prange(c_out):
-        for k in range(n_taps):
-            total = partial[0, k, o]
-            for g in range(1, n_groups):
-                total += partial[g, k, o]
-            flat_dw[o, k] = total
+    sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps))

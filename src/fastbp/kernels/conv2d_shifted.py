@@ -19,7 +19,7 @@ import numpy as np
 from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
-from .conv2d_patches import GROUP
+from .partials import GROUP, sum_partials
 from .runs import copy_run
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
 from .workspace import line_up
@@ -178,14 +178,3 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
             widen(dy[n], padded_w, wide_dy)
             shifted_dots(wide_dy, padded, offsets, length, acc)
     sum_partials(partial, dw.reshape(c_out, n_taps))
-
-
-@reduction_kernel
-def sum_partials(partial, out):
-    """out (O, T) = partial (G, O, T) summed over G in order, parallel over rows of out."""
-    for o in prange(out.shape[0]):
-        for t in range(out.shape[1]):
-            total = partial[0, o, t]
-            for g in range(1, partial.shape[0]):
-                total += partial[g, o, t]
-            out[o, t] = total
