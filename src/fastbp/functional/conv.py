@@ -3,12 +3,8 @@
 import numpy as np
 
 from .._validation import float_array, pair, same_dtype, same_shape, window_output_size
-from ..kernels.conv2d import (
-    conv2d_backward_bias,
-    conv2d_backward_input,
-    conv2d_backward_weight,
-    conv2d_forward,
-)
+from ..kernels.conv2d import conv2d_backward as _conv2d_backward
+from ..kernels.conv2d import conv2d_backward_bias, conv2d_forward
 from .linear import optional_bias
 
 
@@ -52,12 +48,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, input_grad=True, workspace=No
     dy = float_array("dy", dy, 4, "(N, O, OH, OW)")
     same_dtype(dy=dy, x=x, w=w)
     same_shape("dy", dy, out_shape, "the shape of conv2d's output")
-    dx = None
-    if input_grad:
-        dx = np.empty_like(x)
-        conv2d_backward_input(dy, w, *stride, *padding, dx, workspace)
+    dx = np.empty_like(x) if input_grad else None
     dw = np.empty_like(w)
     db = np.empty(w.shape[0], w.dtype)
-    conv2d_backward_weight(dy, x, *stride, *padding, dw, workspace)
+    _conv2d_backward(dy, x, w, *stride, *padding, dx, dw, workspace)
     conv2d_backward_bias(dy, db)
     return dx, dw, db

@@ -13,13 +13,13 @@ allocates only the outputs.
 """
 
 from numba import prange
-
 from ._jit import reduction_kernel
+import numba
+
 from .conv2d_batched import (
     CHUNK,
     batched_scratch_size,
-    conv2d_batched_backward_input,
-    conv2d_batched_backward_weight,
+    conv2d_batched_backward,
     conv2d_batched_forward,
 )
 from .conv2d_patches import (
@@ -52,7 +52,8 @@ def _plan(workspace, x_shape, w_shape, y_shape, stride, pad, dtype):
         return "patches", workspace.per_thread("conv2d", size, dtype)
     wasted = width + 2 * pad[1] - out_w  # columns per row that conv2d_shifted drops
     if n_batch >= MIN_BATCH_FOR_BATCHED and 4 * wasted > out_w:
-        size = batched_scratch_size(*x_shape, c_out, out_h, out_w, *pad)
+        size = batched_scratch_size(*x_shape, c_out, out_h, out_w, *pad,
+                                    numba.config.NUMBA_NUM_THREADS)
         return "batched", workspace.array("conv2d", (size,), dtype)
     size = shifted_scratch_size(c_in, height, width, c_out, out_h, out_w, *pad)
     return "shifted", workspace.per_thread("conv2d", size, dtype)
@@ -71,31 +72,33 @@ def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None)
         conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch)
 
 
-def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None):
-    """Writes dx (N, C, H, W): the convolution of the stride-dilated dy with the flipped,
-    channel-transposed kernel (see ``conv2d_patches_backward_input``)."""
-    family, scratch = _plan(workspace, dx.shape, w.shape, dy.shape, (stride_h, stride_w),
-                            (pad_h, pad_w), dx.dtype)
-    if family == "batched":
-        conv2d_batched_backward_input(dy, w, pad_h, pad_w, dx, scratch)
-    elif family == "shifted":
-        conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch)
-    else:
-        conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch)
+def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspace=None):
+    """Writes dx (N, C, H, W) unless it is None, and dw (O, C, KH, KW) unless it is None.
 
-
-def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspace=None):
-    """Writes dw (O, C, KH, KW):
-    ``dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw]``."""
+    dx is the convolution of the stride-dilated dy with the flipped, channel-transposed
+    kernel (see ``conv2d_patches_backward_input``);
+    ``dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw]``.
+    Asking for both at once lets the batched family copy dy into its layout once.
+    """
     workspace = workspace or Workspace()
-    family, scratch = _plan(workspace, x.shape, dw.shape, dy.shape, (stride_h, stride_w),
+    family, scratch = _plan(workspace, x.shape, w.shape, dy.shape, (stride_h, stride_w),
                             (pad_h, pad_w), x.dtype)
-    n_batch, c_out, n_taps = x.shape[0], dw.shape[0], dw[0].size
+    n_batch, c_out, n_taps = x.shape[0], w.shape[0], w[0].size
     if family == "batched":
         jobs = (n_batch + CHUNK - 1) // CHUNK * dy.shape[2]
-        partial = workspace.array("conv2d partial", (jobs, c_out, n_taps), dw.dtype)
-        conv2d_batched_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial)
-    elif family == "shifted":
+        partial = workspace.array("conv2d partial", (jobs, c_out, n_taps), w.dtype)
+        conv2d_batched_backward(dy, x, w, pad_h, pad_w, x if dx is None else dx,
+                                w if dw is None else dw, scratch, partial, dx is not None,
+                                dw is not None)
+        return
+    if dx is not None:
+        if family == "shifted":
+            conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch)
+        else:
+            conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch)
+    if dw is None:
+        return
+    if family == "shifted":
         partial = workspace.array("conv2d partial", ((n_batch + GROUP - 1) // GROUP, c_out, n_taps),
                                   dw.dtype)
         conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial)
@@ -104,6 +107,16 @@ def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspac
                                   dw.dtype)
         conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch,
                                        partial)
+
+
+def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None):
+    """Writes dx (N, C, H, W) alone: ``conv2d_backward`` without dw."""
+    conv2d_backward(dy, dx, w, stride_h, stride_w, pad_h, pad_w, dx, None, workspace)
+
+
+def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspace=None):
+    """Writes dw (O, C, KH, KW) alone: ``conv2d_backward`` without dx."""
+    conv2d_backward(dy, x, dw, stride_h, stride_w, pad_h, pad_w, None, dw, workspace)
 
 
 @reduction_kernel
