@@ -20,6 +20,7 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .conv2d_shifted import tap_offsets
 from .partials import sum_partials
+from .runs import zero
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
@@ -202,7 +203,7 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
             first = start + get_thread_id() * row_pair
             planes = scratch[first:first + 2 * padded_w * nb].reshape(2, padded_w * nb)
             last = min(c + 2, c_in)
-            planes[:, :] = 0
+            zero(planes)
             for ki in range(max(0, r - out_h + 1), min(k_h, r + 1)):
                 row = src[(r - ki) * c_out * length * nb:]
                 for kj in range(k_w):
@@ -227,6 +228,6 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
             rows = grads[n0 * out_size:(n0 + nb) * out_size].reshape(out_h, c_out, out_w * nb)
             src = inputs[n0 * in_size + i * padded_w * nb:(n0 + nb) * in_size]
             acc = partial[job]
-            acc[:, :] = 0
+            zero(acc)
             shifted_dots(rows[i], src, shifts, out_w * nb, acc)
         sum_partials(partial, dw.reshape(c_out, n_taps))

@@ -15,7 +15,7 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
 from .partials import GROUP, sum_partials
-from .runs import add_run, copy_run, fill_run
+from .runs import add_run, copy_run, fill_run, zero
 from .windows import valid_columns
 from .workspace import line_up
 
@@ -107,7 +107,7 @@ def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1
     first = r0 * stride_h - pad_h
     for r in range(band_rows):
         dst = band[r]
-        dst[:, :] = 0
+        zero(dst)
         row = first + r
         if 0 <= row < height:
             for c in range(n_planes):
@@ -300,7 +300,7 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
     block = per_block * rows * out_w
     for g in prange(n_groups):
         acc = partial[g]
-        acc[:, :] = 0
+        zero(acc)
         buffer = scratch[get_thread_id()]
         start = line_up(n_taps * block)
         patches_buffer = buffer[:n_taps * block]

@@ -20,7 +20,7 @@ from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .partials import GROUP, sum_partials
-from .runs import copy_run
+from .runs import copy_run, zero
 from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
@@ -60,7 +60,7 @@ def pad_planes(planes, pad_h, pad_w, out):
 def widen(planes, padded_w, out):
     """out (O, L) = the (O, OH, OW) planes as wide rows, zeros in the dropped columns."""
     _, out_h, out_w = planes.shape
-    out[:, :] = 0
+    zero(out)
     for o in range(planes.shape[0]):
         for i in range(out_h):
             copy_run(planes[o, i], 0, out[o], i * padded_w, out_w)
@@ -95,7 +95,7 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
         padded = buffer[:plane_size]
         wide = buffer[start:start + c_out * length].reshape(c_out, length)
         pad_planes(x[n], pad_h, pad_w, padded)
-        wide[:, :] = 0
+        zero(wide)
         for o in range(0, c_out - 1, 2):
             shifted_sums_2(coef[o], coef[o + 1], offsets, padded, wide[o], wide[o + 1], length)
         if c_out % 2:
@@ -134,7 +134,7 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
         start = line_up(c_out * length)
         padded = buffer[start:start + c_in * plane].reshape(c_in, plane)
         widen(dy[n], padded_w, wide_dy.reshape(c_out, length))
-        padded[:, :] = 0
+        zero(padded)
         for ki in range(k_h):
             for kj in range(k_w):
                 shift = ki * padded_w + kj
@@ -172,7 +172,7 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
         padded = buffer[:plane_size]
         wide_dy = buffer[start:start + c_out * length].reshape(c_out, length)
         acc = partial[g]
-        acc[:, :] = 0
+        zero(acc)
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
             pad_planes(x[n], pad_h, pad_w, padded)
             widen(dy[n], padded_w, wide_dy)
