@@ -1,6 +1,8 @@
 """A chain of layers run in order."""
 
+from .layers.activations import ReLU
 from .layers.base import Layer
+from .layers.pooling import MaxPool2D
 
 
 class Sequential:
@@ -17,19 +19,33 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} must be a fastbp Layer, got {type(layer).__name__}")
         self.layers = list(layers)
+        self._fused = []  # the first index of every pair the last forward ran as one
 
     def forward(self, x, training=True):
-        for i, layer in enumerate(self.layers):
+        """Each layer's output into the next. A ReLU followed by a 2x2 max pooling runs
+        as one pass (``ReLU.forward_then_max_pool``): the same results, a pass over the
+        largest activations fewer each way."""
+        layers = self.layers
+        self._fused = []
+        i = 0
+        while i < len(layers):
+            fused = self._relu_then_max_pool(i)
             try:
-                y = layer.forward(x, training)
+                if fused:
+                    y = layers[i].forward_then_max_pool(x, layers[i + 1])
+                    self._fused.append(i)
+                else:
+                    y = layers[i].forward(x, training)
             except ValueError as error:
-                if i == 0:
+                j = i + 1 if fused else i  # a ReLU takes any shape: the pooling refused it
+                if j == 0:
                     raise
                 raise ValueError(
-                    f"layer {i} {layer!r} cannot take the output of layer {i - 1} "
-                    f"{self.layers[i - 1]!r}, of shape {x.shape}: {error}"
+                    f"layer {j} {layers[j]!r} cannot take the output of layer {j - 1} "
+                    f"{layers[j - 1]!r}, of shape {x.shape}: {error}"
                 ) from error
             x = y
+            i += 2 if fused else 1
         return x
 
     __call__ = forward
@@ -37,9 +53,22 @@ class Sequential:
     def backward(self, dy, input_grad=True):
         """Fill every layer's grads and return dx; ``input_grad=False`` skips computing dx
         in the first layer (returning None), which a training step never reads."""
-        for i in range(len(self.layers) - 1, -1, -1):
-            dy = self.layers[i].backward(dy, input_grad or i > 0)
+        fused = set(self._fused)
+        i = len(self.layers) - 1
+        while i >= 0:
+            if i - 1 in fused:
+                dy = self.layers[i].backward_of_relu(dy, input_grad or i > 1)
+                i -= 2
+            else:
+                dy = self.layers[i].backward(dy, input_grad or i > 0)
+                i -= 1
         return dy
+
+    def _relu_then_max_pool(self, i):
+        """Whether layers i and i + 1 are a ReLU and a max pooling that can run as one."""
+        layers = self.layers
+        return (i + 1 < len(layers) and type(layers[i]) is ReLU
+                and type(layers[i + 1]) is MaxPool2D)
 
     @property
     def params(self):

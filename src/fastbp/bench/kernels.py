@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..functional.pooling import is_2x2
 from ..kernels import activations as act
 from ..kernels import losses
 from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
@@ -24,6 +25,8 @@ from ..kernels.conv2d import (
 from ..kernels.pooling import (
     avg_pool2d_backward,
     avg_pool2d_forward,
+    max_pool2d_2x2_backward,
+    max_pool2d_2x2_forward,
     max_pool2d_backward,
     max_pool2d_forward,
 )
@@ -66,15 +69,23 @@ def linear_ops(s, dtype):
 
 
 def pool_ops(s, dtype):
-    """max_forward, max_backward (from the forward's argmax), avg_forward, avg_backward."""
+    """max_forward, max_backward (from the forward's argmax, or winners for the 2x2
+    windows, as the layer does), avg_forward, avg_backward."""
     x, dy = itemgetter("x", "dy")(inputs(s, dtype))
     y, dx = np.empty_like(dy), np.empty_like(x)
-    argmax = np.empty(dy.shape, np.int64)
     geometry = (s.k, s.k, s.stride, s.stride, s.pad, s.pad)
-    max_pool2d_forward(x, *geometry, y, argmax)
+    if is_2x2((s.k, s.k), (s.stride, s.stride), (s.pad, s.pad)):
+        winner = np.empty(dy.shape, np.uint8)
+        max_forward = lambda: max_pool2d_2x2_forward(x, False, y, winner)  # noqa: E731
+        max_backward = lambda: max_pool2d_2x2_backward(dy, winner, False, dx)  # noqa: E731
+    else:
+        argmax = np.empty(dy.shape, np.int64)
+        max_forward = lambda: max_pool2d_forward(x, *geometry, y, argmax)  # noqa: E731
+        max_backward = lambda: max_pool2d_backward(dy, argmax, dx)  # noqa: E731
+    max_forward()
     return {
-        "max_forward": Op(lambda: max_pool2d_forward(x, *geometry, y, argmax), s.flops),
-        "max_backward": Op(lambda: max_pool2d_backward(dy, argmax, dx), s.outputs),
+        "max_forward": Op(max_forward, s.flops),
+        "max_backward": Op(max_backward, s.outputs),
         "avg_forward": Op(lambda: avg_pool2d_forward(x, *geometry, y), s.flops),
         "avg_backward": Op(lambda: avg_pool2d_backward(dy, *geometry, dx), s.flops),
     }

@@ -6,6 +6,8 @@ from .._validation import float_array, pair, same_dtype, same_shape, window_outp
 from ..kernels.pooling import (
     avg_pool2d_backward as _avg_backward,
     avg_pool2d_forward as _avg_forward,
+    max_pool2d_2x2_backward as _max_2x2_backward,
+    max_pool2d_2x2_forward as _max_2x2_forward,
     max_pool2d_backward as _max_backward,
     max_pool2d_forward as _max_forward,
 )
@@ -46,17 +48,41 @@ def max_pool2d_with_argmax(x, kernel_size, stride=None, padding=0):
     return y, argmax
 
 
+def is_2x2(kernel, stride, padding):
+    """Whether a pooling window is the common 2x2, stride 2, unpadded one, which has its
+    own kernels."""
+    return kernel == stride == (2, 2) and padding == (0, 0)
+
+
+def _max_pool2d_2x2(x, out_shape):
+    """(y, winner): ``max_pool2d_2x2_forward`` of x, without relu."""
+    y = np.empty(out_shape, x.dtype)
+    winner = np.empty(out_shape, np.uint8)
+    _max_2x2_forward(x, False, y, winner)
+    return y, winner
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """y (N, C, OH, OW): window maxima of x (N, C, H, W); padded cells never win; NaN wins."""
-    return max_pool2d_with_argmax(x, kernel_size, stride, padding)[0]
+    x, kernel, stride, padding, out_shape = pool_geometry(
+        x, kernel_size, stride, padding, "max_pool2d"
+    )
+    if is_2x2(kernel, stride, padding):
+        return _max_pool2d_2x2(x, out_shape)[0]
+    return max_pool2d_with_argmax(x, kernel, stride, padding)[0]
 
 
 def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
     """dx (N, C, H, W): dy routed to the first maximum (row-major) of each window."""
-    y, argmax = max_pool2d_with_argmax(x, kernel_size, stride, padding)
-    dy = _checked_grad(dy, y, y.shape, "max_pool2d")
-    dx = np.empty(np.shape(x), y.dtype)
-    _max_backward(dy, argmax, dx)
+    x, kernel, stride, padding, out_shape = pool_geometry(
+        x, kernel_size, stride, padding, "max_pool2d"
+    )
+    dy = _checked_grad(dy, x, out_shape, "max_pool2d")
+    dx = np.empty(x.shape, x.dtype)
+    if is_2x2(kernel, stride, padding):
+        _max_2x2_backward(dy, _max_pool2d_2x2(x, out_shape)[1], False, dx)
+    else:
+        _max_backward(dy, max_pool2d_with_argmax(x, kernel, stride, padding)[1], dx)
     return dx
 
 

@@ -6,9 +6,10 @@ Every window holds at least one real cell because the callers require
 """
 
 import numpy as np
-from numba import int64, prange, uint64
+from numba import prange, uint64, uint8
 
 from ._jit import kernel, serial_kernel
+from .runs import fill_run
 from .windows import tap_columns
 
 
@@ -18,29 +19,74 @@ def later_wins(v, best):
     return (v > best) | ((v != v) & (best == best))
 
 
-@serial_kernel
-def max_pool_plane_2x2(plane, width, out_h, out_w, best, best_at):
-    """The 2x2, stride-2, unpadded case of one (H * W) plane, branch-free and vectorised.
+SILENT = uint8(4)  # winner bit: no gradient flows back through relu to this window
 
-    Each row of a window is reduced first and the lower row wins only if ``later_wins``,
-    which is the row-major first-maximum rule.
+
+@kernel
+def max_pool2d_2x2_forward(x, relu, y, winner):
+    """The 2x2 window, stride 2, no padding (the common case), vectorised:
+    y (N, C, H // 2, W // 2) = window maxima; winner (same shape, uint8) = which cell of
+    its window holds the maximum, 0..3 in row-major order, under the same rule as
+    ``max_pool2d_forward`` (first maximum, first NaN). A last odd row or column is in no
+    window.
+
+    With ``relu``, max pooling of relu(x) without computing relu(x): relu commutes with
+    max, so y = relu(maxima), and where relu zeroes the maximum every cell of relu(x)
+    ties at 0 and the first one (cell 0) wins. Where relu's derivative at the winning
+    cell is 0 (a maximum <= 0, or NaN), the ``SILENT`` bit is set as well.
     """
-    for oi in range(out_h):
-        top = uint64(2 * oi * width)
-        bottom = top + uint64(width)
-        out = uint64(oi * out_w)
-        for j in range(uint64(out_w)):
-            a, b = plane[top + 2 * j], plane[top + 2 * j + 1]
-            c, d = plane[bottom + 2 * j], plane[bottom + 2 * j + 1]
-            right = later_wins(b, a)
-            upper = b if right else a
-            upper_at = top + 2 * j + (uint64(1) if right else uint64(0))
-            right = later_wins(d, c)
-            lower = d if right else c
-            lower_at = bottom + 2 * j + (uint64(1) if right else uint64(0))
-            down = later_wins(lower, upper)
-            best[out + j] = lower if down else upper
-            best_at[out + j] = int64(lower_at if down else upper_at)
+    n_batch, channels, height, width = x.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    zero = x.dtype.type(0)
+    for job in prange(n_batch * channels):
+        n = job // channels
+        c = job - n * channels
+        for oi in range(out_h):
+            top = x[n, c, 2 * oi, :2 * out_w]
+            bottom = x[n, c, 2 * oi + 1, :2 * out_w]
+            best = y[n, c, oi]
+            cell = winner[n, c, oi]
+            for j in range(out_w):
+                a, b = top[2 * j], top[2 * j + 1]
+                d, e = bottom[2 * j], bottom[2 * j + 1]
+                right = later_wins(b, a)
+                upper = b if right else a
+                below_right = later_wins(e, d)
+                lower = e if below_right else d
+                down = later_wins(lower, upper)
+                m = lower if down else upper
+                k = (uint8(2) + uint8(below_right)) if down else uint8(right)
+                if relu:
+                    dead = m <= zero
+                    m = zero if dead else m
+                    k = SILENT if dead else (k if m > zero else k | SILENT)
+                best[j] = m
+                cell[j] = k
+
+
+@kernel
+def max_pool2d_2x2_backward(dy, winner, relu, dx):
+    """dx (N, C, H, W): each dy cell at its window's winning cell (``winner`` from
+    ``max_pool2d_2x2_forward``), zeros elsewhere. With ``relu``, the gradient of max
+    pooling of relu(x) with respect to x: none where the forward marked relu's
+    derivative 0 (``SILENT``)."""
+    n_batch, channels, height, width = dx.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    zero = dx.dtype.type(0)
+    for job in prange(n_batch * channels):
+        n = job // channels
+        c = job - n * channels
+        grad = dx[n, c].reshape(height * width)
+        fill_run(grad, 0, height * width, zero)
+        for oi in range(out_h):
+            upstream = dy[n, c, oi]
+            cell = winner[n, c, oi]
+            for j in range(out_w):
+                k = cell[j]
+                g = upstream[j]
+                if relu:
+                    g = zero if k & SILENT else g
+                grad[uint64((2 * oi + (k >> 1 & 1)) * width + 2 * j + (k & 1))] = g
 
 
 @kernel
@@ -49,23 +95,17 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
 
     The first maximum in row-major window order wins; padded cells never win; a NaN in
     the window wins over any number (the first NaN), so NaN propagates as in PyTorch.
-    2x2 windows with stride 2 and no padding have their own loop (``max_pool_plane_2x2``);
-    otherwise a whole output row is updated per window tap.
+    A whole output row is updated per window tap (the 2x2, stride-2 windows have a faster
+    pair of kernels that record winners instead: ``max_pool2d_2x2_forward``).
     """
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
     step = uint64(stride_w)
-    two_by_two = (k_h == 2 and k_w == 2 and stride_h == 2 and stride_w == 2
-                  and pad_h == 0 and pad_w == 0)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
         plane = x[n, c].reshape(height * width)
-        if two_by_two:
-            max_pool_plane_2x2(plane, width, out_h, out_w, y[n, c].reshape(out_h * out_w),
-                               argmax[n, c].reshape(out_h * out_w))
-            continue
         for oi in range(out_h):
             best = y[n, c, oi]
             best_at = argmax[n, c, oi]

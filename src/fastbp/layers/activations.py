@@ -33,6 +33,13 @@ class ReLU(_Activation):
     _forward = staticmethod(F.relu)
     _backward = staticmethod(F.relu_backward)
 
+    def forward_then_max_pool(self, x, pool):
+        """``pool.forward(self.forward(x))`` in one pass, relu(x) never stored (see
+        ``MaxPool2D.forward_of_relu``); ``pool.backward_of_relu`` is then the backward of
+        both. Either layer's own backward still works."""
+        self._cache = self._check_input(x)
+        return pool.forward_of_relu(self._cache)
+
 
 class LeakyReLU(_Activation):
     """x if x > 0 else slope * x."""

@@ -4,7 +4,8 @@ import numpy as np
 
 from .. import functional as F
 from .._validation import pair
-from ..kernels.pooling import max_pool2d_backward
+from ..functional.pooling import is_2x2, pool_geometry
+from ..kernels.pooling import max_pool2d_2x2_backward, max_pool2d_2x2_forward, max_pool2d_backward
 from .base import Layer
 
 
@@ -23,18 +24,48 @@ class MaxPool2D(_Pool2D):
     """Window maxima (N, C, OH, OW) of x (N, C, H, W); stride defaults to kernel_size."""
 
     def forward(self, x, training=True):
-        x = self._check_input(x)
-        y, argmax = F.max_pool2d_with_argmax(x, self.kernel_size, self.stride, self.padding)
-        self._cache = (x.shape, argmax)
-        return y
+        return self._pool(self._check_input(x), relu=False)
+
+    def forward_of_relu(self, x):
+        """``forward(relu(x))`` without computing relu(x) (max commutes with relu); then
+        ``backward_of_relu`` gives the gradient w.r.t. x, and ``backward`` still the one
+        w.r.t. relu(x)."""
+        return self._pool(self._check_input(x), relu=True)
 
     def backward(self, dy, input_grad=True):
-        x_shape, argmax = self._cached()
-        dy = self._check_grad(dy, argmax.shape)
+        return self._unpool(dy, input_grad, relu=False)
+
+    def backward_of_relu(self, dy, input_grad=True):
+        """dx (N, C, H, W) w.r.t. the x of the last ``forward_of_relu``."""
+        return self._unpool(dy, input_grad, relu=True)
+
+    def _pool(self, x, relu):
+        _, kernel, stride, padding, out_shape = pool_geometry(
+            x, self.kernel_size, self.stride, self.padding, "max_pool2d")
+        if is_2x2(kernel, stride, padding):
+            y = np.empty(out_shape, self.dtype)
+            winner = np.empty(out_shape, np.uint8)
+            max_pool2d_2x2_forward(x, relu, y, winner)
+            self._cache = (x.shape, x if relu else None, winner, None)
+            return y
+        y, argmax = F.max_pool2d_with_argmax(F.relu(x) if relu else x, kernel, stride, padding)
+        self._cache = (x.shape, x if relu else None, None, argmax)
+        return y
+
+    def _unpool(self, dy, input_grad, relu):
+        x_shape, relu_input, winner, argmax = self._cached()
+        if relu and relu_input is None:
+            raise RuntimeError(f"{self!r}: backward_of_relu needs forward_of_relu before it")
+        dy = self._check_grad(dy, (argmax if winner is None else winner).shape)
         if not input_grad:
             return None
         dx = np.empty(x_shape, self.dtype)
-        max_pool2d_backward(dy, argmax, dx)
+        if winner is not None:
+            max_pool2d_2x2_backward(dy, winner, relu, dx)
+        else:
+            max_pool2d_backward(dy, argmax, dx)
+            if relu:
+                dx = F.relu_backward(dx, relu_input)
         return dx
 
 
