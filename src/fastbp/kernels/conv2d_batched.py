@@ -65,19 +65,6 @@ def pack(planes, n0, c, pad_h, pad_w, out):
 
 
 @serial_kernel
-def pack_job(planes, job, pad_h, pad_w, region):
-    """Parallel job ``job`` of packing planes (N, C, H, W) into region, chunk after chunk
-    in (C, H + 2 pad_h, W + 2 pad_w, nb) order: channel ``job % C`` of chunk ``job // C``."""
-    n_batch, channels, height, width = planes.shape
-    padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
-    size = channels * padded_h * padded_w  # per sample
-    chunk, c = job // channels, job % channels
-    n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-    packed = region[n0 * size:(n0 + nb) * size].reshape(channels, padded_h, padded_w, nb)
-    pack(planes, n0, c, pad_h, pad_w, packed[c])
-
-
-@serial_kernel
 def unpack_row(row, bias, out):
     """out (nb, W) = bias + row (W * nb), one row of nb samples in (W, nb) order. A bias
     of -0.0 copies exactly (x + -0.0 is x for every x, -0.0 included)."""
@@ -91,143 +78,137 @@ def unpack_row(row, bias, out):
 @serial_kernel
 def batched_scratch_size(n_batch, c_in, height, width, c_out, out_h, out_w, pad_h, pad_w,
                          threads):
-    """Elements of the (chunks, ...) copies of the padded input and of the output, then
-    two padded rows of a chunk for each of ``threads`` threads."""
-    padded = c_in * (height + 2 * pad_h) * (width + 2 * pad_w)
-    rows = threads * line_up(2 * (width + 2 * pad_w) * CHUNK)
-    return line_up(n_batch * padded) + line_up(n_batch * c_out * out_h * out_w) + rows
+    """Elements of scratch: one chunk of the padded input and of the output in the chunked
+    layout, then two padded rows of a chunk for each of ``threads`` threads."""
+    nb = min(n_batch, CHUNK)
+    padded = line_up(nb * c_in * (height + 2 * pad_h) * (width + 2 * pad_w))
+    return padded + line_up(nb * c_out * out_h * out_w) + threads * row_pair_size(width + 2 * pad_w)
+
+
+@serial_kernel
+def row_pair_size(padded_w):
+    """Elements of a thread's two rows of a chunk, for output or padded input rows."""
+    return line_up(2 * padded_w * CHUNK)
 
 
 @reduction_kernel
 def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
-    """y (N, O, OH, OW) = b + the stride-1 correlation of x with w; scratch (>=
-    ``batched_scratch_size``,) holds x and y in chunked (C, Hp, Wp, nb) / (O, OH, OW, nb)
-    order."""
+    """y (N, O, OH, OW) = b + the stride-1 correlation of x with w, chunk after chunk (so
+    that a chunk's copies stay in cache): x copied to (C, Hp, Wp, nb) order, then jobs
+    (channel pair, output row), each summing two output rows in a thread's scratch rows
+    and moving them out of the layout. scratch as ``batched_scratch_size``."""
     n_batch, c_in, height, width = x.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
-    n_chunks = (n_batch + CHUNK - 1) // CHUNK
     in_size = c_in * padded_h * padded_w  # per sample
-    out_size = c_out * out_h * out_w
     coef = np.zeros((c_out, in_fours(n_taps)), w.dtype)
     coef[:, :n_taps] = w.reshape(c_out, n_taps)
     offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1]), n_batch)
-    start = line_up(n_batch * in_size)
-    inputs = scratch[:n_batch * in_size]
-    outputs = scratch[start:start + n_batch * out_size]
-
-    for job in prange(n_chunks * c_in):
-        pack_job(x, job, pad_h, pad_w, inputs)
-
+    rows_start = line_up(min(n_batch, CHUNK) * in_size)
+    rows_start += line_up(min(n_batch, CHUNK) * c_out * out_h * out_w)
+    row_pair = row_pair_size(padded_w)
     pairs = (c_out + 1) // 2
-    for job in prange(n_chunks * pairs * out_h):
-        chunk, rest = job // (pairs * out_h), job % (pairs * out_h)
-        o, i = 2 * (rest // out_h), rest % out_h
+    for chunk in range((n_batch + CHUNK - 1) // CHUNK):
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
         shifts = offsets[0] if nb == CHUNK else offsets[1]
-        src = inputs[n0 * in_size + i * padded_w * nb:(n0 + nb) * in_size]
-        rows = outputs[n0 * out_size:(n0 + nb) * out_size].reshape(c_out, out_h, out_w * nb)
+        inputs = scratch[:nb * in_size].reshape(c_in, padded_h, padded_w, nb)
+        for c in prange(c_in):
+            pack(x, n0, c, pad_h, pad_w, inputs[c])
         length = out_w * nb
-        rows[o, i] = 0
-        if o + 1 < c_out:
-            rows[o + 1, i] = 0
-            shifted_sums_2(coef[o], coef[o + 1], shifts, src, rows[o, i], rows[o + 1, i],
-                           length)
-        else:
-            shifted_sums(coef[o], shifts, src, rows[o, i], length)
-        for p in range(o, min(o + 2, c_out)):  # out of the layout while the rows are in cache
-            unpack_row(rows[p, i], b[p], y[n0:n0 + nb, p, i])
+        for job in prange(pairs * out_h):
+            o, i = 2 * (job // out_h), job % out_h
+            src = scratch[i * padded_w * nb:nb * in_size]
+            first = rows_start + get_thread_id() * row_pair
+            rows = scratch[first:first + 2 * length].reshape(2, length)
+            zero(rows)
+            if o + 1 < c_out:
+                shifted_sums_2(coef[o], coef[o + 1], shifts, src, rows[0], rows[1], length)
+            else:
+                shifted_sums(coef[o], shifts, src, rows[0], length)
+            for p in range(o, min(o + 2, c_out)):  # out of the layout while in cache
+                unpack_row(rows[p - o], b[p], y[n0:n0 + nb, p, i])
 
 
 @reduction_kernel
 def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, want_dx, want_dw):
     """For stride 1, dx (N, C, H, W) when ``want_dx`` and dw (O, C, KH, KW) when ``want_dw``,
-    from one packed copy of dy in (OH, O, OW, nb) order (a chunk's output row i, all
-    channels, is one block) and, for dw, one of x in (C, Hp, Wp, nb) order. Only dx's
-    shape is read when dx is not wanted, and only x's when dw is not.
+    chunk after chunk, from one packed copy of the chunk's dy in (OH, O, OW, nb) order
+    (output row i, all channels, is one block) and, for dw, one of x in (C, Hp, Wp, nb)
+    order. Only dx's shape is read when dx is not wanted, and only x's when dw is not.
 
     dx is the full convolution of dy with the flipped kernel, per padded dx row r:
     ``dx[c, r, kj + j, :] += sum_o w[o, c, ki, kj] * dy[r - ki, o, j, :]`` over the taps
-    that reach row r, two input channels at a time; jobs are (chunk, channel pair, row),
-    each owning its rows, which leave the layout while they are in cache.
+    that reach row r, two input channels at a time; jobs are (channel pair, row), each
+    summing its rows in a thread's scratch rows and moving them out of the layout.
 
     dw: per (chunk, output row i) job, the dot products of dy's row i (all channels,
     columns and samples) with the input run of every tap; partial (chunks * OH, O,
-    C*KH*KW) holds one sum per job, added in job order.
-
-    scratch (>= ``batched_scratch_size``) holds packed x, packed dy, then two padded dx
-    rows per thread (``numba.get_thread_id``).
+    C*KH*KW) holds one sum per job, added in job order. scratch as ``batched_scratch_size``.
     """
     n_batch, c_in, height, width = dx.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
-    n_chunks = (n_batch + CHUNK - 1) // CHUNK
     in_size = c_in * padded_h * padded_w  # per sample
     out_size = c_out * out_h * out_w
-    length = out_w  # of a row, per sample
-    start = line_up(n_batch * in_size)
-    inputs = scratch[:n_batch * in_size]
-    grads = scratch[start:start + n_batch * out_size]
-    start += line_up(n_batch * out_size)
-    row_pair = line_up(2 * padded_w * CHUNK)
-
-    x_jobs = n_chunks * c_in if want_dw else 0
-    for job in prange(x_jobs + n_chunks * c_out):
-        if job < x_jobs:
-            pack_job(x, job, pad_h, pad_w, inputs)
-            continue
-        chunk, o = (job - x_jobs) // c_out, (job - x_jobs) % c_out
+    grads_start = line_up(min(n_batch, CHUNK) * in_size)
+    rows_start = grads_start + line_up(min(n_batch, CHUNK) * out_size)
+    row_pair = row_pair_size(padded_w)
+    coef = np.zeros((n_taps, in_fours(c_out)), w.dtype)
+    coef[:, :c_out] = w.reshape(c_out, n_taps).T
+    row_starts = np.zeros(coef.shape[1], np.uint64)  # padding rows read row 0, times zero
+    for o in range(c_out):
+        row_starts[o] = o * out_w
+    dx_offsets = chunk_offsets(row_starts, n_batch)
+    dw_offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps), n_batch)
+    pairs = (c_in + 1) // 2
+    per_channel = k_h * k_w
+    x_jobs = c_in if want_dw else 0
+    for chunk in range((n_batch + CHUNK - 1) // CHUNK):
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-        rows = grads[n0 * out_size:(n0 + nb) * out_size].reshape(out_h, c_out, out_w, nb)
-        pack(dy, n0, o, 0, 0, rows[:, o])
+        length = out_w * nb  # of a packed row
+        inputs = scratch[:nb * in_size]
+        grads = scratch[grads_start:grads_start + nb * out_size]
+        for job in prange(x_jobs + c_out):
+            if job < x_jobs:
+                pack(x, n0, job, pad_h, pad_w,
+                     inputs.reshape(c_in, padded_h, padded_w, nb)[job])
+            else:
+                o = job - x_jobs
+                pack(dy, n0, o, 0, 0, grads.reshape(out_h, c_out, out_w, nb)[:, o])
 
-    if want_dx:
-        coef = np.zeros((n_taps, in_fours(c_out)), w.dtype)
-        coef[:, :c_out] = w.reshape(c_out, n_taps).T
-        row_starts = np.zeros(coef.shape[1], np.uint64)  # padding rows read row 0, times zero
-        for o in range(c_out):
-            row_starts[o] = o * length
-        offsets = chunk_offsets(row_starts, n_batch)
-        pairs = (c_in + 1) // 2
-        per_channel = k_h * k_w
-        for job in prange(n_chunks * pairs * height):
-            chunk, rest = job // (pairs * height), job % (pairs * height)
-            c, r = 2 * (rest // height), rest % height + pad_h  # padding rows are not needed
-            n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-            shifts = offsets[0] if nb == CHUNK else offsets[1]
-            src = grads[n0 * out_size:(n0 + nb) * out_size]
-            first = start + get_thread_id() * row_pair
-            planes = scratch[first:first + 2 * padded_w * nb].reshape(2, padded_w * nb)
-            last = min(c + 2, c_in)
-            zero(planes)
-            for ki in range(max(0, r - out_h + 1), min(k_h, r + 1)):
-                row = src[(r - ki) * c_out * length * nb:]
-                for kj in range(k_w):
-                    tap = ki * k_w + kj
-                    dst = planes[0, kj * nb:]
-                    if c + 1 < c_in:
-                        shifted_sums_2(coef[c * per_channel + tap],
-                                       coef[(c + 1) * per_channel + tap], shifts, row, dst,
-                                       planes[1, kj * nb:], length * nb)
-                    else:
-                        shifted_sums(coef[c * per_channel + tap], shifts, row, dst, length * nb)
-            for p in range(c, last):
-                unpack_row(planes[p - c, pad_w * nb:(pad_w + width) * nb], dx.dtype.type(-0.0),
-                           dx[n0:n0 + nb, p, r - pad_h])
+        if want_dx:
+            shifts = dx_offsets[0] if nb == CHUNK else dx_offsets[1]
+            for job in prange(pairs * height):
+                c, r = 2 * (job // height), job % height + pad_h  # padding rows: not needed
+                first = rows_start + get_thread_id() * row_pair
+                planes = scratch[first:first + 2 * padded_w * nb].reshape(2, padded_w * nb)
+                last = min(c + 2, c_in)
+                zero(planes)
+                for ki in range(max(0, r - out_h + 1), min(k_h, r + 1)):
+                    row = grads[(r - ki) * c_out * length:]
+                    for kj in range(k_w):
+                        tap = ki * k_w + kj
+                        dst = planes[0, kj * nb:]
+                        if c + 1 < c_in:
+                            shifted_sums_2(coef[c * per_channel + tap],
+                                           coef[(c + 1) * per_channel + tap], shifts, row, dst,
+                                           planes[1, kj * nb:], length)
+                        else:
+                            shifted_sums(coef[c * per_channel + tap], shifts, row, dst, length)
+                for p in range(c, last):
+                    unpack_row(planes[p - c, pad_w * nb:(pad_w + width) * nb],
+                               dx.dtype.type(-0.0), dx[n0:n0 + nb, p, r - pad_h])
 
+        if want_dw:
+            shifts = dw_offsets[0] if nb == CHUNK else dw_offsets[1]
+            rows = grads.reshape(out_h, c_out, length)
+            for i in prange(out_h):
+                acc = partial[chunk * out_h + i]
+                zero(acc)
+                shifted_dots(rows[i], inputs[i * padded_w * nb:], shifts, length, acc)
     if want_dw:
-        offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps), n_batch)
-        for job in prange(n_chunks * out_h):
-            chunk, i = job // out_h, job % out_h
-            n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
-            shifts = offsets[0] if nb == CHUNK else offsets[1]
-            rows = grads[n0 * out_size:(n0 + nb) * out_size].reshape(out_h, c_out, out_w * nb)
-            src = inputs[n0 * in_size + i * padded_w * nb:(n0 + nb) * in_size]
-            acc = partial[job]
-            zero(acc)
-            shifted_dots(rows[i], src, shifts, out_w * nb, acc)
         sum_partials(partial, dw.reshape(c_out, n_taps))
