@@ -30,3 +30,28 @@ def test_linear_accepts_non_contiguous_inputs(rng):
     np.testing.assert_allclose(F.linear(x, w), x @ w.T, rtol=1e-12)
     dx, dw, db = F.linear_backward(np.ones((6, 3))[:, ::1], x, w)
     np.testing.assert_allclose(dw, np.ones((6, 3)).T @ x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [64, 200])  # the rows form and the dot-product form of dw
+def test_linear_backward_adds_to_given_gradients(n, rng):
+    x, w = rng.standard_normal((n, 9)), rng.standard_normal((130, 9))
+    dy = rng.standard_normal((n, 130))
+    _, dw, db = F.linear_backward(dy, x, w)
+    dw0, db0 = rng.standard_normal(w.shape), rng.standard_normal(130)
+    targets = dw0.copy(), db0.copy()
+    dx, got_dw, got_db = F.linear_backward(dy, x, w, add_to=targets)
+    assert got_dw is targets[0] and got_db is targets[1]
+    np.testing.assert_allclose(got_dw, dw0 + dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_db, db0 + db, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, dy @ w, rtol=1e-12, atol=1e-12)
+    only_dw = dw0.copy()
+    assert F.linear_backward(dy, x, w, add_to=(only_dw, None))[2] is None
+    np.testing.assert_allclose(only_dw, dw0 + dw, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((130, 9), np.float32), np.zeros((9, 130)),
+                                 np.zeros((9, 130)).T, "dw"])
+def test_linear_backward_refuses_targets_it_cannot_add_to(bad, rng):
+    x, w, dy = rng.standard_normal((4, 9)), rng.standard_normal((130, 9)), np.ones((4, 130))
+    with pytest.raises(ValueError, match="add_to's dw must be"):
+        F.linear_backward(dy, x, w, add_to=(bad, None))

@@ -102,6 +102,25 @@ def test_conv2d_backward_without_input_grad(rng):
     np.testing.assert_array_equal(db, db2)
 
 
+# the three kernel families: gathered patches (stride 2), shifted runs, batched (n >= 8)
+@pytest.mark.parametrize("n,size,stride", [(2, 7, 2), (2, 9, 1), (9, 6, 1)])
+def test_conv2d_backward_adds_to_given_gradients(n, size, stride, rng):
+    x = rng.standard_normal((n, 3, size, size))
+    w = rng.standard_normal((4, 3, 3, 3))
+    out = (size + 2 - 3) // stride + 1
+    dy = rng.standard_normal((n, 4, out, out))
+    dx, dw, db = F.conv2d_backward(dy, x, w, stride, 1)
+    dw0, db0 = rng.standard_normal(w.shape), rng.standard_normal(4)
+    targets = dw0.copy(), db0.copy()
+    got_dx, got_dw, got_db = F.conv2d_backward(dy, x, w, stride, 1, add_to=targets)
+    assert got_dw is targets[0] and got_db is targets[1]
+    np.testing.assert_allclose(got_dw, dw0 + dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_db, db0 + db, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got_dx, dx)
+    with pytest.raises(ValueError, match="add_to's db must be"):
+        F.conv2d_backward(dy, x, w, stride, 1, add_to=(dw0, np.zeros(5)))
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_conv2d_reused_workspace_gives_the_same_results(stride, rng):
     """A workspace left holding an earlier, larger call's scratch changes nothing."""

@@ -275,19 +275,26 @@ def _write_atomic(path, arrays):
     _remove_stale_temporaries(path)
 
 
+# What reading a damaged archive raises: zipfile also raises NotImplementedError for a
+# compression method it does not know and RuntimeError for an "encrypted" flag, both of
+# which a single flipped bit in a header produces.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+            RuntimeError)
+
+
 def _read_arrays(path):
     """Every array in the archive, read eagerly so that truncation shows up here."""
     try:
         archive = np.load(path, allow_pickle=False)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+    except _DAMAGED as error:
         raise _unreadable(path, error) from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise CheckpointError(f"{path}: not a fastbp checkpoint (a plain .npy array, not an .npz archive)")
     try:
         return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+    except _DAMAGED as error:
         raise _unreadable(path, error) from error
     finally:
         archive.close()

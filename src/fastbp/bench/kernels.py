@@ -53,7 +53,7 @@ def conv_ops(s, dtype):
         "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y, work), s.flops),
         "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx, work), s.flops),
         "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw, work), s.flops),
-        "backward_bias": Op(lambda: conv2d_backward_bias(dy, db), dy.size),
+        "backward_bias": Op(lambda: conv2d_backward_bias(dy, db, False), dy.size),
     }
 
 

@@ -5,7 +5,7 @@ import numpy as np
 from .._validation import float_array, pair, same_dtype, same_shape, window_output_size
 from ..kernels.conv2d import conv2d_backward as _conv2d_backward
 from ..kernels.conv2d import conv2d_backward_bias, conv2d_forward
-from .linear import optional_bias
+from .linear import checked_targets, optional_bias
 
 
 def _checked(x, w, stride, padding):
@@ -37,20 +37,26 @@ def conv2d(x, w, b=None, stride=1, padding=0, workspace=None):
     return y
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, input_grad=True, workspace=None):
+def conv2d_backward(dy, x, w, stride=1, padding=0, input_grad=True, workspace=None,
+                    add_to=None):
     """Gradients of ``conv2d``: (dx (N, C, H, W), dw (O, C, KH, KW), db (O,)).
 
     dx is the convolution of the stride-dilated dy with the flipped, channel-transposed
     kernel; dw is the correlation of x with dy; db sums dy over (N, OH, OW).
     With ``input_grad=False`` dx is not computed and None is returned in its place.
+    ``add_to=(dw, db)`` adds the gradients to those arrays (db may be None: not computed)
+    and returns them, in one pass and without new arrays: a layer's accumulated grads.
     """
     x, w, stride, padding, out_shape = _checked(x, w, stride, padding)
     dy = float_array("dy", dy, 4, "(N, O, OH, OW)")
     same_dtype(dy=dy, x=x, w=w)
     same_shape("dy", dy, out_shape, "the shape of conv2d's output")
     dx = np.empty_like(x) if input_grad else None
-    dw = np.empty_like(w)
-    db = np.empty(w.shape[0], w.dtype)
-    _conv2d_backward(dy, x, w, *stride, *padding, dx, dw, workspace)
-    conv2d_backward_bias(dy, db)
+    if add_to is None:
+        dw, db = np.empty_like(w), np.empty(w.shape[0], w.dtype)
+    else:
+        dw, db = checked_targets(add_to, w)
+    _conv2d_backward(dy, x, w, *stride, *padding, dx, dw, workspace, add_to is not None)
+    if db is not None:
+        conv2d_backward_bias(dy, db, add_to is not None)
     return dx, dw, db

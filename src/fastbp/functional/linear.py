@@ -36,11 +36,13 @@ def linear(x, w, b=None):
     return y
 
 
-def linear_backward(dy, x, w, input_grad=True, workspace=None):
+def linear_backward(dy, x, w, input_grad=True, workspace=None, add_to=None):
     """Gradients of ``linear``: dx = dy @ w (N, Din), dw = dy.T @ x (Dout, Din), db = dy.sum(0).
 
     With ``input_grad=False`` dx is not computed and None is returned in its place. Pass
     the same ``fastbp.Workspace`` to every call to reuse the transposes' scratch memory.
+    ``add_to=(dw, db)`` adds the gradients to those arrays (db may be None: not computed)
+    and returns them, in one pass and without new arrays: a layer's accumulated grads.
     """
     x, w = _checked(x, w)
     dy = float_array("dy", dy, 2, "(N, out_features)")
@@ -50,7 +52,24 @@ def linear_backward(dy, x, w, input_grad=True, workspace=None):
     if input_grad:
         dx = np.empty_like(x)
         affine_backward_input(dy, w, dx, workspace)
-    dw = np.empty_like(w)
-    db = np.empty(w.shape[0], w.dtype)
-    affine_backward_params(dy, x, dw, db, workspace)
+    if add_to is None:
+        dw, db = np.empty_like(w), np.empty(w.shape[0], w.dtype)
+    else:
+        dw, db = checked_targets(add_to, w)
+    affine_backward_params(dy, x, dw, db, workspace, add_to is not None)
     return dx, dw, db
+
+
+def checked_targets(add_to, w):
+    """(dw, db) from ``add_to``: arrays to add gradients to, of w's shape and (O,), w's
+    dtype, C-contiguous and writeable; db may be None."""
+    dw, db = add_to
+    for name, target, shape in (("dw", dw, w.shape), ("db", db, w.shape[:1])):
+        if target is None and name == "db":
+            continue
+        if (not isinstance(target, np.ndarray) or target.shape != shape
+                or target.dtype != w.dtype or not target.flags.c_contiguous
+                or not target.flags.writeable):
+            raise ValueError(f"add_to's {name} must be a writeable C-contiguous {w.dtype} "
+                             f"array of shape {shape}")
+    return dw, db

@@ -72,8 +72,10 @@ def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None)
         conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch)
 
 
-def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspace=None):
-    """Writes dx (N, C, H, W) unless it is None, and dw (O, C, KH, KW) unless it is None.
+def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspace=None,
+                    accumulate=False):
+    """Writes dx (N, C, H, W) unless it is None, and dw (O, C, KH, KW) unless it is None
+    (adds the gradient to dw with ``accumulate``).
 
     dx is the convolution of the stride-dilated dy with the flipped, channel-transposed
     kernel (see ``conv2d_patches_backward_input``);
@@ -89,7 +91,7 @@ def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspac
         partial = workspace.array("conv2d partial", (jobs, c_out, n_taps), w.dtype)
         conv2d_batched_backward(dy, x, w, pad_h, pad_w, x if dx is None else dx,
                                 w if dw is None else dw, scratch, partial, dx is not None,
-                                dw is not None)
+                                dw is not None, accumulate)
         return
     if dx is not None:
         if family == "shifted":
@@ -101,12 +103,12 @@ def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspac
     if family == "shifted":
         partial = workspace.array("conv2d partial", ((n_batch + GROUP - 1) // GROUP, c_out, n_taps),
                                   dw.dtype)
-        conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial)
+        conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate)
     else:
         partial = workspace.array("conv2d partial", ((n_batch + GROUP - 1) // GROUP, n_taps, c_out),
                                   dw.dtype)
         conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch,
-                                       partial)
+                                       partial, accumulate)
 
 
 def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None):
@@ -120,8 +122,8 @@ def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspac
 
 
 @reduction_kernel
-def conv2d_backward_bias(dy, db):
-    """db[o] = sum_{n, i, j} dy[n, o, i, j]."""
+def conv2d_backward_bias(dy, db, accumulate):
+    """db[o] (+)= sum_{n, i, j} dy[n, o, i, j]; added to db with ``accumulate``."""
     n_batch, c_out, out_h, out_w = dy.shape
     flat = dy.reshape(n_batch, c_out, out_h * out_w)
     for o in prange(c_out):
@@ -130,4 +132,4 @@ def conv2d_backward_bias(dy, db):
             row = flat[n, o]
             for p in range(row.shape[0]):
                 acc += row[p]
-        db[o] = acc
+        db[o] = db[o] + acc if accumulate else acc

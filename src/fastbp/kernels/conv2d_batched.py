@@ -132,7 +132,8 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
 
 
 @reduction_kernel
-def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, want_dx, want_dw):
+def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, want_dx, want_dw,
+                            accumulate):
     """For stride 1, dx (N, C, H, W) when ``want_dx`` and dw (O, C, KH, KW) when ``want_dw``,
     chunk after chunk, from one packed copy of the chunk's dy in (OH, O, OW, nb) order
     (output row i, all channels, is one block) and, for dw, one of x in (C, Hp, Wp, nb)
@@ -145,7 +146,8 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
 
     dw: per (chunk, output row i) job, the dot products of dy's row i (all channels,
     columns and samples) with the input run of every tap; partial (chunks * OH, O,
-    C*KH*KW) holds one sum per job, added in job order. scratch as ``batched_scratch_size``.
+    C*KH*KW) holds one sum per job, added in job order (and to dw with ``accumulate``).
+    scratch as ``batched_scratch_size``.
     """
     n_batch, c_in, height, width = dx.shape
     c_out, _, k_h, k_w = w.shape
@@ -211,4 +213,4 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
                 zero(acc)
                 shifted_dots(rows[i], inputs[i * padded_w * nb:], shifts, length, acc)
     if want_dw:
-        sum_partials(partial, dw.reshape(c_out, n_taps))
+        sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)

@@ -281,13 +281,14 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
 
 
 @reduction_kernel
-def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch, partial):
+def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch, partial,
+                                   accumulate):
     """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw].
 
     The correlation of the input with the upstream gradient: per block,
     ``patches (C*KH*KW, L) @ dy_block.T`` with ``gemm_nt``. Samples are split into fixed
     groups of ``GROUP``; the groups' partial sums are computed in parallel and added in
-    group order: partial is (ceil(N / GROUP), C*KH*KW, O).
+    group order (and to dw with ``accumulate``): partial is (ceil(N / GROUP), C*KH*KW, O).
     """
     n_batch, c_in, _, _ = x.shape
     c_out, _, k_h, k_w = dw.shape
@@ -322,4 +323,4 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
                     for o in range(c_out):
                         copy_run(flat_dy[n, o], r0 * out_w, grad[o], start, segment)
                 gemm_nt(patches, grad, acc, True)
-    sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps))
+    sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps), accumulate)

@@ -153,10 +153,11 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
 
 
 @reduction_kernel
-def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
+def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate):
     """dw (O, C, KH, KW) for stride 1: dw[o, tap] = sum over samples of the dot product of
     wide dy row o with the padded x shifted by the tap's offset (``shifted_dots``).
-    partial (ceil(N / GROUP), O, C*KH*KW): one sum per group of samples, added in order."""
+    partial (ceil(N / GROUP), O, C*KH*KW): one sum per group of samples, added in order
+    (and to dw with ``accumulate``)."""
     n_batch, c_in, height, width = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
@@ -177,4 +178,4 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial):
             pad_planes(x[n], pad_h, pad_w, padded)
             widen(dy[n], padded_w, wide_dy)
             shifted_dots(wide_dy, padded, offsets, length, acc)
-    sum_partials(partial, dw.reshape(c_out, n_taps))
+    sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)

@@ -44,6 +44,11 @@ class Layer:
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
 
+    def _grad_targets(self):
+        """(grads["weight"], grads["bias"] or None): where a weight layer's backward adds
+        its gradients (``add_to`` of the functional backward)."""
+        return self.grads["weight"], self.grads.get("bias")
+
     def _accumulate(self, **grads):
         for name, grad in grads.items():
             if name in self.grads:

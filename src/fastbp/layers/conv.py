@@ -38,12 +38,10 @@ class Conv2D(Layer):
         return y
 
     def backward(self, dy, input_grad=True):
-        dx, dw, db = F.conv2d_backward(
+        return F.conv2d_backward(
             dy, self._cached(), self.params["weight"], self.stride, self.padding, input_grad,
-            self.workspace,
-        )
-        self._accumulate(weight=dw, bias=db)
-        return dx
+            self.workspace, self._grad_targets(),
+        )[0]
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

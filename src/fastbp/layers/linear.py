@@ -32,10 +32,8 @@ class Linear(Layer):
         return y
 
     def backward(self, dy, input_grad=True):
-        dx, dw, db = F.linear_backward(dy, self._cached(), self.params["weight"], input_grad,
-                                        self.workspace)
-        self._accumulate(weight=dw, bias=db)
-        return dx
+        return F.linear_backward(dy, self._cached(), self.params["weight"], input_grad,
+                                 self.workspace, self._grad_targets())[0]
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={'bias' in self.params}"
