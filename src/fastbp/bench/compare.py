@@ -29,7 +29,7 @@ from .timing import alternating_samples, gemm_gflops, median
 COMPARED = ("conv", "linear", "pool", "train")
 PASSES = {
     "conv": {"forward": ("forward",),
-             "backward": ("backward_input", "backward_weight", "backward_bias")},
+             "backward": ("backward", "backward_bias")},  # as Conv2D.backward runs them
     "linear": {"forward": ("forward",), "backward": ("backward_input", "backward_params")},
     "pool": {name: (name,) for name in KERNELS["pool"]},
 }

@@ -17,6 +17,7 @@ from ..kernels import activations as act
 from ..kernels import losses
 from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
 from ..kernels.conv2d import (
+    conv2d_backward,
     conv2d_backward_bias,
     conv2d_backward_input,
     conv2d_backward_weight,
@@ -45,7 +46,8 @@ class Op:
 
 
 def conv_ops(s, dtype):
-    """forward, backward_input, backward_weight, backward_bias of 2-D convolution."""
+    """forward, backward_input, backward_weight, backward_bias of 2-D convolution, and
+    backward: dx and dw in one call, as the layer asks for them."""
     x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
     y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
     st, p, work = s.stride, s.pad, Workspace()
@@ -54,6 +56,7 @@ def conv_ops(s, dtype):
         "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx, work), s.flops),
         "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw, work), s.flops),
         "backward_bias": Op(lambda: conv2d_backward_bias(dy, db, False), dy.size),
+        "backward": Op(lambda: conv2d_backward(dy, x, w, st, st, p, p, dx, dw, work), 2 * s.flops),
     }
 
 
@@ -155,7 +158,7 @@ def loss_ops(s, dtype):
 
 
 KERNELS = {
-    "conv": ("forward", "backward_input", "backward_weight", "backward_bias"),
+    "conv": ("forward", "backward_input", "backward_weight", "backward_bias", "backward"),
     "linear": ("forward", "backward_input", "backward_params"),
     "pool": ("max_forward", "max_backward", "avg_forward", "avg_backward"),
     "loss": ("softmax_cross_entropy", "hinge", "mse", "logistic", "logistic_pm1"),
