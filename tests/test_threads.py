@@ -3,6 +3,7 @@ import pytest
 
 import fastbp
 from fastbp import functional as F
+from fastbp import optim
 
 
 def _calls(rng, dtype):
@@ -57,3 +58,30 @@ def test_set_num_threads_rejects_bad_values():
         fastbp.set_num_threads(0)
     with pytest.raises(ValueError, match="exceeds"):
         fastbp.set_num_threads(10_000)
+
+
+def test_serial_twins_give_the_parallel_kernels_bits(monkeypatch, dtype):
+    """Small calls run a serial copy of a parallel kernel (``for_size``): same results."""
+    from fastbp.kernels import _jit
+
+    def run():
+        rng = np.random.default_rng(2)
+        x = rng.standard_normal((7, 300)).astype(dtype)
+        w = rng.standard_normal((13, 300)).astype(dtype)
+        dy = rng.standard_normal((7, 13)).astype(dtype)
+        out = [F.relu(x), F.sigmoid_backward(x, x), F.linear(x, w, w[:, 0].copy()),
+               *F.linear_backward(dy, x, w), F.softmax_cross_entropy(dy, np.arange(7))[1],
+               F.hinge_loss(dy, np.arange(7))[1], F.mse_loss(x, 2 * x)[1]]
+        for optimizer in (optim.SGD, lambda p, lr: optim.SGD(p, lr, momentum=0.9, nesterov=True),
+                          optim.Adam):
+            params = {"w.weight": w.copy(), "w.bias": x[0].copy()}
+            step = optimizer(params, 0.1)
+            for _ in range(2):
+                step.step({"w.weight": w * 0.5, "w.bias": x[1]})
+            out += list(params.values())
+        return [r.tobytes() for r in out]
+
+    monkeypatch.setattr(_jit, "PARALLEL_MIN", 0)
+    parallel = run()
+    monkeypatch.setattr(_jit, "PARALLEL_MIN", 1 << 62)
+    assert run() == parallel

@@ -4,12 +4,13 @@ import numpy as np
 
 from .._validation import float_array, same_dtype, same_shape
 from ..kernels import activations as k
+from ..kernels._jit import for_size
 
 
 def _forward(kind, x, param=0.0):
     x = float_array("x", x)
     y = np.empty_like(x)
-    k.activation_forward(kind, x.reshape(-1), x.dtype.type(param), y.reshape(-1))
+    for_size(k.activation_forward, x.size)(kind, x.reshape(-1), x.dtype.type(param), y.reshape(-1))
     return y
 
 
@@ -19,7 +20,8 @@ def _backward(kind, dy, x, param=0.0):
     same_dtype(dy=dy, x=x)
     same_shape("dy", dy, x.shape, "the shape of the activation's input")
     dx = np.empty_like(x)
-    k.activation_backward(kind, dy.reshape(-1), x.reshape(-1), x.dtype.type(param), dx.reshape(-1))
+    for_size(k.activation_backward, x.size)(kind, dy.reshape(-1), x.reshape(-1), x.dtype.type(param),
+                                            dx.reshape(-1))
     return dx
 
 

@@ -5,12 +5,13 @@ import numpy as np
 
 from .._validation import binary_targets, class_labels, float_array, same_dtype, same_shape
 from ..kernels import losses as k
+from ..kernels._jit import for_size
 
 
 def _run(kernel, scores, *args):
     per_sample = np.empty(scores.shape[0], np.float64)
     grad = np.empty_like(scores)
-    kernel(scores, *args, per_sample, grad)
+    for_size(kernel, scores.size)(scores, *args, per_sample, grad)
     # Summed by NumPy outside the parallel kernel, in a fixed order: the loss does not
     # depend on the thread count.
     return float(np.add.reduce(per_sample) / scores.shape[0]), grad

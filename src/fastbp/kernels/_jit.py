@@ -10,6 +10,8 @@ and every output cell is owned by exactly one ``prange`` iteration, so results s
 bit-identical across thread counts; they differ from NumPy only by rounding order.
 """
 
+from types import FunctionType
+
 from numba import njit
 
 REDUCTION_FASTMATH = frozenset({"reassoc", "contract", "nsz"})
@@ -17,3 +19,29 @@ REDUCTION_FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 kernel = njit(parallel=True, cache=True, nogil=True)
 reduction_kernel = njit(parallel=True, cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
 serial_kernel = njit(cache=True, nogil=True)
+
+
+PARALLEL_MIN = 16384  # elements: less work than this runs on the calling thread
+_SERIAL_TWINS = {}
+
+
+def with_serial_twin(parallel):
+    """Register a serial twin of a parallel kernel: the same function compiled without
+    threads (``prange`` runs as ``range``) and with the same floating-point flags. Every
+    iteration of these kernels' parallel loops is independent, so both give bit-identical
+    results; the twin saves waking the thread pool (~1.5 us at 1 thread, ~3 us at 2 on the
+    dev machine) on calls too small to gain from it. ``for_size`` picks one."""
+    source = parallel.py_func
+    twin = FunctionType(source.__code__, source.__globals__, source.__name__,
+                        source.__defaults__, source.__closure__)
+    twin.__qualname__ = source.__qualname__ + "_serial"  # its own on-disk cache entry
+    twin.__module__ = source.__module__
+    fastmath = parallel.targetoptions.get("fastmath", False)
+    _SERIAL_TWINS[parallel] = njit(cache=True, nogil=True, fastmath=fastmath)(twin)
+    return parallel
+
+
+def for_size(parallel, size):
+    """``parallel``, or its serial twin when the call touches fewer than ``PARALLEL_MIN``
+    elements."""
+    return parallel if size >= PARALLEL_MIN else _SERIAL_TWINS[parallel]

@@ -10,7 +10,7 @@ import math
 
 from numba import prange
 
-from ._jit import kernel, serial_kernel
+from ._jit import kernel, serial_kernel, with_serial_twin
 
 RELU, LEAKY_RELU, SIGMOID, TANH, ELU, SOFTPLUS = range(6)
 
@@ -59,6 +59,7 @@ def activation_grad(kind, g, v, param, zero, one):
     return g * sigmoid_scalar(v, one)
 
 
+@with_serial_twin
 @kernel
 def activation_forward(kind, x, param, y):
     """y[i] = f(x[i]) over flat arrays of equal size."""
@@ -68,6 +69,7 @@ def activation_forward(kind, x, param, y):
         y[i] = activation_value(kind, x[i], param, zero, one)
 
 
+@with_serial_twin
 @kernel
 def activation_backward(kind, dy, x, param, dx):
     """dx[i] = dy[i] * f'(x[i]) over flat arrays of equal size."""

@@ -12,7 +12,7 @@ operand and use ``gemm_nt``. Scratch comes from ``workspace`` (a new one when No
 import numpy as np
 from numba import prange
 
-from ._jit import reduction_kernel
+from ._jit import for_size, reduction_kernel, with_serial_twin
 from .gemm import gemm_nt, transpose
 from .shifted import in_fours, shifted_sums, shifted_sums_2
 from .workspace import Workspace
@@ -61,6 +61,7 @@ def parallel_gemm_nn(a, b, out, accumulate):
             shifted_sums(a[m], offsets, rows, out[m], width)
 
 
+@with_serial_twin
 @reduction_kernel
 def add_bias(y, b):
     """y[n, o] += b[o]."""
@@ -70,6 +71,7 @@ def add_bias(y, b):
             row[o] += b[o]
 
 
+@with_serial_twin
 @reduction_kernel
 def column_sums(a, out, accumulate):
     """out[k] (+)= sum_m a[m, k], summed over m in order; added to out with ``accumulate``."""
@@ -84,7 +86,7 @@ def column_sums(a, out, accumulate):
 def affine_forward(x, w, b, y):
     """y = x @ w.T + b; writes y (N, Dout)."""
     parallel_gemm_nt(x, w, y, False)
-    add_bias(y, b)
+    for_size(add_bias, y.size)(y, b)
 
 
 def affine_backward_input(dy, w, dx, workspace=None):
@@ -110,7 +112,7 @@ def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
     n, d_out = dy.shape
     workspace = workspace or Workspace()
     if db is not None:
-        column_sums(dy, db, accumulate)
+        for_size(column_sums, dy.size)(dy, db, accumulate)
     if n > MAX_DEPTH_FOR_ROWS:
         dy_t = workspace.array("dy.T", dy.shape[::-1], dy.dtype)
         x_t = workspace.array("x.T", x.shape[::-1], x.dtype)

@@ -9,10 +9,11 @@ import math
 
 from numba import prange
 
-from ._jit import kernel
+from ._jit import kernel, with_serial_twin
 from .activations import sigmoid_scalar
 
 
+@with_serial_twin
 @kernel
 def squared_error(y, t, per_sample, grad):
     """y, t (N, D): per_sample[n] = 1/2 ||y[n] - t[n]||^2, grad = (y - t) / N."""
@@ -27,6 +28,7 @@ def squared_error(y, t, per_sample, grad):
         per_sample[n] = 0.5 * acc
 
 
+@with_serial_twin
 @kernel
 def logistic01(s, y, per_sample, grad):
     """s, y (N,), y in {0, 1}: -log(sigma(s)^y (1 - sigma(s))^(1-y)) = softplus(s) - y s."""
@@ -41,6 +43,7 @@ def logistic01(s, y, per_sample, grad):
         grad[n] = (sigmoid_scalar(s[n], one) - y[n]) * inv_n
 
 
+@with_serial_twin
 @kernel
 def logistic_pm1(s, y, per_sample, grad):
     """s, y (N,), y in {-1, +1}: -log(sigma(y s)) = softplus(-y s); grad = -y sigma(-y s) / N."""
@@ -53,6 +56,7 @@ def logistic_pm1(s, y, per_sample, grad):
         grad[n] = -y[n] * sigmoid_scalar(-y[n] * s[n], one) * inv_n
 
 
+@with_serial_twin
 @kernel
 def softmax_cross_entropy(logits, labels, per_sample, grad):
     """logits (N, K), labels (N,) int: log-sum-exp(s) - s[label]; grad = (softmax - onehot) / N.
@@ -79,6 +83,7 @@ def softmax_cross_entropy(logits, labels, per_sample, grad):
         grad[n, label] -= inv_n
 
 
+@with_serial_twin
 @kernel
 def multiclass_hinge(scores, labels, margin, per_sample, grad):
     """scores (N, K), labels (N,) int: sum_{j != y} max(0, s_j - s_y + margin).

@@ -14,9 +14,10 @@ import math
 
 from numba import prange
 
-from ._jit import kernel
+from ._jit import kernel, with_serial_twin
 
 
+@with_serial_twin
 @kernel
 def sgd_step(param, grad, lr, decay):
     """param[i] -= lr * (grad[i] + decay * param[i])."""
@@ -25,6 +26,7 @@ def sgd_step(param, grad, lr, decay):
         param[i] = p - lr * (grad[i] + decay * p)
 
 
+@with_serial_twin
 @kernel
 def sgd_momentum_step(param, grad, velocity, lr, momentum, decay, nesterov):
     """Heavy-ball momentum: v = momentum * v + g; param -= lr * v, with g = grad + decay * param.
@@ -42,6 +44,7 @@ def sgd_momentum_step(param, grad, velocity, lr, momentum, decay, nesterov):
             param[i] = p - lr * v
 
 
+@with_serial_twin
 @kernel
 def adam_step(param, grad, m, v, lr, beta1, beta2, eps, decay, inv_bias1, inv_bias2):
     """Adam (Kingma & Ba) with the L2 gradient ``decay * param`` added to ``grad``.

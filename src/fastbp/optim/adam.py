@@ -1,6 +1,7 @@
 """Adam: per-element step sizes from running moments of the gradient."""
 
 from ..kernels import optim as k
+from ..kernels._jit import for_size
 from .base import Optimizer, check_number
 
 
@@ -29,5 +30,6 @@ class Adam(Optimizer):
         inv_bias1 = 1.0 / (1.0 - self.beta1**t)
         inv_bias2 = 1.0 / (1.0 - self.beta2**t)
         m, v = buffers
-        k.adam_step(param, grad, m, v, scalar(self.lr), scalar(self.beta1), scalar(self.beta2),
-                    scalar(self.eps), scalar(decay), scalar(inv_bias1), scalar(inv_bias2))
+        for_size(k.adam_step, param.size)(
+            param, grad, m, v, scalar(self.lr), scalar(self.beta1), scalar(self.beta2),
+            scalar(self.eps), scalar(decay), scalar(inv_bias1), scalar(inv_bias2))

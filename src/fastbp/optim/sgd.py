@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..kernels import optim as k
+from ..kernels._jit import for_size
 from .base import Optimizer, check_number
 
 
@@ -29,7 +30,8 @@ class SGD(Optimizer):
 
     def _update(self, param, grad, buffers, scalar, decay):
         if self.momentum == 0.0:
-            k.sgd_step(param, grad, scalar(self.lr), scalar(decay))
+            for_size(k.sgd_step, param.size)(param, grad, scalar(self.lr), scalar(decay))
         else:
-            k.sgd_momentum_step(param, grad, buffers[0], scalar(self.lr), scalar(self.momentum),
-                                scalar(decay), self.nesterov)
+            for_size(k.sgd_momentum_step, param.size)(
+                param, grad, buffers[0], scalar(self.lr), scalar(self.momentum), scalar(decay),
+                self.nesterov)
