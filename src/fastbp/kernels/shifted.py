@@ -56,7 +56,8 @@ def shifted_dot(a, src, offset, length):
 def shifted_dots(a, src, offsets, length, out):
     """out[m, t] += sum_p a[m, p] * src[offsets[t] + p] for p < length; a (M, >= length).
 
-    Dot products in tiles of 4 rows of a by 2 offsets, as ``gemm.gemm_nt``.
+    Dot products in tiles of 4 rows of a by 2 offsets, as ``gemm.gemm_nt``; the last rows
+    in tiles of 2 rows, then 1, by 4 offsets.
     """
     m_rows, n_offsets = a.shape[0], offsets.shape[0]
     m_main, t_main = m_rows - m_rows % 4, n_offsets - n_offsets % 2
@@ -87,9 +88,37 @@ def shifted_dots(a, src, offsets, length, out):
         for t in range(t_main, n_offsets):
             for i in range(4):
                 out[m + i, t] += shifted_dot(a[m + i], src, offsets[t], length)
-    for m in range(m_main, m_rows):  # the last rows, four offsets at a time
+    t_fours = n_offsets - n_offsets % 4
+    m = m_main
+    if m_rows - m >= 2:  # two rows left: tiles of 2 rows by 4 offsets
+        a0, a1 = a[m], a[m + 1]
+        for t in range(0, t_fours, 4):
+            u0, u1, u2, u3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            for p in range(uint64(length)):
+                v0, v1, v2, v3 = src[u0 + p], src[u1 + p], src[u2 + p], src[u3 + p]
+                s00 += a0[p] * v0
+                s01 += a0[p] * v1
+                s02 += a0[p] * v2
+                s03 += a0[p] * v3
+                s10 += a1[p] * v0
+                s11 += a1[p] * v1
+                s12 += a1[p] * v2
+                s13 += a1[p] * v3
+            out[m, t] += s00
+            out[m, t + 1] += s01
+            out[m, t + 2] += s02
+            out[m, t + 3] += s03
+            out[m + 1, t] += s10
+            out[m + 1, t + 1] += s11
+            out[m + 1, t + 2] += s12
+            out[m + 1, t + 3] += s13
+        for t in range(t_fours, n_offsets):
+            for i in range(2):
+                out[m + i, t] += shifted_dot(a[m + i], src, offsets[t], length)
+        m += 2
+    if m < m_rows:  # the last row, four offsets at a time
         row = a[m]
-        t_fours = n_offsets - n_offsets % 4
         for t in range(0, t_fours, 4):
             u0, u1, u2, u3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
             s0 = s1 = s2 = s3 = zero
