@@ -22,9 +22,9 @@ class Sequential:
         self._fused = []  # the first index of every pair the last forward ran as one
 
     def forward(self, x, training=True):
-        """Each layer's output into the next. A ReLU followed by a 2x2 max pooling runs
-        as one pass (``ReLU.forward_then_max_pool``): the same results, a pass over the
-        largest activations fewer each way."""
+        """Each layer's output into the next. A ReLU followed by a max pooling runs as one
+        pass (``ReLU.forward_then_max_pool``): the same results, a pass over the largest
+        activations fewer each way."""
         layers = self.layers
         self._fused = []
         i = 0

@@ -78,8 +78,9 @@ def unpack_row(row, bias, out):
 @serial_kernel
 def batched_scratch_size(n_batch, c_in, height, width, c_out, out_h, out_w, pad_h, pad_w,
                          threads):
-    """Elements of scratch: one chunk of the padded input and of the output in the chunked
-    layout, then two padded rows of a chunk for each of ``threads`` threads."""
+    """Elements of scratch: one chunk of the padded input and (for the backward) of the
+    output in the chunked layout, then two padded rows of a chunk for each of ``threads``
+    threads."""
     nb = min(n_batch, CHUNK)
     padded = line_up(nb * c_in * (height + 2 * pad_h) * (width + 2 * pad_w))
     return padded + line_up(nb * c_out * out_h * out_w) + threads * row_pair_size(width + 2 * pad_w)
@@ -106,8 +107,7 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
     coef = np.zeros((c_out, in_fours(n_taps)), w.dtype)
     coef[:, :n_taps] = w.reshape(c_out, n_taps)
     offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1]), n_batch)
-    rows_start = line_up(min(n_batch, CHUNK) * in_size)
-    rows_start += line_up(min(n_batch, CHUNK) * c_out * out_h * out_w)
+    rows_start = line_up(min(n_batch, CHUNK) * in_size)  # the thread rows follow the input
     row_pair = row_pair_size(padded_w)
     pairs = (c_out + 1) // 2
     for chunk in range((n_batch + CHUNK - 1) // CHUNK):
