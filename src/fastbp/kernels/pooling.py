@@ -6,7 +6,7 @@ Every window holds at least one real cell because the callers require
 """
 
 import numpy as np
-from numba import prange, uint64, uint8
+from numba import int64, prange, uint64, uint8
 
 from ._jit import kernel, serial_kernel
 from .runs import fill_run
@@ -89,6 +89,19 @@ def max_pool2d_2x2_backward(dy, winner, relu, dx):
                 grad[uint64((2 * oi + (k >> 1 & 1)) * width + 2 * j + (k & 1))] = g
 
 
+@serial_kernel
+def update_maxima(plane, first, step, count, best, best_at):
+    """One window tap over an output row: plane[first + j * step] replaces best[j] (and
+    its flat index best_at[j]) when it ``later_wins`` or best_at[j] < 0 (no candidate yet),
+    for j < count. Selects rather than branches: which cell wins is unpredictable."""
+    run = plane[first:first + step * count]
+    for j in range(count):
+        v, current, at = run[step * j], best[j], best_at[j]
+        take = (at < 0) | later_wins(v, current)
+        best[j] = v if take else current
+        best_at[j] = (first + step * j) if take else at
+
+
 @kernel
 def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax):
     """y = window maxima; argmax (N, C, OH, OW) int64 holds the flat index ``row * W + col``.
@@ -101,7 +114,6 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
-    step = uint64(stride_w)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
@@ -115,13 +127,14 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
                 if r < 0 or r >= height:
                     continue
                 for kj in range(k_w):
-                    first = uint64(r * width) + in_starts[kj]
-                    out = out_starts[kj]
-                    for j in range(counts[kj]):
-                        v = plane[first + j * step]
-                        if best_at[out + j] < 0 or later_wins(v, best[out + j]):
-                            best[out + j] = v
-                            best_at[out + j] = first + j * step
+                    first = int64(r * width + in_starts[kj])
+                    out, count = int64(out_starts[kj]), int64(counts[kj])
+                    if stride_w == 2:  # a constant stride lets LLVM vectorise the selects
+                        update_maxima(plane, first, 2, count, best[out:out + count],
+                                      best_at[out:out + count])
+                    else:
+                        update_maxima(plane, first, stride_w, count, best[out:out + count],
+                                      best_at[out:out + count])
 
 
 @kernel
