@@ -9,12 +9,11 @@ sums, they add whole rows instead (``parallel_gemm_nn``); deeper, they transpose
 operand and use ``gemm_nt``. Scratch comes from ``workspace`` (a new one when None).
 """
 
-import numpy as np
 from numba import prange
 
 from ._jit import for_size, reduction_kernel, with_serial_twin
 from .gemm import gemm_nt, transpose
-from .shifted import in_fours, shifted_sums, shifted_sums_2
+from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import Workspace
 
 TILE_ROWS = 16
@@ -45,9 +44,7 @@ def parallel_gemm_nn(a, b, out, accumulate):
     """
     m_rows, padded = a.shape
     depth, width = b.shape
-    offsets = np.zeros(padded, np.uint64)  # padding columns read row 0, times zero
-    for k in range(depth):
-        offsets[k] = k * width
+    offsets = row_offsets(depth, width, padded)
     rows = b.reshape(depth * width)
     for pair in prange((m_rows + 1) // 2):
         m = 2 * pair

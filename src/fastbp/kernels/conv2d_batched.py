@@ -21,7 +21,7 @@ from ._jit import reduction_kernel, serial_kernel
 from .conv2d_shifted import tap_offsets
 from .partials import sum_partials
 from .runs import zero
-from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
+from .shifted import in_four_columns, row_offsets, shifted_dots, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
 CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in L2
@@ -104,8 +104,7 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
     in_size = c_in * padded_h * padded_w  # per sample
-    coef = np.zeros((c_out, in_fours(n_taps)), w.dtype)
-    coef[:, :n_taps] = w.reshape(c_out, n_taps)
+    coef = in_four_columns(w.reshape(c_out, n_taps))
     offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1]), n_batch)
     rows_start = line_up(min(n_batch, CHUNK) * in_size)  # the thread rows follow the input
     row_pair = row_pair_size(padded_w)
@@ -159,12 +158,8 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
     grads_start = line_up(min(n_batch, CHUNK) * in_size)
     rows_start = grads_start + line_up(min(n_batch, CHUNK) * out_size)
     row_pair = row_pair_size(padded_w)
-    coef = np.zeros((n_taps, in_fours(c_out)), w.dtype)
-    coef[:, :c_out] = w.reshape(c_out, n_taps).T
-    row_starts = np.zeros(coef.shape[1], np.uint64)  # padding rows read row 0, times zero
-    for o in range(c_out):
-        row_starts[o] = o * out_w
-    dx_offsets = chunk_offsets(row_starts, n_batch)
+    coef = in_four_columns(w.reshape(c_out, n_taps).T)
+    dx_offsets = chunk_offsets(row_offsets(c_out, out_w, coef.shape[1]), n_batch)
     dw_offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps), n_batch)
     pairs = (c_in + 1) // 2
     per_channel = k_h * k_w

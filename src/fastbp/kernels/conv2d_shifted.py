@@ -21,7 +21,7 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .partials import GROUP, sum_partials
 from .runs import copy_run, zero
-from .shifted import in_fours, shifted_dots, shifted_sums, shifted_sums_2
+from .shifted import in_four_columns, row_offsets, shifted_dots, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
 
@@ -85,8 +85,7 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
     length = wide_length(out_h, out_w, padded_w)
-    coef = np.zeros((c_out, in_fours(n_taps)), w.dtype)
-    coef[:, :n_taps] = w.reshape(c_out, n_taps)
+    coef = in_four_columns(w.reshape(c_out, n_taps))
     offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1])
     plane_size = c_in * padded_h * padded_w
     for n in prange(n_batch):
@@ -123,11 +122,8 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
     n_taps = c_in * k_h * k_w
     per_channel = k_h * k_w
     length = wide_length(out_h, out_w, padded_w)
-    coef = np.zeros((n_taps, in_fours(c_out)), w.dtype)
-    coef[:, :c_out] = w.reshape(c_out, n_taps).T
-    row_offsets = np.zeros(coef.shape[1], np.uint64)  # padded rows read row 0, times zero
-    for o in range(c_out):
-        row_offsets[o] = o * length
+    coef = in_four_columns(w.reshape(c_out, n_taps).T)
+    rows = row_offsets(c_out, length, coef.shape[1])
     for n in prange(n_batch):
         buffer = scratch[get_thread_id()]
         wide_dy = buffer[:c_out * length]
@@ -141,11 +137,11 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
                 tap = ki * k_w + kj
                 for c in range(0, c_in - 1, 2):
                     shifted_sums_2(coef[c * per_channel + tap], coef[(c + 1) * per_channel + tap],
-                                   row_offsets, wide_dy, padded[c, shift:], padded[c + 1, shift:],
+                                   rows, wide_dy, padded[c, shift:], padded[c + 1, shift:],
                                    length)
                 if c_in % 2:
                     c = c_in - 1
-                    shifted_sums(coef[c * per_channel + tap], row_offsets, wide_dy,
+                    shifted_sums(coef[c * per_channel + tap], rows, wide_dy,
                                  padded[c, shift:], length)
         for c in range(c_in):
             for r in range(height):

@@ -9,6 +9,7 @@ with zeros): each pass over a destination adds 4 shifted runs, so a destination 
 loaded and stored once per 4 (or, with two destinations, 8) multiply-adds.
 """
 
+import numpy as np
 from numba import uint64
 
 from ._jit import serial_kernel
@@ -18,6 +19,25 @@ from ._jit import serial_kernel
 def in_fours(n):
     """n rounded up to a multiple of 4: how many coefficients the shifted sums take."""
     return (n + 3) // 4 * 4
+
+
+@serial_kernel
+def in_four_columns(a):
+    """a (M, K) copied into zeros of shape (M, in_fours(K)): coefficients for the shifted
+    sums, whose padding columns then add nothing."""
+    out = np.zeros((a.shape[0], in_fours(a.shape[1])), a.dtype)
+    out[:, :a.shape[1]] = a
+    return out
+
+
+@serial_kernel
+def row_offsets(rows, stride, count):
+    """uint64 (count,): the offset k * stride of row k for k < rows, then zeros (a padding
+    coefficient of ``in_four_columns`` reads row 0, times zero)."""
+    offsets = np.zeros(count, np.uint64)
+    for k in range(rows):
+        offsets[k] = k * stride
+    return offsets
 
 
 @serial_kernel
