@@ -54,11 +54,12 @@ def is_2x2(kernel, stride, padding):
     return kernel == stride == (2, 2) and padding == (0, 0)
 
 
-def _max_pool2d_2x2(x, out_shape):
-    """(y, winner): ``max_pool2d_2x2_forward`` of x, without relu."""
+def max_pool2d_2x2_with_winner(x, out_shape, relu=False):
+    """(y, winner (uint8)) of shape ``out_shape``: ``max_pool2d_2x2_forward`` of a
+    validated x, of relu(x) with ``relu``."""
     y = np.empty(out_shape, x.dtype)
     winner = np.empty(out_shape, np.uint8)
-    _max_2x2_forward(x, False, y, winner)
+    _max_2x2_forward(x, relu, y, winner)
     return y, winner
 
 
@@ -68,7 +69,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
         x, kernel_size, stride, padding, "max_pool2d"
     )
     if is_2x2(kernel, stride, padding):
-        return _max_pool2d_2x2(x, out_shape)[0]
+        return max_pool2d_2x2_with_winner(x, out_shape)[0]
     return max_pool2d_with_argmax(x, kernel, stride, padding)[0]
 
 
@@ -80,7 +81,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
     dy = _checked_grad(dy, x, out_shape, "max_pool2d")
     dx = np.empty(x.shape, x.dtype)
     if is_2x2(kernel, stride, padding):
-        _max_2x2_backward(dy, _max_pool2d_2x2(x, out_shape)[1], False, dx)
+        _max_2x2_backward(dy, max_pool2d_2x2_with_winner(x, out_shape)[1], False, dx)
     else:
         _max_backward(dy, max_pool2d_with_argmax(x, kernel, stride, padding)[1], dx)
     return dx

@@ -4,8 +4,8 @@ import numpy as np
 
 from .. import functional as F
 from .._validation import pair
-from ..functional.pooling import is_2x2, pool_geometry
-from ..kernels.pooling import max_pool2d_2x2_backward, max_pool2d_2x2_forward, max_pool2d_backward
+from ..functional.pooling import is_2x2, max_pool2d_2x2_with_winner, pool_geometry
+from ..kernels.pooling import max_pool2d_2x2_backward, max_pool2d_backward
 from .base import Layer
 
 
@@ -43,9 +43,7 @@ class MaxPool2D(_Pool2D):
         _, kernel, stride, padding, out_shape = pool_geometry(
             x, self.kernel_size, self.stride, self.padding, "max_pool2d")
         if is_2x2(kernel, stride, padding):
-            y = np.empty(out_shape, self.dtype)
-            winner = np.empty(out_shape, np.uint8)
-            max_pool2d_2x2_forward(x, relu, y, winner)
+            y, winner = max_pool2d_2x2_with_winner(x, out_shape, relu)
             self._cache = (x.shape, x if relu else None, winner, None)
             return y
         y, argmax = F.max_pool2d_with_argmax(F.relu(x) if relu else x, kernel, stride, padding)
