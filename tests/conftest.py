@@ -1,8 +1,11 @@
 import os
 
-# The thread-invariance tests need at least two numba threads, even on a 1-core machine;
-# this must happen before numba is first imported.
+# Both before numba is first imported. The thread-invariance tests need at least two numba
+# threads, even on a 1-core machine. Compiled kernels are cached in a directory keyed by
+# the kernels' source, so an edited kernel module never meets stale machine code of
+# another (see fastbp/_numba_cache.py); subprocesses inherit both settings.
 os.environ.setdefault("NUMBA_NUM_THREADS", str(max(2, os.cpu_count() or 1)))
+os.environ.setdefault("FASTBP_NUMBA_CACHE", "by-source")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

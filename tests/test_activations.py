@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import fastbp
-import reference as ref
+from fastbp import reference as ref
 from conftest import assert_matches
 from fastbp import functional as F
 

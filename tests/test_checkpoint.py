@@ -120,6 +120,18 @@ def test_files_that_are_not_fastbp_checkpoints(tmp_path):
     text.write_text("hello, not a checkpoint\n")
     with pytest.raises(CheckpointError, match="not a fastbp checkpoint"):
         checkpoint.load(text)
+    noise = tmp_path / "noise.npz"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    for path, what in [(text, "it starts with b'hello, n'"), (noise, "it starts with"),
+                       (empty, "the file is empty")]:
+        for read in (checkpoint.load, checkpoint.read_header):
+            with pytest.raises(CheckpointError) as info:
+                read(path)
+            message = str(info.value)
+            assert message.startswith(f"{path}: not a fastbp checkpoint (not an .npz archive: {what}")
+            assert "pickle" not in message
     npy = tmp_path / "a.npy"
     np.save(npy, np.zeros(3))
     with pytest.raises(CheckpointError, match="plain .npy"):
@@ -222,8 +234,6 @@ def test_registered_custom_layer_round_trips(tmp_path):
     (lambda h: h["training"]["schedule"].update(warmup=3), "schedule config needs the arguments"),
     (lambda h: h["training"].update(batch_size=0), "batch_size must be a positive int"),
     (lambda h: h["training"].update(loss="l1"), "unknown loss 'l1'"),
-    (lambda h: h["optimizer"].update(hyper=[0.1]), "hyper-parameters must be a dict"),
-    (lambda h: h["optimizer"]["hyper"].update(nesterov="yes"), "'nesterov' must be a bool"),
     (lambda h: h.update(history={"epoch": 1}), "history field 'epoch' must be a list, got int"),
 ])
 def test_damaged_training_state_cannot_be_resumed(tmp_path, change, match):
@@ -294,3 +304,122 @@ def test_save_removes_stale_temporary_files_and_keeps_live_ones(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h: h["optimizer"].update(step="abc"), "the step count 'abc' is not a non-negative int"),
+    (lambda h: h["optimizer"].update(step=-1), "the step count -1 is not a non-negative int"),
+    (lambda h: h["optimizer"].update(step=2.5), "the step count 2.5 is not a non-negative int"),
+    (lambda h: h["optimizer"].update(type="Lion"), "unknown optimiser type 'Lion'"),
+    (lambda h: h["optimizer"].update(hyper=[0.1]), "hyper-parameters must be a dict"),
+    (lambda h: h["optimizer"].update(buffers=[]), r"a SGD optimiser has the buffers \['velocity'\]"),
+    (lambda h: h["optimizer"]["hyper"].update(nesterov="yes"), "nesterov must be a bool"),
+    (lambda h: h["optimizer"]["hyper"].update(momentum=5), r"momentum must be a finite number in \[0.0, 1.0\)"),
+    (lambda h: h["optimizer"]["hyper"].update(lr=-1), "lr must be a finite number"),
+    (lambda h: h["optimizer"]["hyper"].pop("weight_decay"), "hyper-parameters"),
+    (lambda h: h["optimizer"]["hyper"].update(momentum=0.0), "nesterov needs a momentum > 0"),
+])
+def test_corrupt_optimiser_state_is_refused_by_load(tmp_path, change, match):
+    model = fastbp.Sequential(fastbp.Linear(4, 3, seed=0))
+    path = tmp_path / "run.npz"
+    checkpoint.save(path, model, optim.SGD(model, 0.1, momentum=0.5, nesterov=True), epoch=1)
+    _rewrite_header(path, change)
+    with pytest.raises(CheckpointError, match=f"^{path}: corrupt optimiser state: .*{match}"):
+        checkpoint.load(path)
+
+
+def test_optimiser_buffers_must_match_their_parameters(tmp_path):
+    model = fastbp.Sequential(fastbp.Linear(4, 3, seed=0))
+    path = tmp_path / "run.npz"
+    checkpoint.save(path, model, optim.Adam(model), epoch=1)
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    for key, array, match in [("optim/m/0.weight", np.zeros((5, 5), np.float32), r"is float32 \(5, 5\)"),
+                              ("optim/v/0.bias", np.zeros(3, np.float64), "is float64"),
+                              ("optim/v/0.bias", None, "buffer 'optim/v/0.bias' is missing")]:
+        changed = dict(arrays)
+        if array is None:
+            del changed[key]
+        else:
+            changed[key] = array
+        np.savez(path, **changed)
+        with pytest.raises(CheckpointError, match=f"^{path}: corrupt optimiser state: .*{match}"):
+            checkpoint.load(path)
+
+
+@pytest.mark.parametrize("change, match", [
+    # a layer declared far larger than the arrays stored: refused before building it
+    (lambda h: h["layers"][0]["kwargs"].update(in_features=50_000, out_features=1_000),
+     r"layer 0: Linear\(in_features=50000, out_features=1000.*\) has parameters .* do not match"),
+    (lambda h: h["layers"][0]["kwargs"].update(in_features=10**12, out_features=10**12), "do not match"),
+    (lambda h: h["params"]["0.weight"].update(shape=[100_000, 4000]),
+     r"parameter '0.weight' is stored as float32 \(3, 4\), the header says float32 \(100000, 4000\)"),
+    (lambda h: h["params"].update({"0.extra": {"shape": [10**9], "dtype": "float32"}}),
+     r"the header lists the parameters \['0.bias', '0.extra', '0.weight'\], the file stores"),
+    (lambda h: h["params"]["0.weight"].update(shape=[-3, 4]), "is not a shape and a float dtype"),
+    (lambda h: h["params"]["0.weight"].update(dtype="int8"), "is not a shape and a float dtype"),
+    (lambda h: h["layers"][0]["kwargs"].update(bias="yes"), "bias must be a bool"),
+    (lambda h: h["layers"][0]["kwargs"].update(out_features=2.5), "out_features must be a positive int"),
+])
+def test_a_header_is_checked_against_the_stored_arrays_before_allocating(tmp_path, change, match):
+    import tracemalloc
+
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, fastbp.Sequential(fastbp.Linear(4, 3), fastbp.ReLU()))
+    _rewrite_header(path, change)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=f"^{path}: .*{match}"):
+            checkpoint.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20  # the declared layer (200 MB and more) was never allocated
+
+
+def test_read_header_reads_only_the_header(tmp_path):
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, fastbp.Sequential(fastbp.Linear(4, 3)), epoch=2, metadata={"dataset": "digits"})
+    header = checkpoint.read_header(path)
+    assert header["epoch"] == 2 and header["metadata"] == {"dataset": "digits"}
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, then restore it."""
+    previous = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664), (0o000, 0o666)])
+def test_checkpoints_follow_the_umask(tmp_path, umask, mask, mode):
+    umask(mask)
+    path = tmp_path / "m.npz"
+    model = fastbp.Sequential(fastbp.Linear(4, 3))
+    checkpoint.save(path, model)
+    assert os.stat(path).st_mode & 0o777 == mode
+    checkpoint.save(path, model)  # replacing a file: the new one has the umask's mode too
+    assert os.stat(path).st_mode & 0o777 == mode
+    assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_saving_where_no_file_can_be_written_names_the_path_given(tmp_path):
+    model = fastbp.Sequential(fastbp.Linear(4, 3))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    cases = [(blocker / "m.npz", NotADirectoryError, f"'{blocker}' is not a directory"),
+             (tmp_path / "missing" / "m.npz", FileNotFoundError, f"no such directory '{tmp_path / 'missing'}'"),
+             (tmp_path, IsADirectoryError, "it is a directory")]
+    for target, error, problem in cases:
+        with pytest.raises(error) as info:
+            checkpoint.check_destination(target)
+        assert str(info.value) == f"cannot write checkpoint '{target}': {problem}"
+        with pytest.raises(error) as info:
+            checkpoint.save(target, model)
+        assert str(info.value) == f"cannot write checkpoint '{target}': {problem}"
+    assert sorted(os.listdir(tmp_path)) == ["blocker"]
+    checkpoint.check_destination(tmp_path / "fine.npz")
+    assert sorted(os.listdir(tmp_path)) == ["blocker"]

@@ -44,8 +44,10 @@ def test_resume_continues_like_a_straight_run(tmp_path, capsys):
         np.testing.assert_array_equal(b.model.params[name], array)
     assert cli.main(["train", "--resume", str(part), "--epochs", "2"]) == 1
     assert "already holds 2 epochs" in capsys.readouterr().err
-    assert cli.main(["train", "--resume", str(part), "--epochs", "3", "--dataset", "mnist"]) == 1
-    assert "conflicts" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--resume", str(part), "--epochs", "3", "--dataset", "mnist"])
+    assert info.value.code == 2
+    assert f"--dataset mnist conflicts with {part}, a run of mlp on digits" in capsys.readouterr().err
 
 
 def test_lenet_and_linear_models_train(capsys):
@@ -62,7 +64,8 @@ def test_info_reports_versions_threads_and_cpu(capsys):
     out = capsys.readouterr().out
     for field in ("fastbp", "numpy", "numba", "threading layer", "threads", "cpu"):
         assert re.search(rf"^{field}\s", out, re.MULTILINE), field
-    assert re.search(r"^threading layer\s+(tbb|omp|workqueue)$", out, re.MULTILINE)
+    assert re.search(r"^threading layer\s+tbb \(safe for concurrent calls and fork\)$", out,
+                     re.MULTILINE)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -99,15 +102,29 @@ def test_info_reports_versions_threads_and_cpu(capsys):
     (["train", "--data-dir", "/nonexistent/dir"], "--data-dir: no such directory: '/nonexistent/dir'"),
     # options that do not go together
     (["train", "--model", "lenet", "--hidden", "8"], "fastbp train: error: --hidden applies to the mlp model, not lenet"),
+    (["train", "--optimizer", "adam", "--momentum", "0.5"],
+     "fastbp train: error: --momentum applies to the sgd optimizer, not adam"),
+    (["train", "--schedule", "cosine", "--milestones", "3"],
+     "fastbp train: error: --milestones applies to the step schedule, not cosine"),
+    # fastbp bench parses its own arguments, with the same checks, before any timing
+    (["bench", "--threads", "0"], "--threads: expected a positive integer, got '0'"),
+    (["bench", "--threads", "100000"], "--threads: 100000 exceeds"),
+    (["bench", "--repeat", "0"], "--repeat: expected a positive integer, got '0'"),
+    (["bench", "--repeat", "-1"], "--repeat: expected a positive integer, got '-1'"),
+    (["bench", "--json", "/nonexistent/dir/x.json"],
+     "--json: cannot write '/nonexistent/dir/x.json': no such directory '/nonexistent/dir'"),
+    (["bench", "--plot", "/nonexistent/dir/x.png"], "--plot: cannot write '/nonexistent/dir/x.png'"),
 ])
 def test_bad_arguments_exit_2_with_a_usage_message(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert "usage: fastbp" in err and message in err
+    assert "usage: " in err and message in err
     assert "Traceback" not in err
-    assert err.splitlines()[-1].startswith("fastbp") and message in err.splitlines()[-1]
+    assert message in err.splitlines()[-1]
+    if argv[:1] != ["bench"]:  # fastbp bench names itself after its own entry point
+        assert "usage: fastbp" in err and err.splitlines()[-1].startswith("fastbp")
 
 
 def test_bad_option_after_an_existing_checkpoint_exits_2(tmp_path, capsys):
@@ -123,6 +140,43 @@ def test_bad_option_after_an_existing_checkpoint_exits_2(tmp_path, capsys):
         cli.main(["train", "--save", str(tmp_path), "--epochs", "1"])
     assert info.value.code == 2
     assert "it is a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--save", "--plot"])
+def test_unwritable_outputs_exit_2_before_any_work(tmp_path, capsys, monkeypatch, option):
+    """A path under a regular file cannot be written, even by root: found while parsing,
+    naming the path given, not a temporary file after the first epoch."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    monkeypatch.setattr(cli.training, "load_dataset", lambda *a, **k: pytest.fail("work started"))
+    for target, problem in [(blocker / "m.npz", f"'{blocker}' is not a directory"),
+                            (blocker / "sub" / "m.npz", f"'{blocker}' is not a directory"),
+                            (tmp_path, "it is a directory")]:
+        with pytest.raises(SystemExit) as info:
+            cli.main(["train", *FAST, option, str(target)])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == f"fastbp train: error: argument {option}: cannot write '{target}': {problem}"
+        assert ".part" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]  # the check leaves nothing behind
+
+
+def test_bench_checks_its_outputs_before_timing_anything(tmp_path, capsys, monkeypatch):
+    from fastbp.bench import compare
+
+    monkeypatch.setattr(compare, "gemm_gflops", lambda *a: pytest.fail("the benchmark started"))
+    monkeypatch.setattr(compare, "measure", lambda *a: pytest.fail("the benchmark started"))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    for argv in (["--json", str(blocker / "x.json")], ["--plot", str(tmp_path)], ["--threads", "0"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["bench", "--quick", "--only", "linear", *argv])
+        assert info.value.code == 2
+    assert "--threads: expected a positive integer, got '0'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["bench", "--plot", str(tmp_path / "r.png")])
+    assert info.value.code == 2 and "--plot needs matplotlib" in capsys.readouterr().err
 
 
 def test_runtime_failures_exit_1_with_one_error_line(tmp_path, capsys, monkeypatch):
@@ -183,17 +237,33 @@ def test_evaluate_a_model_saved_without_metadata(tmp_path, capsys):
     assert "does not fit digits images" in capsys.readouterr().err
 
 
-def test_python_dash_m_entry_point():
-    version = subprocess.run([sys.executable, "-m", "fastbp", "--version"], capture_output=True, text=True)
-    assert version.returncode == 0 and version.stdout.startswith("fastbp ")
-    bad = subprocess.run([sys.executable, "-m", "fastbp", "train", "--batch-size", "0"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "--batch-size: expected a positive integer" in bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "fastbp", "evaluate", "missing-model.npz"],
-                             capture_output=True, text=True)
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert missing.stderr.splitlines()[-1] == (
-        "fastbp evaluate: error: argument MODEL.npz: no such file: 'missing-model.npz'")
+def test_version_and_help_in_process(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("fastbp ")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and out.startswith("usage: fastbp train")
+    # the defaults of a new run, and what --resume does with them, are visible
+    assert "mini-batch size (default: 64; on --resume: the saved one, unless given)" in " ".join(out.split())
+
+
+def test_missing_input_file_is_one_usage_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["evaluate", "missing-model.npz"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1] == "fastbp evaluate: error: argument MODEL.npz: no such file: 'missing-model.npz'"
+
+
+def test_python_dash_m_entry_point_passes_the_exit_status(tmp_path):
+    """The one subprocess test: ``python -m fastbp`` runs ``main`` and exits with its status."""
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a checkpoint")
+    run = subprocess.run([sys.executable, "-m", "fastbp", "evaluate", str(junk)], capture_output=True, text=True)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"fastbp evaluate: error: {junk}: not a fastbp checkpoint")
 
 
 def test_passthrough_commands_get_their_arguments_verbatim(monkeypatch, capsys):

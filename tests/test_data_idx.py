@@ -1,6 +1,7 @@
 """IDX reader/writer: round trips for every type code, and rejection of bad files."""
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -212,3 +213,31 @@ def test_fuzz_damaged_gzip_only_raises_value_error(tmp_path, content, flip_at, f
     path = tmp_path / "fuzz.gz"
     path.write_bytes(bytes(damaged))
     assert_array_or_value_error(path)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tmp_path, mask, mode, compress):
+    """Like files written with open(): 0o666 less the umask (tempfile.mkstemp would give 0600)."""
+    path = tmp_path / "labels.idx"
+    previous = os.umask(mask)
+    try:
+        write_idx(path, np.arange(5, dtype=np.uint8), gzip=compress)
+        write_idx(path, np.arange(6, dtype=np.uint8), gzip=compress)  # replacing the file
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == mode
+    assert os.listdir(tmp_path) == ["labels.idx"]
+    np.testing.assert_array_equal(read_idx(path), np.arange(6))
+
+
+def test_writing_where_no_file_can_be_written_names_the_path(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=f"^cannot write '{blocker / 'a.idx'}': '{blocker}' is not a directory$"):
+        write_idx(blocker / "a.idx", np.zeros(2, np.uint8))
+    with pytest.raises(FileNotFoundError, match="^cannot write .*: no such directory"):
+        write_idx(tmp_path / "missing" / "a.idx", np.zeros(2, np.uint8))
+    with pytest.raises(IsADirectoryError, match=f"^cannot write '{tmp_path}': it is a directory$"):
+        write_idx(tmp_path, np.zeros(2, np.uint8))
+    assert os.listdir(tmp_path) == ["blocker"]

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import io
+import socket
 import sys
 import urllib.error
 from pathlib import Path
@@ -21,6 +22,7 @@ from fastbp.data import (
 )
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+REAL_OPEN_URL = mnist._open_url  # before the autouse fixture replaces it
 SPLIT_SIZES = {"train": 7, "test": 3}
 
 
@@ -198,6 +200,37 @@ def test_download_falls_back_to_next_mirror(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mnist, "_open_url", open_url)
     assert_loaded_fake(load_mnist("test"), "test")
+
+
+def test_a_network_that_never_answers_times_out_visibly(tmp_path, monkeypatch, capsys):
+    """A local server that accepts connections (the kernel completes them from the listen
+    backlog) and never answers: each mirror is announced on stderr, then given up after
+    DOWNLOAD_TIMEOUT_S, and the error lists both."""
+    assert mnist.DOWNLOAD_TIMEOUT_S <= 20  # not minutes of silence per mirror
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        base = f"http://127.0.0.1:{server.getsockname()[1]}"
+        mirrors = (f"{base}/first/", f"{base}/second/")
+        monkeypatch.setattr(mnist, "MNIST", dataclasses.replace(mnist.MNIST, mirrors=mirrors))
+        monkeypatch.setattr(mnist, "_open_url", REAL_OPEN_URL)
+        monkeypatch.setattr(mnist, "DOWNLOAD_TIMEOUT_S", 0.2)
+        with pytest.raises(DatasetNotFoundError) as raised:
+            load_mnist("train")
+    err = capsys.readouterr().err
+    for mirror in mirrors:
+        url = f"{mirror}train-images-idx3-ubyte.gz"
+        assert f"downloading {url} ...\n" in err
+        assert f"{url}: timed out" in str(raised.value)
+    assert cache_files(tmp_path) == []
+
+
+def test_each_download_is_announced_on_stderr(tmp_path, monkeypatch, capsys):
+    served = serve_fake_downloads(tmp_path, monkeypatch)
+    monkeypatch.setattr(mnist, "_open_url", serve(served))
+    load_mnist("test")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"downloading {mnist.MNIST.mirrors[0]}{name} ..." for name in sorted(served)]
 
 
 def test_invalid_split_is_rejected():

@@ -47,7 +47,7 @@ def test_fused_relu_and_max_pool_equal_the_layers_one_by_one(pool, shape, dtype,
     x = pair_input(shape, dtype, rng)
     fused, separate = model(pool, dtype), model(pool, dtype)
     y = fused.forward(x)
-    assert fused._fused == [1]
+    assert fused._fused_pairs() == {1}
     expected = x
     for layer in separate.layers:
         expected = layer.forward(expected)
@@ -94,10 +94,10 @@ def test_only_a_relu_directly_before_a_max_pooling_is_fused(rng):
     )
     x = rng.standard_normal((1, 1, 16, 16))
     net.forward(x)
-    assert net._fused == []
+    assert net._fused_pairs() == set()
     net.layers[2:4] = [fastbp.ReLU(**f64), fastbp.MaxPool2D(2, **f64)]
     y = net.forward(x)
-    assert net._fused == [2]
+    assert net._fused_pairs() == {2}
     dx = net.backward(np.ones_like(y))
     assert dx.shape == x.shape
 

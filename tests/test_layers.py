@@ -45,16 +45,30 @@ def test_params_are_live_arrays():
     np.testing.assert_array_equal(layer.forward(np.ones((4, 3))), np.tile([1.0, 2.0], (4, 1)))
 
 
-def test_backward_accumulates_until_zero_grad(rng):
-    layer = fastbp.Conv2D(1, 2, 3, dtype=np.float64, seed=0)
-    x = rng.standard_normal((2, 1, 5, 5))
-    dy = rng.standard_normal((2, 2, 3, 3))
-    layer.forward(x)
+WEIGHT_LAYERS = [(make, shape) for make, shape in LAYERS if make().params]
+
+
+@pytest.mark.parametrize("make,shape", WEIGHT_LAYERS, ids=lambda v: repr(v()) if callable(v) else str(v))
+def test_backward_stores_this_calls_gradients_and_accumulate_adds(make, shape, rng):
+    layer = make()
+    x1, x2 = rng.standard_normal(shape), rng.standard_normal(shape)
+    dy = rng.standard_normal(layer.forward(x1).shape)
     layer.backward(dy)
-    once = {k: v.copy() for k, v in layer.grads.items()}
+    first = {k: v.copy() for k, v in layer.grads.items()}
+    for grad in layer.grads.values():
+        grad[...] = np.nan  # whatever was there before is overwritten, not added to
     layer.backward(dy)
     for name, grad in layer.grads.items():
-        np.testing.assert_allclose(grad, 2 * once[name])
+        np.testing.assert_array_equal(grad, first[name])
+    layer.forward(x2)
+    layer.backward(dy)
+    second = {k: v.copy() for k, v in layer.grads.items()}
+    layer.forward(x1)
+    layer.backward(dy)
+    layer.forward(x2)
+    assert layer.backward(dy, input_grad=False, accumulate=True) is None
+    for name, grad in layer.grads.items():
+        np.testing.assert_allclose(grad, first[name] + second[name], rtol=1e-12, atol=1e-12)
     layer.zero_grad()
     assert all(not grad.any() for grad in layer.grads.values())
 
@@ -123,7 +137,7 @@ def test_layer_rejects_wrong_dtype_and_backward_before_forward():
     pool.forward(np.ones((1, 1, 4, 4), np.float32))
     with pytest.raises(ValueError, match=r"dy has shape \(1, 1, 3, 3\), expected \(1, 1, 2, 2\)"):
         pool.backward(np.ones((1, 1, 3, 3), np.float32))
-    with pytest.raises(TypeError, match="float32 parameters but got float64 dy"):
+    with pytest.raises(TypeError, match="ran forward in float32 but got float64 dy"):
         pool.backward(np.ones((1, 1, 2, 2)))
     with pytest.raises(TypeError, match="must be a fastbp Layer"):
         fastbp.Sequential(fastbp.ReLU(), "relu")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import fastbp
-import reference as ref
+from fastbp import reference as ref
 from conftest import TOLERANCES
 from fastbp import functional as F
 

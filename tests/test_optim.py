@@ -148,6 +148,36 @@ def test_adam_rejects_bad_hyper_parameters():
         optim.Adam({"w": np.zeros(2)}, eps=0.0)
 
 
+def test_adam_eps_that_rounds_to_zero_in_the_parameters_dtype_is_refused():
+    message = r"eps=1e-50 rounds to 0 in float32, the parameters' dtype, .*use an eps of at least 1.4e-45"
+    with pytest.raises(ValueError, match=message):
+        optim.Adam({"w": np.zeros(3, np.float32)}, eps=1e-50)
+    with pytest.raises(ValueError, match=message):  # any float32 parameter among float64 ones
+        optim.Adam({"a": np.zeros(3), "b": np.zeros(3, np.float32)}, eps=1e-50)
+    w = np.zeros(3)  # representable in float64: the update is finite even for a zero gradient
+    optim.Adam({"w": w}, eps=1e-50).step({"w": np.array([0.0, 1.0, -1.0])})
+    assert np.isfinite(w).all()
+    # set later, or restored from a state: refused before the update, not a ZeroDivisionError in it
+    w32 = np.ones(3, np.float32)
+    opt = optim.Adam({"w": w32})
+    state = opt.state_dict()
+    state["hyper"]["eps"] = 1e-50
+    with pytest.raises(ValueError, match=message):
+        optim.Adam({"w": np.ones(3, np.float32)}).load_state_dict(state)
+    opt.eps = 1e-50
+    with pytest.raises(ValueError, match=message):
+        opt.step({"w": np.zeros(3, np.float32)})
+    np.testing.assert_array_equal(w32, 1.0)
+
+
+def test_adam_state_with_betas_out_of_range_is_refused():
+    opt = optim.Adam({"w": np.zeros(2)})
+    state = opt.state_dict()
+    state["hyper"]["beta2"] = 1.0
+    with pytest.raises(ValueError, match=r"beta2 must be a finite number in \[0.0, 1.0\)"):
+        optim.Adam({"w": np.zeros(2)}).load_state_dict(state)
+
+
 def test_bad_params_and_grads_are_rejected():
     with pytest.raises(ValueError, match="empty"):
         optim.SGD({}, lr=0.1)

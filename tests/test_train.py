@@ -93,14 +93,63 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, digits, op
     assert resumed.history.test_accuracy == straight.history.test_accuracy
 
 
-def test_fit_to_an_epoch_already_reached_does_nothing(digits):
+def test_fit_to_an_epoch_already_reached_is_an_error(digits):
     model = small_mlp()
     trainer = fastbp.Trainer(model, optim.SGD(model, 0.1), progress=False)
-    trainer.fit(digits.train, epochs=1)
+    trainer.fit(digits.train, epochs=2)
     weights = params_of(model)
-    trainer.fit(digits.train, epochs=1)
-    assert trainer.epoch == 1
+    for epochs in (2, 1):
+        with pytest.raises(ValueError, match=rf"epochs={epochs}, but this trainer already holds 2 epochs: "
+                                             r"epochs is the total to reach.*epochs=3 or more"):
+            trainer.fit(digits.train, epochs=epochs)
+    assert trainer.epoch == 2 and len(trainer.history) == 2
     np.testing.assert_array_equal(model.params["0.weight"], weights["0.weight"])
+    trainer.fit(digits.train, epochs=3)  # the total to reach
+    assert trainer.epoch == 3
+
+
+@pytest.mark.parametrize("target, error, problem", [
+    ("{tmp}", IsADirectoryError, "it is a directory"),
+    ("{tmp}/blocker/run.npz", NotADirectoryError, "'{tmp}/blocker' is not a directory"),
+    ("{tmp}/missing/run.npz", FileNotFoundError, "no such directory '{tmp}/missing'"),
+])
+def test_an_unwritable_checkpoint_is_refused_before_the_first_step(tmp_path, digits, target, error, problem):
+    (tmp_path / "blocker").write_text("a file, not a directory")
+    target, problem = target.format(tmp=tmp_path), problem.format(tmp=tmp_path)
+    model = small_mlp()
+    weights = params_of(model)
+    trainer = fastbp.Trainer(model, optim.SGD(model, 0.1), progress=False)
+    with pytest.raises(error) as info:
+        trainer.fit(digits.train, epochs=1, checkpoint=target)
+    assert str(info.value) == f"cannot write checkpoint '{target}': {problem}"
+    assert trainer.epoch == 0
+    np.testing.assert_array_equal(model.params["0.weight"], weights["0.weight"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_a_custom_loss_must_return_a_loss_and_a_gradient(digits):
+    def just_a_number(outputs, targets):
+        return 0.5
+
+    def wrong_shape(outputs, targets):
+        return 0.5, outputs[:, :3]
+
+    def good(outputs, targets):
+        return fastbp.functional.softmax_cross_entropy(outputs, targets)
+
+    model = small_mlp()
+    weights = params_of(model)
+    with pytest.raises(TypeError, match=r"the loss callable 'just_a_number' must return a pair \(loss, grad\): "
+                                        r"the mean loss as a number and d loss / d outputs as an array shaped "
+                                        r"like the outputs; it returned a float \(0.5\)"):
+        fastbp.fit(model, digits.train, epochs=1, loss=just_a_number, progress=False)
+    with pytest.raises(ValueError, match=r"'wrong_shape' .* outputs \(64, 10\); its grad has shape \(64, 3\)"):
+        fastbp.fit(model, digits.train, epochs=1, loss=wrong_shape, progress=False)
+    with pytest.raises(TypeError, match="'just_a_number' must return a pair"):
+        training.evaluate(model, *digits.test, loss=just_a_number)
+    np.testing.assert_array_equal(model.params["0.weight"], weights["0.weight"])  # no step was taken
+    history = fastbp.fit(model, digits.train, epochs=1, loss=good, progress=False)
+    assert history.train_accuracy == [None] and np.isfinite(history.train_loss[0])
 
 
 def test_non_finite_loss_stops_before_the_update_naming_epoch_and_step(digits):

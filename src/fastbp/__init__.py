@@ -4,7 +4,12 @@
 ``fastbp.layers`` the layer objects built on them, ``fastbp.Sequential`` chains layers.
 """
 
-from . import data, functional, layers
+from . import _numba_cache, threads
+
+_numba_cache.configure()  # before any kernel is compiled or loaded
+threads.configure_threading_layer()  # before any kernel runs
+
+from . import data, functional, layers  # noqa: E402
 from . import checkpoint, models, optim, training
 from .kernels.workspace import Workspace
 from .gradcheck import GradcheckError, gradcheck, gradcheck_layer, numerical_gradient

@@ -1,6 +1,7 @@
 """Argument checks shared by the public entry points. Every failure names the argument
 and says what was expected."""
 
+import math
 import numbers
 import operator
 
@@ -8,21 +9,88 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: the largest stride, padding or pooling window accepted: far beyond any real image, and
+#: small enough that the kernels' int64 index arithmetic cannot overflow
+MAX_WINDOW = 2**31 - 1
+#: padding always accepted along an axis, whatever the input and kernel sizes; beyond it,
+#: padding is bounded by the input (and for convolution the kernel) size
+FREE_PADDING = 16
 
-def float_array(name, value, ndim=None, layout=None):
-    """``value`` as a C-contiguous float32/float64 array with ``ndim`` dims and a non-empty batch.
 
+def describe(value):
+    """A short description of ``value`` for an error message: arrays by dtype and shape,
+    anything else by a repr cut to 60 characters."""
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def real_number(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite Python float within [low, high] (ends open when asked).
+
+    TypeError unless ``value`` is a real number (an int, a float or a NumPy scalar; not a
+    bool, None, a string, a list or an array); ValueError when it is NaN, infinite or out
+    of range. Every scalar option of the library goes through here.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad = bad or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad and low is None and high is None:
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if bad:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return value
+
+
+def native_byte_order(array):
+    """``array`` itself, or a copy in this machine's byte order when its numbers are stored
+    the other way round (big-endian data read from a file): the same values."""
+    if array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
+
+
+def float_array(name, value, ndim=None, layout=None, *, weights=False):
+    """``value`` as a C-contiguous, native-byte-order float32/float64 array with ``ndim`` dims.
+
+    Data (``weights=False``) must have a non-empty batch (first axis); weights and biases
+    (``weights=True``) must have no empty dimension at all. A 0-d value stays 0-d.
     ``layout`` (e.g. "(N, C, H, W)") is only used in the error message.
     """
-    array = np.asarray(value)
+    array = native_byte_order(np.asarray(value))
     if array.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {array.dtype}")
     if ndim is not None and array.ndim != ndim:
         expected = f"{ndim}-D {layout}" if layout else f"{ndim}-D"
         raise ValueError(f"{name} must be {expected}, got shape {array.shape}")
+    if weights and 0 in array.shape:
+        raise ValueError(
+            f"{name} has an empty dimension (shape {array.shape}): weights need at least one "
+            "element along every axis"
+        )
     if array.ndim > 0 and array.shape[0] == 0:
         raise ValueError(f"{name} has an empty batch (shape {array.shape})")
-    return np.ascontiguousarray(array)
+    # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
+    return np.asarray(array, order="C")
+
+
+def optional_workspace(name, value):
+    """``value`` if it is a ``fastbp.Workspace`` or None, else TypeError."""
+    # Imported here: this module is imported before the kernels' cache is configured.
+    from .kernels.workspace import Workspace
+
+    if value is not None and not isinstance(value, Workspace):
+        raise TypeError(f"{name} must be a fastbp.Workspace or None, got {describe(value)}")
+    return value
 
 
 def same_dtype(**arrays):
@@ -40,12 +108,12 @@ def same_shape(name, array, expected, what):
         raise ValueError(f"{name} has shape {array.shape}, expected {tuple(expected)} ({what})")
 
 
-def pair(name, value, minimum):
-    """An int or an (h, w) pair of ints, each >= minimum, as a tuple of two ints."""
-    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+def pair(name, value, minimum, maximum=MAX_WINDOW):
+    """An int or an (h, w) pair of ints, each in [minimum, maximum], as a tuple of two ints."""
+    if type(value) is int and minimum <= value <= maximum:  # the common case, without the ABC checks
         return value, value
     if (type(value) is tuple and len(value) == 2
-            and all(type(v) is int and v >= minimum for v in value)):
+            and all(type(v) is int and minimum <= v <= maximum for v in value)):
         return value
     items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
     if len(items) != 2:
@@ -56,6 +124,8 @@ def pair(name, value, minimum):
             raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
         if item < minimum:
             raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        if item > maximum:
+            raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
         result.append(operator.index(item))
     return tuple(result)
 
@@ -67,7 +137,19 @@ def positive_int(name, value):
 
 
 def window_output_size(in_hw, kernel_hw, stride_hw, pad_hw, what):
-    """(OH, OW) of a sliding window; ValueError when the kernel does not fit the padded input."""
+    """(OH, OW) of a sliding window; ValueError when the kernel does not fit the padded input,
+    or when the padding along an axis exceeds the input size, the kernel size - 1 and
+    ``FREE_PADDING`` all three: more padding only adds outputs computed from zeros alone,
+    and the padded input would be out of proportion to the data (``padding=2**30`` on a
+    2x2 image asks for exabytes of scratch memory).
+    """
+    for size, k, p in zip(in_hw, kernel_hw, pad_hw):
+        if p > max(size, k - 1, FREE_PADDING):
+            raise ValueError(
+                f"{what}: padding {tuple(pad_hw)} must be at most the largest of the input size "
+                f"{tuple(in_hw)}, the kernel size - 1 {tuple(q - 1 for q in kernel_hw)} and "
+                f"{FREE_PADDING}, along each axis"
+            )
     out = []
     for size, k, s, p in zip(in_hw, kernel_hw, stride_hw, pad_hw):
         if k > size + 2 * p:

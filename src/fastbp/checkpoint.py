@@ -12,21 +12,25 @@ File layout (a NumPy ``.npz`` archive, readable with ``allow_pickle=False``):
 - ``optim/<buffer>/<name>``: each optimiser buffer (``optim/velocity/0.weight``).
 
 Writes go to a temporary file beside the target that is renamed over it only once
-complete, so an interrupted save leaves the previous file intact. Every problem with a
-file (not a fastbp checkpoint, truncated, corrupt, another architecture) raises
-``CheckpointError``, a ``ValueError``, naming the file and what is wrong.
+complete, so an interrupted save leaves the previous file intact; the file gets the
+permissions of any file the process creates (0o666 less the umask), and a destination
+that cannot be written is reported before anything is written, naming the path given.
+Every problem with a file (not a fastbp checkpoint, truncated, corrupt, a header that
+disagrees with the arrays stored, another architecture) raises ``CheckpointError``, a
+``ValueError``, naming the file and what is wrong; ``load`` checks the header against
+the stored arrays before it builds (allocates) any layer.
 
 Layers are rebuilt through a registry: class name -> (class, function giving the
 constructor keyword arguments of an instance). ``register_layer`` adds user layers.
 """
 
 import contextlib
+import inspect
 import json
 import numbers
 import os
 import re
 import socket
-import tempfile
 import time
 import zipfile
 import zlib
@@ -36,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from . import layers as L
-from .optim import optimizer_from_state_dict
+from ._validation import pair, positive_int
+from .data.idx import check_writable, open_atomic
+from .optim import OPTIMIZERS
 from .sequential import Sequential
 
 FORMAT = "fastbp-checkpoint"
@@ -55,34 +61,71 @@ def _pool_kwargs(layer):
 
 
 _LAYER_REGISTRY = {}
+_PARAM_SHAPES = {}
 
 
-def register_layer(cls, kwargs_of):
+def register_layer(cls, kwargs_of, param_shapes=None):
     """Make layers of ``cls`` savable: ``kwargs_of(layer)`` must return JSON-able keyword
-    arguments (``dtype`` excluded) that rebuild an equivalent layer with ``cls(**kwargs)``."""
+    arguments (``dtype`` excluded) that rebuild an equivalent layer with ``cls(**kwargs)``.
+
+    ``param_shapes(**kwargs)``, optional, returns ``{name: shape}`` of the parameters such
+    a layer allocates (raising TypeError or ValueError for bad arguments): ``load`` then
+    checks a file's layer arguments against the arrays it stores before building the
+    layer, so that a corrupt header cannot make it allocate more than the file holds.
+    """
     _LAYER_REGISTRY[cls.__name__] = (cls, kwargs_of)
+    if param_shapes is None:
+        _PARAM_SHAPES.pop(cls.__name__, None)
+    else:
+        _PARAM_SHAPES[cls.__name__] = param_shapes
 
 
-for _cls, _kwargs_of in [
+def _with_bias(weight, bias_shape, bias):
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be a bool, got {bias!r}")
+    return {"weight": weight, "bias": bias_shape} if bias else {"weight": weight}
+
+
+def _linear_shapes(in_features, out_features, bias=True, **_):
+    n_in, n_out = positive_int("in_features", in_features), positive_int("out_features", out_features)
+    return _with_bias((n_out, n_in), (n_out,), bias)
+
+
+def _conv_shapes(in_channels, out_channels, kernel_size, bias=True, **_):
+    n_in, n_out = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
+    return _with_bias((n_out, n_in, *pair("kernel_size", kernel_size, 1)), (n_out,), bias)
+
+
+def _maxout_shapes(in_features, out_features, pieces, bias=True, **_):
+    n_in, n_out = positive_int("in_features", in_features), positive_int("out_features", out_features)
+    k = positive_int("pieces", pieces)
+    return _with_bias((n_out, k, n_in), (n_out, k), bias)
+
+
+def _no_params(**_):
+    return {}
+
+
+for _cls, _kwargs_of, _shapes in [
     (L.Linear, lambda l: {"in_features": l.in_features, "out_features": l.out_features,
-                          "bias": "bias" in l.params}),
+                          "bias": "bias" in l.params}, _linear_shapes),
     (L.Conv2D, lambda l: {"in_channels": l.in_channels, "out_channels": l.out_channels,
                           "kernel_size": list(l.kernel_size), "stride": list(l.stride),
-                          "padding": list(l.padding), "bias": "bias" in l.params}),
+                          "padding": list(l.padding), "bias": "bias" in l.params}, _conv_shapes),
     (L.Maxout, lambda l: {"in_features": l.in_features, "out_features": l.out_features,
-                          "pieces": l.pieces, "bias": "bias" in l.params}),
-    (L.MaxPool2D, _pool_kwargs),
-    (L.AvgPool2D, _pool_kwargs),
-    (L.Dropout, lambda l: {"p": l.p}),
-    (L.Flatten, lambda l: {}),
-    (L.ReLU, lambda l: dict(l.options)),
-    (L.LeakyReLU, lambda l: dict(l.options)),
-    (L.Sigmoid, lambda l: dict(l.options)),
-    (L.Tanh, lambda l: dict(l.options)),
-    (L.ELU, lambda l: dict(l.options)),
-    (L.Softplus, lambda l: dict(l.options)),
+                          "pieces": l.pieces, "bias": "bias" in l.params}, _maxout_shapes),
+    (L.MaxPool2D, _pool_kwargs, _no_params),
+    (L.AvgPool2D, _pool_kwargs, _no_params),
+    (L.Dropout, lambda l: {"p": l.p}, _no_params),
+    (L.Flatten, lambda l: {}, _no_params),
+    (L.ReLU, lambda l: dict(l.options), _no_params),
+    (L.LeakyReLU, lambda l: dict(l.options), _no_params),
+    (L.Sigmoid, lambda l: dict(l.options), _no_params),
+    (L.Tanh, lambda l: dict(l.options), _no_params),
+    (L.ELU, lambda l: dict(l.options), _no_params),
+    (L.Softplus, lambda l: dict(l.options), _no_params),
 ]:
-    register_layer(_cls, _kwargs_of)
+    register_layer(_cls, _kwargs_of, _shapes)
 
 
 def describe_layer(layer):
@@ -94,7 +137,8 @@ def describe_layer(layer):
             f"cannot save a {name} layer: it is not registered (see fastbp.checkpoint.register_layer)"
         )
     kwargs = dict(entry[1](layer))
-    kwargs["dtype"] = layer.dtype.name
+    if layer.dtype is not None:  # a layer without parameters may take any float dtype
+        kwargs["dtype"] = layer.dtype.name
     return {"type": name, "kwargs": kwargs}
 
 
@@ -118,7 +162,7 @@ def build_model(architecture):
         kwargs = dict(spec.get("kwargs", {}))
         try:
             layers.append(cls(**kwargs))
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, MemoryError) as error:
             raise CheckpointError(f"layer {i}: cannot build {spec['type']}({kwargs}): {error}") from error
     return Sequential(*layers)
 
@@ -139,11 +183,32 @@ class Checkpoint:
     training: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
-    def make_optimizer(self):
-        """The saved optimiser, rebuilt over ``model`` with its state restored."""
+    def make_optimizer(self, **changes):
+        """The saved optimiser, rebuilt over ``model`` with its state restored.
+
+        ``changes`` replace saved hyper-parameters among those its constructor takes (for
+        ``SGD``: lr, momentum, weight_decay, nesterov; for ``Adam``: lr, eps, weight_decay),
+        checked as the constructor checks them; any other name is a TypeError.
+        """
         if self.optimizer_state is None:
             raise CheckpointError("this checkpoint holds no optimiser state")
-        return optimizer_from_state_dict(self.model, self.optimizer_state)
+        return _optimizer(self.model, self.optimizer_state, changes)
+
+
+def _optimizer(model, state, changes):
+    """The optimiser ``state`` (a ``state_dict()``) describes, over ``model``, with the
+    hyper-parameters in ``changes`` replacing the saved ones. The constructor checks every
+    value it takes (ranges, combinations), ``load_state_dict`` the rest."""
+    cls = OPTIMIZERS[state["type"]]
+    settable = [name for name in inspect.signature(cls).parameters if name in cls.hyper_names]
+    unknown = sorted(set(changes) - set(settable))
+    if unknown:
+        raise TypeError(f"cannot change {', '.join(map(repr, unknown))} of a {cls.__name__} optimiser; "
+                        f"it takes {', '.join(settable)}")
+    hyper = {**state["hyper"], **changes}
+    optimizer = cls(model, **{name: hyper[name] for name in settable if name in hyper})
+    optimizer.load_state_dict({**state, "hyper": hyper})
+    return optimizer
 
 
 def save(path, model, optimizer=None, *, epoch=None, history=None, training=None, metadata=None):
@@ -260,19 +325,18 @@ def _remove_stale_temporaries(path):
 
 
 def _write_atomic(path, arrays):
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with open_atomic(path, prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", what="checkpoint") as file:
+        np.savez(file, **arrays)
+        file.flush()
+        os.fsync(file.fileno())
     _remove_stale_temporaries(path)
+
+
+def check_destination(path):
+    """Raise an ``OSError`` naming ``path`` unless ``save(path, ...)`` can write there now
+    (``path`` is not a directory, its directory exists and takes new files). ``Trainer.fit``
+    calls it before the first step rather than failing after the first epoch."""
+    check_writable(path, "checkpoint")
 
 
 # What reading a damaged archive raises: zipfile also raises NotImplementedError for a
@@ -282,22 +346,24 @@ _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotIm
             RuntimeError)
 
 
-def _read_arrays(path):
-    """Every array in the archive, read eagerly so that truncation shows up here."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except _DAMAGED as error:
-        raise _unreadable(path, error) from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a member first, or an empty archive
+
+
+def _open_archive(path):
+    """The ``.npz`` archive at ``path``, after checking by its first bytes that it is one
+    (NumPy would try any other file as a pickle and say so)."""
+    with open(path, "rb") as file:  # a missing or unreadable file: the OSError as it is
+        start = file.read(8)
+    if start.startswith(_NPY_MAGIC):
         raise CheckpointError(f"{path}: not a fastbp checkpoint (a plain .npy array, not an .npz archive)")
+    if not start.startswith(_ZIP_MAGICS):
+        what = "the file is empty" if not start else f"it starts with {start!r}"
+        raise CheckpointError(f"{path}: not a fastbp checkpoint (not an .npz archive: {what})")
     try:
-        return {key: archive[key] for key in archive.files}
+        return np.load(path, allow_pickle=False)
     except _DAMAGED as error:
         raise _unreadable(path, error) from error
-    finally:
-        archive.close()
 
 
 def _unreadable(path, error):
@@ -307,14 +373,23 @@ def _unreadable(path, error):
 
 
 def read_header(path):
-    """The JSON header of a checkpoint file, checked for format and version."""
-    return _parse(Path(path))[0]
+    """The JSON header of a checkpoint file, checked for format and version (the arrays
+    are not read)."""
+    return _parse(Path(path), header_only=True)[0]
 
 
-def _parse(path):
-    arrays = _read_arrays(path)
-    if HEADER_KEY not in arrays:
+def _parse(path, header_only=False):
+    """``(header, {name: array})``, every array read eagerly so that truncation shows up here."""
+    archive = _open_archive(path)
+    if HEADER_KEY not in archive.files:
+        archive.close()
         raise CheckpointError(f"{path}: not a fastbp checkpoint (an .npz file without a fastbp header)")
+    try:
+        arrays = {key: archive[key] for key in ([HEADER_KEY] if header_only else archive.files)}
+    except _DAMAGED as error:
+        raise _unreadable(path, error) from error
+    finally:
+        archive.close()
     try:
         header = json.loads(str(arrays.pop(HEADER_KEY)))
     except ValueError as error:
@@ -327,6 +402,86 @@ def _parse(path):
             f"(this fastbp reads version {FORMAT_VERSION})"
         )
     return header, arrays
+
+
+def _check_contents(header, arrays):
+    """Check, before anything is built or allocated, that the header's parameter table is
+    what the file stores, that every layer's arguments declare exactly those parameters
+    (for layers registered with ``param_shapes``), and that the optimiser section is a
+    known optimiser with a step count and buffers stored beside each parameter. Returns
+    ``{parameter name: (shape, dtype name)}``."""
+    for key in ("layers", "params"):
+        if key not in header:
+            raise CheckpointError(f"inconsistent fastbp header (no {key!r} entry)")
+    layers, params = header["layers"], header["params"]
+    if not isinstance(layers, list) or not layers:
+        raise CheckpointError(f"the architecture must be a non-empty list of layers, got {layers!r}")
+    if not isinstance(params, dict):
+        raise CheckpointError(f"inconsistent fastbp header (params is not a dict: {params!r})")
+    declared = {}
+    for name, info in params.items():
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if (not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape)
+                or info.get("dtype") not in ("float32", "float64")):
+            raise CheckpointError(
+                f"inconsistent fastbp header (parameter {name!r}: {info!r} is not a shape and a float dtype)")
+        declared[name] = (tuple(shape), info["dtype"])
+    stored = {key[len("param/"):]: array for key, array in arrays.items() if key.startswith("param/")}
+    if set(stored) != set(declared):
+        raise CheckpointError(f"the header lists the parameters {sorted(declared)}, "
+                              f"the file stores {sorted(stored)}")
+    for name, (shape, dtype) in declared.items():
+        if stored[name].shape != shape or stored[name].dtype.name != dtype:
+            raise CheckpointError(f"parameter {name!r} is stored as {stored[name].dtype} "
+                                  f"{stored[name].shape}, the header says {dtype} {shape}")
+    for i, spec in enumerate(layers):
+        shapes_of = _PARAM_SHAPES.get(spec.get("type")) if isinstance(spec, dict) else None
+        if shapes_of is None:
+            continue  # an unknown type: build_model names it; a custom layer: built as it is
+        kwargs = spec.get("kwargs", {})
+        if not isinstance(kwargs, dict):
+            raise CheckpointError(f"layer {i}: the arguments of {spec['type']} are not a dict: {kwargs!r}")
+        try:
+            expected = {name: tuple(shape) for name, shape in shapes_of(**kwargs).items()}
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"layer {i}: cannot build {spec['type']}({kwargs}): {error}") from error
+        listed = {name.partition(".")[2]: shape for name, (shape, _) in declared.items()
+                  if name.partition(".")[0] == str(i)}
+        if listed != expected:
+            raise CheckpointError(
+                f"layer {i}: {_spec_text(spec)} has parameters {expected}; the file's {listed} do not match")
+    info = header.get("optimizer")
+    if info is not None:
+        _check_optimizer_contents(info, declared, arrays)
+    return declared
+
+
+def _check_optimizer_contents(info, declared, arrays):
+    def corrupt(problem):
+        return CheckpointError(f"corrupt optimiser state: {problem}")
+
+    if not isinstance(info, dict):
+        raise corrupt(f"{info!r} is not a dict")
+    kind = info.get("type")
+    if kind not in OPTIMIZERS:
+        raise corrupt(f"unknown optimiser type {kind!r}; expected one of {sorted(OPTIMIZERS)}")
+    step = info.get("step")
+    if type(step) is not int or step < 0:
+        raise corrupt(f"the step count {step!r} is not a non-negative int")
+    if not isinstance(info.get("hyper"), dict):
+        raise corrupt(f"hyper-parameters must be a dict, got {info.get('hyper')!r}")
+    buffers = info.get("buffers")
+    expected = sorted(OPTIMIZERS[kind].buffer_names)
+    if not isinstance(buffers, list) or sorted(map(str, buffers)) != expected or len(set(buffers)) != len(buffers):
+        raise corrupt(f"a {kind} optimiser has the buffers {expected}, the header lists {buffers!r}")
+    for buffer in buffers:
+        for name, (shape, dtype) in declared.items():
+            key = f"optim/{buffer}/{name}"
+            if key not in arrays:
+                raise corrupt(f"buffer {key!r} is missing")
+            if arrays[key].shape != shape or arrays[key].dtype.name != dtype:
+                raise corrupt(f"buffer {key!r} is {arrays[key].dtype} {arrays[key].shape}, "
+                              f"its parameter {dtype} {shape}")
 
 
 def _restore_rng(layer, state, where):
@@ -365,12 +520,16 @@ def _copy_params(model, arrays, header, path):
 def load(path):
     """Read a checkpoint written by ``save``: returns a ``Checkpoint``.
 
-    Raises FileNotFoundError for a missing file and ``CheckpointError`` for a file that
-    is not a fastbp checkpoint, is truncated or corrupt, or is internally inconsistent.
+    Raises FileNotFoundError for a missing file and ``CheckpointError`` naming the file
+    for a file that is not a fastbp checkpoint, is truncated or corrupt, or is internally
+    inconsistent. The header is checked against the stored arrays before any layer is
+    built, so a damaged header cannot make it allocate more than the file holds; the
+    optimiser state is checked as the optimiser's constructor would check it.
     """
     path = Path(path)
     header, arrays = _parse(path)
     try:
+        _check_contents(header, arrays)
         model = build_model(header["layers"])
         for i, (layer, spec) in enumerate(zip(model.layers, header["layers"])):
             if "rng_state" in spec:
@@ -379,16 +538,14 @@ def load(path):
         optimizer_state = None
         if header.get("optimizer") is not None:
             info = header["optimizer"]
-            buffers = {}
-            for buffer in info["buffers"]:
-                buffers[buffer] = {}
-                for name in model.params:
-                    key = f"optim/{buffer}/{name}"
-                    if key not in arrays:
-                        raise CheckpointError(f"{path}: optimiser buffer {key!r} is missing")
-                    buffers[buffer][name] = arrays[key]
+            buffers = {buffer: {name: arrays[f"optim/{buffer}/{name}"] for name in model.params}
+                       for buffer in info["buffers"]}
             optimizer_state = {"type": info["type"], "hyper": info["hyper"], "step": info["step"],
                                "buffers": buffers}
+            try:
+                _optimizer(model, optimizer_state, {})  # what resuming will do, checked now
+            except (TypeError, ValueError) as error:
+                raise CheckpointError(f"corrupt optimiser state: {error}") from error
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: inconsistent fastbp header ({type(error).__name__}: {error})") from error
     except CheckpointError as error:

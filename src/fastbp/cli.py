@@ -124,12 +124,12 @@ def _existing_directory(text):
 
 
 def _output_file(text):
-    """A path to write later: its directory must exist now, not only after an epoch of training."""
-    directory = os.path.dirname(text) or "."
-    if not os.path.isdir(directory):
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: no such directory {directory!r}")
-    if os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: it is a directory")
+    """A path to write later: checked now (by creating and removing a file beside it), not
+    only after an epoch of training."""
+    try:
+        checkpoint.check_writable(text)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 
@@ -140,7 +140,8 @@ def _threads(text):
     limit = numba.config.NUMBA_NUM_THREADS
     if value > limit:
         raise argparse.ArgumentTypeError(
-            f"{value} exceeds the {limit} threads numba allows here (set NUMBA_NUM_THREADS to raise it)"
+            f"{value} exceeds the {_count(limit, 'thread')} numba allows here "
+            f"(set NUMBA_NUM_THREADS to raise it)"
         )
     return value
 
@@ -156,51 +157,75 @@ def _add_data_arguments(parser):
 
 # ----------------------------------------------------------------------------- train
 
+# What a new run uses for the options left out. A resumed run keeps the checkpoint's values
+# instead, so these options default to None: "given" must be told from "left out".
+TRAIN_DEFAULTS = {"batch_size": 64, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
+                  "schedule": "step", "seed": 0}
+_RESUMED = "; on --resume: the saved one, unless given"
+
+
 def _train_arguments(parser):
+    d = TRAIN_DEFAULTS
     parser.add_argument("--model", choices=sorted(models.MODELS), default=None,
                         help="architecture (default: mlp)")
     parser.add_argument("--dataset", choices=training.DATASETS, default=None,
                         help="data set (default: digits, bundled with scikit-learn)")
     parser.add_argument("--epochs", type=_positive_int, default=20, metavar="N",
                         help="total epochs to train (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64, metavar="B",
-                        help="mini-batch size (default: %(default)s)")
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                        help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
+                        help=f"mini-batch size (default: {d['batch_size']}{_RESUMED})")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
+                        help=f"(default: {d['optimizer']}; on --resume: the saved one, which cannot change)")
     parser.add_argument("--lr", type=_positive_float, default=None,
-                        help="initial learning rate (default: 0.05 for sgd, 0.001 for adam)")
-    parser.add_argument("--momentum", type=_momentum, default=0.9,
-                        help="SGD momentum, 0 for plain SGD (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=_non_negative_float, default=5e-4, metavar="LAMBDA",
-                        help="L2 weight decay lambda/2 ||W||^2 on weights (default: %(default)s)")
-    parser.add_argument("--schedule", choices=("constant", "step", "cosine"), default="step",
+                        help="initial learning rate, which the schedule decays from (default: 0.05 for sgd, "
+                             f"0.001 for adam{_RESUMED})")
+    parser.add_argument("--momentum", type=_momentum, default=None,
+                        help=f"SGD momentum, 0 for plain SGD (default: {d['momentum']}{_RESUMED})")
+    parser.add_argument("--weight-decay", type=_non_negative_float, default=None, metavar="LAMBDA",
+                        help=f"L2 weight decay lambda/2 ||W||^2 on weights (default: {d['weight_decay']}"
+                             f"{_RESUMED})")
+    parser.add_argument("--schedule", choices=("constant", "step", "cosine"), default=None,
                         help="learning-rate schedule; step divides it by 10 at --milestones "
-                             "(default: %(default)s)")
+                             f"(default: {d['schedule']}{_RESUMED})")
     parser.add_argument("--milestones", type=_positive_int, nargs="+", default=None, metavar="E",
-                        help="epochs where the step schedule decays (default: half of --epochs)")
+                        help=f"epochs where the step schedule decays (default: half of --epochs{_RESUMED})")
     parser.add_argument("--hidden", type=_positive_int, nargs="+", default=None, metavar="H",
                         help="mlp hidden layer sizes (default: 256 128)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0,
-                        help="seed of weights and shuffling (default: 0)")
+    parser.add_argument("--seed", type=_non_negative_int, default=None,
+                        help=f"seed of weights and shuffling (default: {d['seed']}{_RESUMED})")
     parser.add_argument("--train-limit", type=_positive_int, default=None, metavar="N",
                         help="train on the first N training samples only")
     parser.add_argument("--save", type=_output_file, metavar="PATH", default=None,
                         help="checkpoint (.npz) written after every epoch; resume with --resume")
     parser.add_argument("--resume", type=_existing_file, metavar="PATH", default=None,
-                        help="continue a run saved with --save up to --epochs in total")
+                        help="continue a run saved with --save up to --epochs in total, with its saved "
+                             "settings except the options given")
     parser.add_argument("--plot", type=_output_file, metavar="PNG", default=None,
                         help="write loss and accuracy curves (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines on stderr")
     _add_data_arguments(parser)
 
 
-def _make_schedule(args, lr):
-    if args.schedule == "constant":
+def _option(args, name):
+    """``args.<name>`` if given, else its default for a new run."""
+    value = getattr(args, name)
+    return TRAIN_DEFAULTS[name] if value is None else value
+
+
+def _check_combinations(args, optimizer, schedule):
+    """Options given for an optimiser or a schedule they do not apply to."""
+    if args.momentum is not None and optimizer != "sgd":
+        raise UsageError(f"--momentum applies to the sgd optimizer, not {optimizer}")
+    if args.milestones is not None and schedule != "step":
+        raise UsageError(f"--milestones applies to the step schedule, not {schedule}")
+
+
+def _make_schedule(kind, lr, epochs, milestones):
+    if kind == "constant":
         return optim.Constant(lr)
-    if args.schedule == "cosine":
-        return optim.Cosine(lr, args.epochs)
-    milestones = args.milestones or [max(1, args.epochs // 2)]
-    return optim.MultiStep(lr, sorted(set(milestones)), gamma=0.1)
+    if kind == "cosine":
+        return optim.Cosine(lr, epochs)
+    return optim.MultiStep(lr, sorted(set(milestones or [max(1, epochs // 2)])), gamma=0.1)
 
 
 def _check_plot_dependency(path):
@@ -215,36 +240,101 @@ def _check_plot_dependency(path):
 def _new_trainer(args):
     model_name = args.model or "mlp"
     dataset = args.dataset or "digits"
+    optimizer_name = _option(args, "optimizer")
+    _check_combinations(args, optimizer_name, _option(args, "schedule"))
     loaded = training.load_dataset(dataset, models.MODELS[model_name], root=args.data_dir,
                                    download=not args.no_download, train_limit=args.train_limit)
     options = {"hidden": args.hidden} if (model_name == "mlp" and args.hidden) else {}
+    seed = _option(args, "seed")
     model, layout = models.build_classifier(model_name, loaded.image_shape, loaded.num_classes,
-                                            seed=args.seed, **options)
-    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
-    if args.optimizer == "sgd":
-        optimizer = optim.SGD(model, lr, momentum=args.momentum, weight_decay=args.weight_decay)
+                                            seed=seed, **options)
+    lr = args.lr if args.lr is not None else (0.05 if optimizer_name == "sgd" else 1e-3)
+    if optimizer_name == "sgd":
+        optimizer = optim.SGD(model, lr, momentum=_option(args, "momentum"),
+                              weight_decay=_option(args, "weight_decay"))
     else:
-        optimizer = optim.Adam(model, lr, weight_decay=args.weight_decay)
-    trainer = training.Trainer(model, optimizer, "cross_entropy", batch_size=args.batch_size,
-                               schedule=_make_schedule(args, lr), seed=args.seed,
-                               progress=not args.no_progress)
+        optimizer = optim.Adam(model, lr, weight_decay=_option(args, "weight_decay"))
+    schedule = _make_schedule(_option(args, "schedule"), lr, args.epochs, args.milestones)
+    trainer = training.Trainer(model, optimizer, "cross_entropy", batch_size=_option(args, "batch_size"),
+                               schedule=schedule, seed=seed, progress=not args.no_progress)
     trainer.metadata = {"dataset": dataset, "model": model_name, "layout": layout,
                         "stats": list(loaded.stats), "image_shape": list(loaded.image_shape)}
     return trainer, loaded
 
 
-def _resumed_trainer(args):
-    trainer = training.Trainer.resume(args.resume, progress=not args.no_progress)
-    meta = trainer.metadata
-    if not {"dataset", "model", "layout", "stats"} <= set(meta):
-        raise CommandError(f"{args.resume} was not written by 'fastbp train --save'; cannot resume it here")
+_OPTIMIZER_NAMES = {"SGD": "sgd", "Adam": "adam"}
+_SCHEDULE_NAMES = {"Constant": "constant", "MultiStep": "step", "Cosine": "cosine"}
+
+
+def _resume_overrides(args, header):
+    """The one place where the options of ``fastbp train --resume`` meet the checkpoint's
+    saved settings: each option given replaces the saved value (returned as keyword
+    arguments of ``Trainer.resume``); an option that cannot apply to the saved run
+    (another model, data set, architecture or optimiser) is a usage error."""
+    path = args.resume
+    if header.get("optimizer") is None or header.get("epoch") is None:
+        raise checkpoint.CheckpointError(f"{path}: a model-only checkpoint cannot resume training")
+    meta = header.get("metadata") or {}
+    if not isinstance(meta, dict) or not {"dataset", "model", "layout", "stats"} <= set(meta):
+        raise CommandError(f"{path} was not written by 'fastbp train --save'; cannot resume it here")
     for option in ("model", "dataset"):
         given = getattr(args, option)
         if given is not None and given != meta[option]:
-            raise CommandError(f"--{option} {given} conflicts with the checkpoint's {meta[option]}")
+            raise UsageError(f"--{option} {given} conflicts with {path}, a run of {meta['model']} on "
+                             f"{meta['dataset']}")
+    if args.hidden is not None:
+        raise UsageError(f"--hidden cannot change the layers of a resumed run: {path} holds them")
+    info = header.get("optimizer") if isinstance(header.get("optimizer"), dict) else {}
+    optimizer = _OPTIMIZER_NAMES.get(info.get("type"), info.get("type"))
+    if args.optimizer is not None and args.optimizer != optimizer:
+        raise UsageError(f"--optimizer {args.optimizer} conflicts with {path}, trained with {optimizer}: "
+                         "a resumed run keeps its optimiser and its state")
+    training_state = header.get("training") if isinstance(header.get("training"), dict) else {}
+    saved_schedule = training_state.get("schedule")
+    saved_kind = saved_schedule.get("type") if isinstance(saved_schedule, dict) else None
+    _check_combinations(args, optimizer, args.schedule or _SCHEDULE_NAMES.get(saved_kind)
+                        or f"{path}'s {saved_kind or 'constant rate'}")
+    overrides = {name: getattr(args, name) for name in ("batch_size", "seed", "momentum", "weight_decay")
+                 if getattr(args, name) is not None}
+    if args.schedule is None and args.milestones is None:
+        if args.lr is not None:
+            overrides["lr"] = args.lr  # the saved schedule restarts from it
+        return overrides
+    try:  # a new schedule; what it takes from the file must be sound
+        if args.schedule is None:  # new milestones for the saved step schedule
+            config = {**saved_schedule, "milestones": sorted(set(args.milestones))}
+            overrides["schedule"] = optim.schedule_from_config(
+                config if args.lr is None else {**config, "lr": args.lr})
+        else:
+            lr = args.lr if args.lr is not None else (
+                saved_schedule["lr"] if saved_kind is not None else info["hyper"]["lr"])
+            overrides["schedule"] = _make_schedule(args.schedule, lr, args.epochs, args.milestones)
+    except (KeyError, TypeError, ValueError) as error:
+        raise checkpoint.CheckpointError(
+            f"{path}: cannot resume from its training state: {type(error).__name__}: {error}") from error
+    return overrides
+
+
+def _resumed_trainer(args):
+    overrides = _resume_overrides(args, checkpoint.read_header(args.resume))
+    trainer = training.Trainer.resume(args.resume, progress=not args.no_progress, **overrides)
+    if trainer.epoch >= args.epochs:
+        raise CommandError(f"{args.resume} already holds {_count(trainer.epoch, 'epoch')}; "
+                           f"ask for more with --epochs")
+    meta = trainer.metadata
     loaded = training.load_dataset(meta["dataset"], meta["layout"], root=args.data_dir,
                                    download=not args.no_download, train_limit=args.train_limit)
     return trainer, loaded
+
+
+def _count(n, noun):
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _epoch_range(first, last):
+    """``epoch 3`` or ``epochs 3..5``."""
+    return f"epoch {first}" if first == last else f"epochs {first}..{last}"
 
 
 def _describe(trainer):
@@ -261,23 +351,21 @@ def train(args):
         set_num_threads(args.threads)
     start = time.perf_counter()
     trainer, dataset = _resumed_trainer(args) if args.resume else _new_trainer(args)
-    if trainer.epoch >= args.epochs:
-        raise CommandError(f"{args.resume} already holds {trainer.epoch} epochs; ask for more with --epochs")
     print(f"training {_describe(trainer)}: {len(dataset.train[0])} training and {len(dataset.test[0])} test "
-          f"samples, epochs {trainer.epoch + 1}..{args.epochs}, {get_num_threads()} threads",
+          f"samples, {_epoch_range(trainer.epoch + 1, args.epochs)}, {_count(get_num_threads(), 'thread')}",
           file=sys.stderr)
     save = args.save
     try:
         trainer.fit(dataset.train, dataset.test, epochs=args.epochs, checkpoint=save)
     except KeyboardInterrupt:
         if save and trainer.epoch > 0:
-            print(f"{PROG} train: {save} holds the first {trainer.epoch} epochs; continue with "
+            print(f"{PROG} train: {save} holds the first {_count(trainer.epoch, 'epoch')}; continue with "
                   f"'{PROG} train --resume {save} --epochs {args.epochs} --save {save}'", file=sys.stderr)
         raise
     final = trainer.history.last()
     elapsed = time.perf_counter() - start
     print(f"test accuracy {100 * final['test_accuracy']:.2f}% (loss {final['test_loss']:.4f}) - "
-          f"{_describe(trainer)}, {trainer.epoch} epochs, {elapsed:.1f} s")
+          f"{_describe(trainer)}, {_count(trainer.epoch, 'epoch')}, {elapsed:.1f} s")
     if save:
         print(f"saved {save}")
     if args.plot:
@@ -358,14 +446,11 @@ def info(args):
     import llvmlite.binding
     import numba
 
-    from .kernels.optim import sgd_step
+    from .threads import threading_layer
 
-    one = np.zeros(1)
-    sgd_step(one, one, 0.0, 0.0)  # run a parallel kernel so that numba picks its threading layer
-    try:
-        layer = numba.threading_layer()
-    except ValueError:
-        layer = "unknown"
+    layer, concurrent, fork = threading_layer()
+    unsafe = [what for what, holds in (("concurrent calls", concurrent), ("fork", fork)) if not holds]
+    layer += f" (NOT safe for {' or '.join(unsafe)})" if unsafe else " (safe for concurrent calls and fork)"
     rows = [
         ("fastbp", __version__),
         ("python", f"{platform.python_version()} ({platform.python_implementation()})"),
@@ -374,7 +459,7 @@ def info(args):
         ("llvmlite", _optional_version("llvmlite")),
         ("threading layer", layer),
         ("threads", f"{get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})"),
-        ("cpu", f"{cpu_name()}; {os.cpu_count()} logical cores; LLVM target "
+        ("cpu", f"{cpu_name()}; {_count(os.cpu_count(), 'logical core')}; LLVM target "
                 f"{llvmlite.binding.get_host_cpu_name()}"),
         ("platform", platform.platform()),
         ("scikit-learn", _optional_version("sklearn")),

@@ -131,32 +131,39 @@ def select(tokens, parser):
 
 
 def parser():
+    # the argument types of the fastbp command: the same checks and messages (imported
+    # here, as the command imports this module)
+    from ..cli import _output_file, _positive_int, _threads
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_threads, default=None,
                    help="threads for every implementation (default: all usable cores)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--repeat", type=int, default=None,
+    p.add_argument("--repeat", type=_positive_int, default=None,
                    help="timed samples per implementation; the median is reported (default 5, 3 with --quick)")
     p.add_argument("--only", action="append", metavar="NAMES",
                    help="comma-separated shape names or families (conv, linear, pool, train); repeatable")
     p.add_argument("--quick", action="store_true",
                    help="fewer and shorter samples: a rough check, not figures to publish")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if importable")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    p.add_argument("--plot", metavar="PATH", help="draw the speed ratios as a PNG bar chart (matplotlib)")
+    p.add_argument("--json", metavar="PATH", type=_output_file, help="write the results as JSON")
+    p.add_argument("--plot", metavar="PATH", type=_output_file,
+                   help="draw the speed ratios as a PNG bar chart (matplotlib)")
     return p
 
 
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
+    # every argument is checked by now or here, before the first timing
     threads = args.threads or min(usable_cores(), numba.config.NUMBA_NUM_THREADS)
-    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        p.error(f"--threads must be in 1 .. {numba.config.NUMBA_NUM_THREADS}")
     repeat = args.repeat or (3 if args.quick else 5)
-    if repeat < 1:
-        p.error("--repeat must be at least 1")
     shapes = select(args.only, p)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            p.error("--plot needs matplotlib: pip install 'fastbp[bench]'")
     peers = {}
     versions = {"fastbp": __version__, "numba": numba.__version__, "numpy": np.__version__}
     if torch_peer.available() and not args.no_torch:

@@ -58,15 +58,14 @@ def batch(shape, dtype):
 
 
 def fastbp_step(shape, dtype):
-    """A zero-argument SGD step: forward, softmax cross-entropy, zero_grad, backward,
-    ``p -= lr * g`` (fastbp's fused SGD kernel). Returns the loss."""
+    """A zero-argument SGD step: forward, softmax cross-entropy, backward (which stores
+    the step's gradients), ``p -= lr * g`` (fastbp's fused SGD kernel). Returns the loss."""
     model = fastbp_network(shape.net, dtype)
     x, labels = batch(shape, dtype)
     optimizer = SGD(model, LEARNING_RATE)
 
     def step():
         loss, dlogits = F.softmax_cross_entropy(model.forward(x), labels)
-        model.zero_grad()
         model.backward(dlogits, input_grad=False)  # as torch: the images need no gradient
         optimizer.step()
         return loss

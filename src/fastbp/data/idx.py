@@ -8,10 +8,11 @@ big-endian. Gzip is detected by its magic bytes, never by the file name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
+import secrets
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
 from gzip import BadGzipFile, GzipFile
@@ -20,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["MAX_IDX_DIMS", "read_idx", "write_idx"]
+__all__ = ["MAX_IDX_DIMS", "check_writable", "open_atomic", "read_idx", "write_idx"]
 
 DTYPE_BY_TYPE_CODE: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),
@@ -89,16 +90,37 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, gzip: bool = False) ->
             file.write(payload)
 
 
+def create_temporary(directory: str | os.PathLike, prefix: str, suffix: str) -> tuple[int, str]:
+    """Create a new empty file ``{prefix}{8 hex digits}{suffix}`` in ``directory`` for writing;
+    returns ``(descriptor, path)``.
+
+    The file is created with mode ``0o666`` less the process umask (as ``open`` and
+    ``np.save`` would create it), not ``tempfile.mkstemp``'s 0600: a file renamed over its
+    destination keeps the permissions of any other file its user writes. This is fastbp's
+    one way of creating files (checkpoints, IDX files, downloads, writability checks).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        name = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no unused temporary file name {prefix}XXXXXXXX{suffix}", directory)
+
+
 @contextlib.contextmanager
-def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def open_atomic(path: str | os.PathLike, prefix: str | None = None,
+                what: str = "") -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for binary writing; on success move it onto ``path``.
 
-    If the block raises, the temporary file is removed and ``path`` is left untouched.
+    The temporary file is ``{prefix}XXXXXXXX.part`` (default prefix ``.{name}.``), created
+    by ``create_temporary``, so ``path`` ends up with the umask's permissions. If it cannot
+    be created, the error is ``check_writable``'s, naming ``path``. If the block raises,
+    the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    descriptor, temporary_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part"
-    )
+    descriptor, temporary_name = _create_beside(path, prefix, what)
     try:
         with os.fdopen(descriptor, "wb") as file:
             yield file
@@ -107,6 +129,46 @@ def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary_name)
         raise
+
+
+def check_writable(path: str | os.PathLike, what: str = "") -> None:
+    """Raise an ``OSError`` naming ``path`` unless a file can be written there now.
+
+    The honest test: a temporary file is created beside ``path`` (as ``open_atomic`` will
+    create it) and removed again. Errors: ``FileNotFoundError`` (no such directory),
+    ``NotADirectoryError`` (a part of the path is a file), ``IsADirectoryError`` (``path`` is
+    a directory), ``PermissionError`` and others from the system, each with the message
+    ``cannot write [what ]'path': reason``; ``what`` (e.g. "checkpoint") only adds to it.
+    """
+    descriptor, temporary_name = _create_beside(Path(path), None, what)
+    os.close(descriptor)
+    os.unlink(temporary_name)
+
+
+def _cannot_write(path: Path, what: str) -> str:
+    return f"cannot write {what + ' ' if what else ''}{os.fspath(path)!r}"
+
+
+def _create_beside(path: Path, prefix: str | None, what: str) -> tuple[int, str]:
+    """``create_temporary`` in ``path``'s directory, its errors naming ``path`` (and a
+    directory at ``path`` one of them: the rename onto it would fail)."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{_cannot_write(path, what)}: it is a directory")
+    directory = path.parent
+    try:
+        return create_temporary(directory, f".{path.name}." if prefix is None else prefix, ".part")
+    except FileNotFoundError:
+        problem = f"no such directory {os.fspath(directory)!r}"
+        error_type = FileNotFoundError
+    except NotADirectoryError:
+        blocking = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()),
+                        directory)
+        problem = f"{os.fspath(blocking)!r} is not a directory"
+        error_type = NotADirectoryError
+    except OSError as error:
+        problem = f"{error.strerror or error} in {os.fspath(directory)!r}"
+        error_type = type(error)
+    raise error_type(f"{_cannot_write(path, what)}: {problem}")
 
 
 def _read_idx_stream(stream: BinaryIO, path: Path) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ __all__ = [
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
-DOWNLOAD_TIMEOUT_S = 60
+#: seconds without an answer (to connect, or between two reads) before a mirror counts as down
+DOWNLOAD_TIMEOUT_S = 15
 _DOWNLOAD_CHUNK_BYTES = 1 << 20
 _FILE_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -199,6 +201,8 @@ def _download_from_mirrors(
 ) -> bool:
     for mirror in spec.mirrors:
         url = mirror + file_name
+        # visible, so that a slow or silent network is not mistaken for a hang
+        print(f"downloading {url} ...", file=sys.stderr, flush=True)
         try:
             _download(url, cache / file_name, spec.md5_by_file[file_name])
             return True

@@ -1,8 +1,9 @@
-"""Element-wise activations and their backward passes; any shape, float32 or float64."""
+"""Element-wise activations and their backward passes; any shape (0-d included: the output
+has the input's shape), float32 or float64."""
 
 import numpy as np
 
-from .._validation import float_array, same_dtype, same_shape
+from .._validation import float_array, real_number, same_dtype, same_shape
 from ..kernels import activations as k
 from ..kernels._jit import for_size
 
@@ -36,12 +37,12 @@ def relu_backward(dy, x):
 
 
 def leaky_relu(x, slope=0.01):
-    """x where x > 0, else slope * x."""
-    return _forward(k.LEAKY_RELU, x, slope)
+    """x where x > 0, else slope * x; ``slope`` is a finite real number."""
+    return _forward(k.LEAKY_RELU, x, real_number("slope", slope))
 
 
 def leaky_relu_backward(dy, x, slope=0.01):
-    return _backward(k.LEAKY_RELU, dy, x, slope)
+    return _backward(k.LEAKY_RELU, dy, x, real_number("slope", slope))
 
 
 def sigmoid(x):
@@ -64,12 +65,12 @@ def tanh_backward(dy, x):
 
 
 def elu(x, alpha=1.0):
-    """x where x > 0, else alpha * (exp(x) - 1)."""
-    return _forward(k.ELU, x, alpha)
+    """x where x > 0, else alpha * (exp(x) - 1); ``alpha`` is a finite real number."""
+    return _forward(k.ELU, x, real_number("alpha", alpha))
 
 
 def elu_backward(dy, x, alpha=1.0):
-    return _backward(k.ELU, dy, x, alpha)
+    return _backward(k.ELU, dy, x, real_number("alpha", alpha))
 
 
 def softplus(x):

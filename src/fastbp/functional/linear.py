@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._validation import float_array, same_dtype, same_shape
+from .._validation import float_array, optional_workspace, same_dtype, same_shape
 from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
 
 
@@ -10,7 +10,7 @@ def optional_bias(b, size, dtype, name="b"):
     """b as a contiguous (size,) array, or zeros of ``dtype`` when b is None."""
     if b is None:
         return np.zeros(size, dtype)
-    b = float_array(name, b, 1, f"({size},)")
+    b = float_array(name, b, 1, f"({size},)", weights=True)
     if b.shape != (size,):
         raise ValueError(f"{name} must have shape ({size},), got {b.shape}")
     return b
@@ -18,7 +18,7 @@ def optional_bias(b, size, dtype, name="b"):
 
 def _checked(x, w):
     x = float_array("x", x, 2, "(N, in_features)")
-    w = float_array("w", w, 2, "(out_features, in_features)")
+    w = float_array("w", w, 2, "(out_features, in_features)", weights=True)
     if x.shape[1] != w.shape[1]:
         raise ValueError(
             f"x has {x.shape[1]} features but w of shape {w.shape} expects {w.shape[1]}"
@@ -36,40 +36,49 @@ def linear(x, w, b=None):
     return y
 
 
-def linear_backward(dy, x, w, input_grad=True, workspace=None, add_to=None):
+def linear_backward(dy, x, w, input_grad=True, workspace=None, add_to=None, out=None):
     """Gradients of ``linear``: dx = dy @ w (N, Din), dw = dy.T @ x (Dout, Din), db = dy.sum(0).
 
     With ``input_grad=False`` dx is not computed and None is returned in its place. Pass
     the same ``fastbp.Workspace`` to every call to reuse the transposes' scratch memory.
-    ``add_to=(dw, db)`` adds the gradients to those arrays (db may be None: not computed)
-    and returns them, in one pass and without new arrays: a layer's accumulated grads.
+    ``out=(dw, db)`` writes the parameter gradients into those arrays, ``add_to=(dw, db)``
+    adds them (to sum micro-batches); either is returned, filled in one pass without new
+    arrays (db may be None: not computed). A layer passes its ``grads``.
     """
     x, w = _checked(x, w)
+    optional_workspace("workspace", workspace)
     dy = float_array("dy", dy, 2, "(N, out_features)")
     same_dtype(dy=dy, x=x, w=w)
     same_shape("dy", dy, (x.shape[0], w.shape[0]), "the shape of linear's output")
+    dw, db, add = gradient_targets(add_to, out, w)
     dx = None
     if input_grad:
         dx = np.empty_like(x)
         affine_backward_input(dy, w, dx, workspace)
-    if add_to is None:
-        dw, db = np.empty_like(w), np.empty(w.shape[0], w.dtype)
-    else:
-        dw, db = checked_targets(add_to, w)
-    affine_backward_params(dy, x, dw, db, workspace, add_to is not None)
+    affine_backward_params(dy, x, dw, db, workspace, add)
     return dx, dw, db
 
 
-def checked_targets(add_to, w):
-    """(dw, db) from ``add_to``: arrays to add gradients to, of w's shape and (O,), w's
-    dtype, C-contiguous and writeable; db may be None."""
-    dw, db = add_to
-    for name, target, shape in (("dw", dw, w.shape), ("db", db, w.shape[:1])):
-        if target is None and name == "db":
+def gradient_targets(add_to, out, w):
+    """``(dw, db, add)``: where a backward puts the parameter gradients of weight ``w``,
+    and whether it adds to them. New arrays when ``add_to`` and ``out`` are both None;
+    otherwise the given pair of writeable C-contiguous arrays of w's dtype, shaped like
+    w and (O,) (db may be None: not computed)."""
+    if add_to is not None and out is not None:
+        raise ValueError("pass add_to (add the gradients) or out (write them), not both")
+    if add_to is None and out is None:
+        return np.empty_like(w), np.empty(w.shape[0], w.dtype), False
+    name = "add_to" if out is None else "out"
+    pair = add_to if out is None else out
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (dw, db) of arrays, got {pair!r:.80}")
+    dw, db = pair
+    for part, target, shape in (("dw", dw, w.shape), ("db", db, w.shape[:1])):
+        if target is None and part == "db":
             continue
         if (not isinstance(target, np.ndarray) or target.shape != shape
                 or target.dtype != w.dtype or not target.flags.c_contiguous
                 or not target.flags.writeable):
-            raise ValueError(f"add_to's {name} must be a writeable C-contiguous {w.dtype} "
+            raise ValueError(f"{name}'s {part} must be a writeable C-contiguous {w.dtype} "
                              f"array of shape {shape}")
-    return dw, db
+    return dw, db, out is None

@@ -1,9 +1,19 @@
 """Losses averaged over the batch. Each returns ``(loss: float, grad)`` where grad is
-d loss / d scores, with the scores' shape and dtype."""
+d loss / d scores, with the scores' shape and dtype.
+
+Scores need a batch axis (first axis, N >= 1): a 0-d array is refused with a ValueError,
+not read as a batch of one (reshape it to (1,) or (1, K) for that)."""
 
 import numpy as np
 
-from .._validation import binary_targets, class_labels, float_array, same_dtype, same_shape
+from .._validation import (
+    binary_targets,
+    class_labels,
+    float_array,
+    real_number,
+    same_dtype,
+    same_shape,
+)
 from ..kernels import losses as k
 from ..kernels._jit import for_size
 
@@ -18,12 +28,17 @@ def _run(kernel, scores, *args):
 
 
 def mse_loss(y, t):
-    """mean_n 1/2 ||y[n] - t[n]||^2 for y, t of shape (N, ...); grad = (y - t) / N."""
+    """mean_n 1/2 ||y[n] - t[n]||^2 for y, t of shape (N, ...); grad = (y - t) / N.
+
+    y needs a batch axis: a 0-d y is refused (ValueError), as in every loss here.
+    """
     y = float_array("y", y)
+    if y.ndim == 0:
+        raise ValueError("y must have a batch axis, shape (N, ...), got a 0-d array")
     t = float_array("t", t)
     same_dtype(y=y, t=t)
     same_shape("t", t, y.shape, "the shape of y")
-    flat = y.reshape(y.shape[0], -1) if y.ndim else y.reshape(1, 1)
+    flat = y.reshape(y.shape[0], -1)
     loss, grad = _run(k.squared_error, flat, t.reshape(flat.shape))
     return loss, grad.reshape(y.shape)
 
@@ -63,6 +78,10 @@ def softmax_cross_entropy(logits, labels):
 
 
 def hinge_loss(scores, labels, margin=1.0):
-    """mean_n sum_{j != y_n} max(0, s[n, j] - s[n, y_n] + margin); scores (N, K), labels (N,)."""
+    """mean_n sum_{j != y_n} max(0, s[n, j] - s[n, y_n] + margin); scores (N, K), labels (N,).
+
+    ``margin`` is a finite real number.
+    """
+    margin = real_number("margin", margin)
     scores, labels = _scores_and_labels(scores, labels, "scores")
     return _run(k.multiclass_hinge, scores, labels, scores.dtype.type(margin))

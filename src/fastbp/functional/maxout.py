@@ -8,10 +8,10 @@ from .linear import linear, linear_backward
 
 
 def _checked(x, w, b):
-    w = float_array("w", w, 3, "(out_features, pieces, in_features)")
+    w = float_array("w", w, 3, "(out_features, pieces, in_features)", weights=True)
     d_out, pieces, d_in = w.shape
     if b is not None:
-        b = float_array("b", b, 2, "(out_features, pieces)")
+        b = float_array("b", b, 2, "(out_features, pieces)", weights=True)
         same_shape("b", b, (d_out, pieces), "(out_features, pieces) of w")
         b = b.reshape(-1)
     return w.reshape(d_out * pieces, d_in), b, (d_out, pieces)

@@ -2,21 +2,37 @@
 
 import numpy as np
 
-from .._validation import float_array, pair, same_dtype, same_shape, window_output_size
+from .._validation import (
+    FREE_PADDING,
+    float_array,
+    pair,
+    same_dtype,
+    same_shape,
+    window_output_size,
+)
+from ..kernels.workspace import Workspace
 from ..kernels.pooling import (
     avg_pool2d_backward as _avg_backward,
     avg_pool2d_forward as _avg_forward,
+    MAX_POOL_2X2_FORWARD,
     max_pool2d_2x2_backward as _max_2x2_backward,
-    max_pool2d_2x2_forward as _max_2x2_forward,
+    max_pool2d_2x2_forward_rows as _max_2x2_forward_rows,
+    max_pool2d_2x2_forward_runs as _max_2x2_forward_runs,
+    max_pool2d_2x2_scratch_size,
     max_pool2d_backward as _max_backward,
     max_pool2d_forward as _max_forward,
+    max_pool2d_forward_planes as _max_forward_planes,
+    max_pool2d_planes_scratch_size,
 )
 
 
 def pool_geometry(x, kernel_size, stride, padding, what):
     """Validated (x, kernel, stride, padding, output shape); stride defaults to the kernel.
 
-    Padding may be at most half the kernel (as in PyTorch), so every window holds a real cell.
+    Padding may be at most half the kernel (as in PyTorch), so every window holds a real
+    cell, and at most the larger of the input size and ``FREE_PADDING`` (16), so the window
+    (at most the padded input) stays in proportion to the input. Kernel size, stride and
+    padding are ints or (h, w) pairs of ints up to 2**31 - 1.
     """
     x = float_array("x", x, 4, "(N, C, H, W)")
     kernel = pair("kernel_size", kernel_size, 1)
@@ -25,6 +41,11 @@ def pool_geometry(x, kernel_size, stride, padding, what):
     if any(p > k // 2 for p, k in zip(padding, kernel)):
         raise ValueError(
             f"{what}: padding {padding} must be at most half the kernel size {kernel}"
+        )
+    if any(p > max(size, FREE_PADDING) for p, size in zip(padding, x.shape[2:])):
+        raise ValueError(
+            f"{what}: padding {padding} must be at most the larger of the input size "
+            f"{x.shape[2:]} and {FREE_PADDING}"
         )
     out_hw = window_output_size(x.shape[2:], kernel, stride, padding, what)
     return x, kernel, stride, padding, x.shape[:2] + out_hw
@@ -37,14 +58,23 @@ def _checked_grad(dy, x, out_shape, what):
     return dy
 
 
-def max_pool2d_with_argmax(x, kernel_size, stride=None, padding=0):
-    """(y (N, C, OH, OW), argmax (N, C, OH, OW) int64 flat index ``row * W + col`` into x)."""
+def max_pool2d_with_argmax(x, kernel_size, stride=None, padding=0, workspace=None):
+    """(y (N, C, OH, OW), argmax (N, C, OH, OW) int64 flat index ``row * W + col`` into x).
+
+    Vectorised across planes (``max_pool2d_forward_planes``) unless a plane is too large
+    for its indices to be exact in x's float type (2**24 cells in float32)."""
     x, kernel, stride, padding, out_shape = pool_geometry(
         x, kernel_size, stride, padding, "max_pool2d"
     )
     y = np.empty(out_shape, x.dtype)
     argmax = np.empty(out_shape, np.int64)
-    _max_forward(x, *kernel, *stride, *padding, y, argmax)
+    height, width = x.shape[2:]
+    if height * width < 2 ** (np.finfo(x.dtype).nmant + 1):  # flat indices exact as floats
+        scratch = (workspace or Workspace()).per_thread(
+            "max_pool2d", max_pool2d_planes_scratch_size(height, width), x.dtype)
+        _max_forward_planes(x, *kernel, *stride, *padding, y, argmax, scratch)
+    else:
+        _max_forward(x, *kernel, *stride, *padding, y, argmax)
     return y, argmax
 
 
@@ -54,12 +84,21 @@ def is_2x2(kernel, stride, padding):
     return kernel == stride == (2, 2) and padding == (0, 0)
 
 
-def max_pool2d_2x2_with_winner(x, out_shape, relu=False):
-    """(y, winner (uint8)) of shape ``out_shape``: ``max_pool2d_2x2_forward`` of a
-    validated x, of relu(x) with ``relu``."""
+def max_pool2d_2x2_with_winner(x, out_shape, relu=False, workspace=None,
+                               form=MAX_POOL_2X2_FORWARD):
+    """(y, winner (uint8)) of shape ``out_shape``: the 2x2 max pooling of a validated x,
+    of relu(x) with ``relu``. ``form`` is the kernel's loop form, "rows" or "runs" (the
+    one fastest on this CPU by default: ``kernels.isa``); both give the same bits."""
     y = np.empty(out_shape, x.dtype)
     winner = np.empty(out_shape, np.uint8)
-    _max_2x2_forward(x, relu, y, winner)
+    if form == "rows":
+        _max_2x2_forward_rows(x, relu, y, winner)
+    elif form == "runs":
+        workspace = workspace or Workspace()
+        size = max_pool2d_2x2_scratch_size(out_shape[3])
+        _max_2x2_forward_runs(x, relu, y, winner, workspace.per_thread("max_pool2d", size, x.dtype))
+    else:
+        raise ValueError(f"form must be 'rows' or 'runs', got {form!r}")
     return y, winner
 
 

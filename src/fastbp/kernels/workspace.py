@@ -1,6 +1,7 @@
 """Scratch memory reused from call to call, so steady-state training allocates none."""
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -26,16 +27,28 @@ def aligned_empty(size, dtype):
 
 
 class Workspace:
-    """Named scratch buffers that only ever grow.
+    """Named scratch buffers that only ever grow, one set per calling thread.
 
     ``array(name, shape, dtype)`` returns a view of shape ``shape`` on the buffer ``name``,
     allocating a new buffer only when the old one is too small or of another dtype. Views
     from one name share memory: a caller must be done with one before asking for the next.
     Buffers start on a cache line, and so does every row of ``per_thread``.
+
+    Each Python thread gets its own buffers, so a model (whose layers keep one workspace
+    each) can serve calls from several threads at once.
     """
 
     def __init__(self):
-        self._buffers = {}
+        self._local = threading.local()
+
+    @property
+    def _buffers(self):
+        """This thread's buffers."""
+        try:
+            return self._local.buffers
+        except AttributeError:
+            self._local.buffers = {}
+            return self._local.buffers
 
     def array(self, name, shape, dtype):
         size = math.prod(shape)
@@ -52,4 +65,5 @@ class Workspace:
 
     @property
     def nbytes(self):
+        """Bytes held for the calling thread."""
         return sum(buffer.nbytes for buffer in self._buffers.values())

@@ -3,15 +3,17 @@
 import numpy as np
 
 from .. import functional as F
-from .base import Layer
+from .._validation import real_number
+from .base import Layer, ignored_dtype
 
 
 class _Activation(Layer):
     """y = f(x) element-wise, any shape; subclasses name the functional ops
     ``_forward(x, **options)`` and ``_backward(dy, x, **options)``."""
 
-    def __init__(self, *, dtype=np.float32, **options):
-        super().__init__(dtype)
+    def __init__(self, *, dtype=None, **options):
+        super().__init__()
+        ignored_dtype(dtype)
         self.options = options
 
     def forward(self, x, training=True):
@@ -19,7 +21,7 @@ class _Activation(Layer):
         self._cache = x
         return self._forward(x, **self.options)
 
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy, input_grad=True, accumulate=False):
         x = self._cached()
         return self._backward(dy, x, **self.options) if input_grad else None
 
@@ -47,8 +49,8 @@ class LeakyReLU(_Activation):
     _forward = staticmethod(F.leaky_relu)
     _backward = staticmethod(F.leaky_relu_backward)
 
-    def __init__(self, slope=0.01, *, dtype=np.float32):
-        super().__init__(dtype=dtype, slope=float(slope))
+    def __init__(self, slope=0.01, *, dtype=None):
+        super().__init__(dtype=dtype, slope=real_number("slope", slope))
 
 
 class Sigmoid(_Activation):
@@ -69,8 +71,8 @@ class ELU(_Activation):
     _forward = staticmethod(F.elu)
     _backward = staticmethod(F.elu_backward)
 
-    def __init__(self, alpha=1.0, *, dtype=np.float32):
-        super().__init__(dtype=dtype, alpha=float(alpha))
+    def __init__(self, alpha=1.0, *, dtype=None):
+        super().__init__(dtype=dtype, alpha=real_number("alpha", alpha))
 
 
 class Softplus(_Activation):

@@ -1,70 +1,133 @@
 """The contract every layer follows."""
 
+import threading
+
 import numpy as np
 
-from .._validation import FLOAT_DTYPES, float_array, same_shape
+from .._validation import FLOAT_DTYPES, float_array, native_byte_order, same_shape
 from ..kernels.workspace import Workspace
+
+
+def float_dtype(dtype):
+    """``dtype`` as a NumPy float32 or float64 dtype, else TypeError."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def ignored_dtype(dtype):
+    """Check the ``dtype`` a layer without parameters still accepts from older code; such
+    a layer takes its input's dtype."""
+    if dtype is not None:
+        float_dtype(dtype)
 
 
 class Layer:
     """A differentiable step: ``forward(x) -> y``, ``backward(dy) -> dx``.
 
     ``params`` and ``grads`` map names ("weight", "bias") to the live arrays: writing into
-    ``params["weight"][...]`` changes the layer. ``backward`` adds into ``grads`` (call
-    ``zero_grad`` between steps) and needs the preceding ``forward``'s cached input.
-    ``workspace`` keeps the kernels' scratch memory from step to step.
+    ``params["weight"][...]`` changes the layer. ``backward(dy)`` stores this call's
+    parameter gradients in ``grads`` (``accumulate=True`` adds them instead, to sum
+    micro-batches) and needs the preceding ``forward``'s cached input.
+
+    A layer with parameters holds them in one ``dtype`` (float32 or float64) and takes
+    input of that dtype only; ``to(dtype)`` converts it. A layer without parameters has
+    ``dtype`` None and takes float32 or float64 input alike.
+
+    The cached input and the kernels' scratch memory (``workspace``) are kept per calling
+    thread, so several threads may run one model at once (each its own forward/backward).
     """
 
-    def __init__(self, dtype=np.float32):
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+    def __init__(self, dtype=None):
+        self.dtype = None if dtype is None else float_dtype(dtype)
         self.params = {}
         self.grads = {}
-        self._cache = None
+        self._local = threading.local()
         self.workspace = Workspace()
+
+    @property
+    def _cache(self):
+        """What this thread's last forward kept for its backward (None before any)."""
+        return getattr(self._local, "cache", None)
+
+    @_cache.setter
+    def _cache(self, value):
+        self._local.cache = value
 
     def forward(self, x, training=True):
         raise NotImplementedError
 
-    def backward(self, dy, input_grad=True):
-        """dx, the gradient w.r.t. the forward's input (shape of x). With
-        ``input_grad=False`` only the parameter gradients are accumulated and None is
-        returned: for a network's first layer, whose input gradient nobody reads."""
+    def backward(self, dy, input_grad=True, accumulate=False):
+        """dx, the gradient w.r.t. the forward's input (shape of x), after storing the
+        parameter gradients in ``grads`` (adding them to it with ``accumulate=True``).
+        With ``input_grad=False`` dx is not computed and None is returned: for a network's
+        first layer, whose input gradient nobody reads."""
         raise NotImplementedError
 
     def __call__(self, x, training=True):
         return self.forward(x, training)
 
     def zero_grad(self):
+        """Set every gradient to zero (``backward`` overwrites them anyway, unless it
+        accumulates)."""
         for grad in self.grads.values():
             grad[...] = 0
+
+    def to(self, dtype):
+        """Convert the parameters and gradients to ``dtype`` (float32 or float64), in place;
+        returns the layer. The arrays are new: rebuild optimisers over the layer, or
+        convert through ``Sequential.to(dtype, optimizer)``, which carries one along."""
+        dtype = float_dtype(dtype)
+        if self.dtype is None or dtype == self.dtype:
+            return self
+        self.dtype = dtype
+        for name in self.params:
+            self.params[name] = self.params[name].astype(dtype)
+            self.grads[name] = self.grads[name].astype(dtype)
+        self._local = threading.local()  # a cached input of the old dtype is stale
+        return self
 
     def _add_param(self, name, value):
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
 
-    def _grad_targets(self):
-        """(grads["weight"], grads["bias"] or None): where a weight layer's backward adds
-        its gradients (``add_to`` of the functional backward)."""
-        return self.grads["weight"], self.grads.get("bias")
+    def _grad_targets(self, accumulate):
+        """``{"add_to" or "out": (grads["weight"], grads["bias"] or None)}``: where a weight
+        layer's functional backward adds or writes its gradients."""
+        targets = self.grads["weight"], self.grads.get("bias")
+        return {"add_to": targets} if accumulate else {"out": targets}
 
-    def _accumulate(self, **grads):
+    def _store(self, accumulate, **grads):
+        """Write (or add) computed gradients into ``grads``."""
         for name, grad in grads.items():
             if name in self.grads:
-                self.grads[name] += grad
+                if accumulate:
+                    self.grads[name] += grad
+                else:
+                    self.grads[name][...] = grad
 
     def _check_input(self, x):
-        x = np.asarray(x)
-        if x.dtype != self.dtype:
-            raise TypeError(f"{self!r} holds {self.dtype} parameters but got {x.dtype} input")
+        """x as an array of the layer's dtype (any float dtype for a layer without
+        parameters), else TypeError saying how to convert."""
+        x = native_byte_order(np.asarray(x))
+        if self.dtype is None:
+            if x.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"{self!r} takes float32 or float64 input, got {x.dtype}")
+        elif x.dtype != self.dtype:
+            raise TypeError(
+                f"{self!r} holds {self.dtype} parameters but got {x.dtype} input: convert the "
+                f"input (x.astype(np.{self.dtype})) or the model (model.to(np.{x.dtype}))")
         return x
 
-    def _check_grad(self, dy, shape):
-        """dy as a contiguous array of the layer's dtype and the given (output) shape."""
+    def _check_grad(self, dy, shape, dtype):
+        """dy as a contiguous array of ``dtype`` (the forward's) and the given output shape."""
         dy = float_array("dy", dy)
-        if dy.dtype != self.dtype:
-            raise TypeError(f"{self!r} holds {self.dtype} parameters but got {dy.dtype} dy")
+        if dy.dtype != dtype:
+            raise TypeError(f"{self!r} ran forward in {dtype} but got {dy.dtype} dy")
         same_shape("dy", dy, shape, f"the output shape of {self!r}")
         return dy
 

@@ -37,10 +37,10 @@ class Conv2D(Layer):
         self._cache = np.ascontiguousarray(x)
         return y
 
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy, input_grad=True, accumulate=False):
         return F.conv2d_backward(
             dy, self._cached(), self.params["weight"], self.stride, self.padding, input_grad,
-            self.workspace, self._grad_targets(),
+            self.workspace, **self._grad_targets(accumulate),
         )[0]
 
     def extra_repr(self):

@@ -31,9 +31,9 @@ class Linear(Layer):
         self._cache = np.ascontiguousarray(x)
         return y
 
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy, input_grad=True, accumulate=False):
         return F.linear_backward(dy, self._cached(), self.params["weight"], input_grad,
-                                 self.workspace, self._grad_targets())[0]
+                                 self.workspace, **self._grad_targets(accumulate))[0]
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={'bias' in self.params}"

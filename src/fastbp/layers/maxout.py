@@ -31,10 +31,10 @@ class Maxout(Layer):
         self._cache = x
         return F.maxout(x, self.params["weight"], self.params.get("bias"))
 
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy, input_grad=True, accumulate=False):
         dx, dw, db = F.maxout_backward(dy, self._cached(), self.params["weight"],
                                        self.params.get("bias"), input_grad)
-        self._accumulate(weight=dw, bias=db)
+        self._store(accumulate, weight=dw, bias=db)
         return dx
 
     def extra_repr(self):

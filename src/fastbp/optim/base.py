@@ -1,36 +1,29 @@
 """The optimiser contract: parameters by name, a ``step`` that updates them in place from
 their gradients, and a ``state_dict`` that a checkpoint can store and restore."""
 
-import math
-import numbers
-
 import numpy as np
 
-from .._validation import FLOAT_DTYPES
+from .._validation import FLOAT_DTYPES, describe
+# The one check of scalar options, under the name the optimisers and schedules import.
+from .._validation import real_number as check_number  # noqa: F401
 
 
-def is_decayed(name):
-    """Weight decay applies to weights, not biases: every parameter whose name's last
-    dotted part is not ``"bias"`` ("0.weight" yes, "0.bias" no)."""
-    return name.rsplit(".", 1)[-1] != "bias"
+def is_decayed(name, decay=None):
+    """Whether weight decay applies to the parameter ``name`` under the rule ``decay``.
 
-
-def check_number(name, value, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a finite float within [low, high] (ends open when asked), else ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    bad = not math.isfinite(value)
-    if low is not None:
-        bad = bad or value < low or (low_open and value == low)
-    if high is not None:
-        bad = bad or value > high or (high_open and value == high)
-    if bad:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-    return value
+    ``decay`` None (the default rule): weights, not biases, i.e. every parameter whose
+    name's last dotted part is not ``"bias"`` ("0.weight" yes, "0.bias" no; in a plain
+    mapping "W1" and "b1" are both decayed). Otherwise ``decay`` is the caller's rule: a
+    callable ``name -> bool``, or a collection of the names to decay.
+    """
+    if decay is None:
+        return name.rsplit(".", 1)[-1] != "bias"
+    if callable(decay):
+        result = decay(name)
+        if not isinstance(result, (bool, np.bool_)):
+            raise TypeError(f"decay({name!r}) must return a bool, got {describe(result)}")
+        return bool(result)
+    return name in decay
 
 
 class Optimizer:
@@ -42,7 +35,11 @@ class Optimizer:
     writeable float32 or float64 array: updates are written through flat views of it.
 
     ``weight_decay`` is lambda in the L2 term ``lambda/2 ||W||^2``, applied to the
-    parameters for which ``is_decayed(name)`` holds (weights, not biases).
+    parameters for which ``is_decayed(name, decay)`` holds. ``decay`` names them: an
+    iterable of parameter names (each must be one of the parameters) or a callable
+    ``name -> bool``; by default (None) every parameter except those whose name's last
+    dotted part is ``"bias"`` (a model's biases; in a plain mapping such as CS231n's
+    ``{"W1", "b1", ...}`` pass ``decay={"W1", "W2"}``).
     """
 
     #: hyper-parameter names, in constructor order; subclasses extend it
@@ -50,7 +47,7 @@ class Optimizer:
     #: names of the per-parameter state buffers
     buffer_names = ()
 
-    def __init__(self, params, lr, weight_decay=0.0):
+    def __init__(self, params, lr, weight_decay=0.0, decay=None):
         if hasattr(params, "params") and hasattr(params, "grads"):
             self._source = params
             params = params.params
@@ -80,7 +77,19 @@ class Optimizer:
                     )
         self.lr = check_number("lr", lr, low=0.0, low_open=True)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0.0)
-        self.decayed = {name: is_decayed(name) for name in self.params}
+        if decay is not None and not callable(decay):
+            if isinstance(decay, (str, bytes)) or hasattr(decay, "items") or not hasattr(decay, "__iter__"):
+                raise TypeError("decay must be an iterable of parameter names or a callable "
+                                f"name -> bool, got {describe(decay)}")
+            decay = list(decay)
+            if not all(isinstance(name, str) for name in decay):
+                raise TypeError(f"decay must hold parameter names (str), got {describe(decay)}")
+            unknown = sorted(set(decay) - set(self.params))
+            if unknown:
+                raise ValueError(f"decay names unknown parameters {unknown}; the parameters are "
+                                 f"{sorted(self.params)}")
+            decay = frozenset(decay)
+        self.decayed = {name: is_decayed(name, decay) for name in self.params}
         self.step_count = 0
         self.buffers = {
             buffer: {name: np.zeros_like(array) for name, array in self.params.items()}
@@ -97,9 +106,41 @@ class Optimizer:
     def lr(self, value):
         self._lr = check_number("lr", value, low=0.0)
 
+    def check_params(self, params):
+        """Raise ValueError unless ``params`` (a model's ``params``) holds exactly the arrays
+        this optimiser updates: an array replaced after the optimiser was built would
+        otherwise be trained by nobody, and the replaced one by an optimiser nobody reads."""
+        for name, array in params.items():
+            if self.params.get(name) is not array:
+                raise ValueError(
+                    f"parameter {name!r} is not the array this optimiser updates: it was "
+                    "replaced (or added) after the optimiser was built. Write new values into "
+                    "the existing array (params[name][...] = value), convert with "
+                    "model.to(dtype, optimizer), or build the optimiser again")
+        if len(params) != len(self.params):
+            missing = sorted(set(self.params) - set(params))
+            raise ValueError(f"the model no longer has the parameters {missing} this optimiser "
+                             "updates; build the optimiser again")
+
+    def follow(self, params):
+        """Update ``params`` (same names and shapes; e.g. converted to another dtype by
+        ``model.to``) from now on, its state buffers converted to their dtypes."""
+        if set(params) != set(self.params):
+            raise ValueError(f"params must have the names {sorted(self.params)}, got {sorted(params)}")
+        for name, array in params.items():
+            if array.shape != self.params[name].shape:
+                raise ValueError(f"parameter {name!r} changed shape: {self.params[name].shape} "
+                                 f"-> {array.shape}")
+            for buffers in self.buffers.values():
+                buffers[name] = buffers[name].astype(array.dtype)
+            self.params[name] = array
+
     def step(self, grads=None):
         """Apply one update from ``grads`` (a mapping with the parameters' names, shapes and
-        dtypes; by default the model's ``grads``)."""
+        dtypes; by default the model's ``grads``). When built from a model, first checks
+        that the model's parameters are still the arrays it updates (``check_params``)."""
+        if self._source is not None:
+            self.check_params(self._source.params)
         if grads is None:
             if self._source is None:
                 raise ValueError("step() needs grads when the optimiser was built from a mapping")

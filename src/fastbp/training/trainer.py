@@ -119,21 +119,26 @@ class Trainer:
         """Train until ``epochs`` epochs are complete in total (continuing from ``self.epoch``).
 
         ``train`` and ``test`` are ``(x, y)`` pairs of arrays with samples along axis 0.
-        With ``checkpoint`` (a path) the trainer is saved there after every epoch. Returns
-        ``self.history``. Raises ``NonFiniteLossError`` if the loss becomes NaN or inf.
+        ``epochs`` is the total to reach, so it must exceed ``self.epoch`` (ValueError
+        otherwise). With ``checkpoint`` (a path) the trainer is saved there after every
+        epoch. Returns ``self.history``. Raises ``NonFiniteLossError`` if the loss becomes
+        NaN or inf.
 
-        Everything that can be checked before the first step is: the arguments, the
-        checkpoint's directory, and, for the classification losses, that every label of
-        ``train`` and ``test`` is a class index below the model's number of outputs.
+        Everything that can be checked before the first step is: the arguments, that a
+        file can be written at ``checkpoint`` (an ``OSError`` naming it otherwise), and,
+        for the classification losses, that every label of ``train`` and ``test`` is a
+        class index below the model's number of outputs.
         """
         x, y = _paired("train", train)
         if test is not None:
             test = _paired("test", test)
         epochs = positive_int("epochs", epochs)
+        if epochs <= self.epoch:
+            raise ValueError(
+                f"epochs={epochs}, but this trainer already holds {self.epoch} epochs: epochs is "
+                f"the total to reach, not a number to add (pass epochs={self.epoch + 1} or more)")
         if checkpoint is not None:
-            directory = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
-            if not os.path.isdir(directory):
-                raise FileNotFoundError(f"checkpoint {checkpoint}: directory {directory} does not exist")
+            ckpt.check_destination(checkpoint)  # an OSError naming the path, before any step
         self._check_labels(x, y, "train")
         if test is not None:
             self._check_labels(*test, "test")
@@ -175,8 +180,8 @@ class Trainer:
             value, grad = self.objective.loss(out, yb)
             if not math.isfinite(value):
                 raise NonFiniteLossError(value, index + 1, epochs, step, steps, lr, self.history)
-            self.model.zero_grad()
             self.model.backward(grad, input_grad=False)  # nobody reads d loss / d input
+            self.optimizer.check_params(self.model.params)  # no layer or array replaced
             self.optimizer.step(self.model.grads)
             total += value * len(xb)
             seen += len(xb)
@@ -185,7 +190,9 @@ class Trainer:
             reporter.step(value)
         test_loss = test_accuracy = None
         if test is not None:
+            reporter.start_evaluation()
             result = evaluate(self.model, *test, loss=self.objective, batch_size=self.eval_batch_size)
+            reporter.end_evaluation()
             test_loss, test_accuracy = result["loss"], result["accuracy"]
         self.epoch += 1
         self.history.append(
@@ -214,8 +221,17 @@ class Trainer:
     def resume(cls, path, loss=None, *, progress=True, **overrides):
         """A trainer restored from a ``save``d checkpoint: model weights, optimiser state,
         epoch, history, seed, batch size, schedule and (named) loss. ``loss`` is needed
-        when the saved one was a custom callable; ``overrides`` replace saved settings
-        (``batch_size``, ``schedule``, ``seed``, ``eval_batch_size``)."""
+        when the saved one was a custom callable.
+
+        ``overrides`` replace saved settings: the trainer's ``batch_size``, ``schedule``,
+        ``seed`` and ``eval_batch_size``, and the optimiser's hyper-parameters that its
+        constructor takes (``lr``, ``weight_decay``, and ``momentum``, ``nesterov`` for SGD
+        or ``eps`` for Adam), checked as the constructor checks them. ``lr`` restarts the
+        saved schedule from that rate (its rate at epoch 0 becomes ``lr``); without a saved
+        schedule it is the optimiser's rate. ``lr`` with ``schedule`` is a ValueError: the
+        schedule sets the rate every epoch. Errors in ``overrides`` are TypeErrors or
+        ValueErrors; errors in the file are ``CheckpointError``s.
+        """
         state = ckpt.load(path)
         if state.optimizer_state is None or state.epoch is None:
             raise ckpt.CheckpointError(f"{path}: a model-only checkpoint cannot resume training")
@@ -224,6 +240,10 @@ class Trainer:
             loss = get_objective(loss)  # the caller's argument: its errors are the caller's
         elif training.get("loss") is None:
             raise ValueError(f"{path} was trained with a custom loss: pass loss= to resume it")
+        settings = {name: overrides.pop(name)
+                    for name in ("batch_size", "schedule", "seed", "eval_batch_size") if name in overrides}
+        if "lr" in overrides and "schedule" in settings:
+            raise ValueError("pass lr or schedule, not both: the schedule sets the learning rate every epoch")
         # What the file holds must make a trainer; anything wrong in it is the file's problem.
         try:
             saved = {"batch_size": training.get("batch_size", 64), "seed": training.get("seed", 0)}
@@ -234,8 +254,18 @@ class Trainer:
             history = History.from_dict(state.history or {})
         except (TypeError, ValueError) as error:
             raise ckpt.CheckpointError(f"{path}: cannot resume from its training state: {error}") from error
-        trainer = cls(state.model, trainer.optimizer, trainer.objective, progress=progress,
-                      **{**saved, **overrides})
+        optimizer = trainer.optimizer
+        if overrides:  # optimiser hyper-parameters, the caller's
+            try:
+                optimizer = state.make_optimizer(**overrides)
+            except TypeError as error:
+                raise TypeError(f"{error}; the trainer's own settings are batch_size, schedule, seed "
+                                f"and eval_batch_size") from None
+            if "lr" in overrides and "schedule" in saved:
+                settings["schedule"] = schedule_from_config({**saved["schedule"].to_config(),
+                                                             "lr": overrides["lr"]})
+        trainer = cls(state.model, optimizer, trainer.objective, progress=progress,
+                      **{**saved, **settings})
         trainer.epoch = state.epoch
         trainer.history = history
         trainer.metadata = state.metadata
