@@ -3,9 +3,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as ref
 from conftest import assert_matches
+
+import fastbp
 from fastbp import functional as F
+from fastbp import reference as ref
 
 # x shape, kernel, stride, padding
 CASES = [
@@ -121,3 +123,56 @@ def test_pooling_fuzzed_shapes(n, c, h, w, kh, kw, sh, sw, data, seed, use_f32):
     assert_matches(F.max_pool2d_backward(dy, x, *args), ref.max_pool2d_backward(dy64, x64, *args), dtype)
     assert_matches(F.avg_pool2d(x, *args), ref.avg_pool2d(x64, *args), dtype)
     assert_matches(F.avg_pool2d_backward(dy, x, *args), ref.avg_pool2d_backward(dy64, x64, *args), dtype)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 2, 7, 9), (64, 6, 28, 28), (5, 16, 10, 10),
+                                   (1, 1, 2, 2), (2, 3, 3, 65)])
+def test_both_2x2_forward_forms_give_the_same_bits(shape, relu, dtype, rng):
+    """"rows" (for AVX-512) and "runs" (for AVX2 and NEON) are two loop orders of one
+    computation: the same maxima, winners and SILENT bits, ties, NaN and relu included."""
+    from fastbp.functional.pooling import max_pool2d_2x2_with_winner
+
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, 0, :2] = np.nan
+    x[-1, -1, :2, :2] = 1.5  # a four-way tie
+    out_shape = (*shape[:2], shape[2] // 2, shape[3] // 2)
+    y_rows, winner_rows = max_pool2d_2x2_with_winner(x, out_shape, relu, form="rows")
+    workspace, before = fastbp.Workspace(), fastbp.get_num_threads()
+    for threads in (1, 2):
+        fastbp.set_num_threads(threads)
+        try:
+            y_runs, winner_runs = max_pool2d_2x2_with_winner(x, out_shape, relu, workspace, "runs")
+        finally:
+            fastbp.set_num_threads(before)
+        assert y_runs.tobytes() == y_rows.tobytes()
+        assert winner_runs.tobytes() == winner_rows.tobytes()
+
+
+def test_the_2x2_forward_form_follows_the_instruction_set():
+    from fastbp.kernels import isa, pooling
+
+    assert isa.masked_vectors({"avx2", "fma", "avx512f"})
+    assert not isa.masked_vectors({"avx2", "fma"}) and not isa.masked_vectors({"neon"})
+    assert pooling.MAX_POOL_2X2_FORWARD == ("rows" if isa.MASKED_VECTORS else "runs")
+    with pytest.raises(ValueError, match="form must be 'rows' or 'runs'"):
+        from fastbp.functional.pooling import max_pool2d_2x2_with_winner
+        max_pool2d_2x2_with_winner(np.ones((1, 1, 2, 2)), (1, 1, 1, 1), form="columns")
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", [
+    ((2, 3, 11, 9), (3, 2), (1, 2), (1, 1)), ((3, 40, 7, 9), (3, 3), (2, 2), (1, 1)),
+    ((1, 1, 5, 5), (5, 5), (1, 1), (2, 2)), ((2, 2, 6, 6), (2, 2), (2, 2), (0, 0)),
+])
+def test_general_max_pool_forms_give_the_same_bits(shape, kernel, stride, padding, dtype, rng):
+    """Vectorised across planes (what F.max_pool2d runs) or along rows (kept for planes too
+    large for float indices): the same maxima and argmax, NaN and -inf included."""
+    from fastbp.kernels.pooling import max_pool2d_forward
+
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, 0, :2] = np.nan
+    x[-1, -1] = -np.inf
+    y, argmax = F.max_pool2d_with_argmax(x, kernel, stride, padding)
+    y_rows, argmax_rows = np.empty_like(y), np.empty_like(argmax)
+    max_pool2d_forward(x, *kernel, *stride, *padding, y_rows, argmax_rows)
+    assert y.tobytes() == y_rows.tobytes() and argmax.tobytes() == argmax_rows.tobytes()

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..functional.pooling import is_2x2
+from ..functional.pooling import is_2x2, max_pool2d_2x2_with_winner, max_pool2d_with_argmax
 from ..kernels import activations as act
 from ..kernels import losses
 from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
@@ -27,9 +27,7 @@ from ..kernels.pooling import (
     avg_pool2d_backward,
     avg_pool2d_forward,
     max_pool2d_2x2_backward,
-    max_pool2d_2x2_forward,
     max_pool2d_backward,
-    max_pool2d_forward,
 )
 from ..kernels.workspace import Workspace
 from .shapes import inputs, random_array, random_labels
@@ -77,15 +75,15 @@ def pool_ops(s, dtype):
     x, dy = itemgetter("x", "dy")(inputs(s, dtype))
     y, dx = np.empty_like(dy), np.empty_like(x)
     geometry = (s.k, s.k, s.stride, s.stride, s.pad, s.pad)
+    work = Workspace()  # the max forwards allocate their outputs, as the layer's do
     if is_2x2((s.k, s.k), (s.stride, s.stride), (s.pad, s.pad)):
-        winner = np.empty(dy.shape, np.uint8)
-        max_forward = lambda: max_pool2d_2x2_forward(x, False, y, winner)  # noqa: E731
+        max_forward = lambda: max_pool2d_2x2_with_winner(x, dy.shape, False, work)  # noqa: E731
+        winner = max_forward()[1]
         max_backward = lambda: max_pool2d_2x2_backward(dy, winner, False, dx)  # noqa: E731
     else:
-        argmax = np.empty(dy.shape, np.int64)
-        max_forward = lambda: max_pool2d_forward(x, *geometry, y, argmax)  # noqa: E731
+        max_forward = lambda: max_pool2d_with_argmax(x, s.k, s.stride, s.pad, work)  # noqa: E731
+        argmax = max_forward()[1]
         max_backward = lambda: max_pool2d_backward(dy, argmax, dx)  # noqa: E731
-    max_forward()
     return {
         "max_forward": Op(max_forward, s.flops),
         "max_backward": Op(max_backward, s.outputs),
