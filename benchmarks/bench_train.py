@@ -3,7 +3,7 @@
 
 from fastbp.bench.networks import fastbp_step
 
-from .common import BY_NAME, DTYPES, THREADS, best_rate, of_family, use_threads
+from .common import BY_NAME, DTYPES, THREADS, best_rate, of_family, significant, use_threads
 
 
 class TrainStep:
@@ -21,7 +21,7 @@ class TrainStep:
         self.step()
 
     def track_images_per_second(self, *params):
-        return best_rate(self.step, self.batch)
+        return significant(best_rate(self.step, self.batch))
 
     track_images_per_second.unit = "images/s"
 

@@ -7,6 +7,7 @@ Living in the package, they are versioned with the kernels they call, so ``asv r
 over the commit history calls each commit's kernels with that commit's signatures.
 """
 
+import math
 import os
 import time
 
@@ -17,16 +18,45 @@ from fastbp.bench.kernels import kernel_names, kernel_ops
 from fastbp.bench.shapes import BY_NAME, TINY, inputs, of_family, random_array, tiny  # noqa: F401
 
 DTYPES = ["float32", "float64"]
-THREADS = [1, 2, 4, 8, 16, 32, 64]
+SIGNIFICANT_DIGITS = 4  # of the track_ values: timing noise is well above 0.1%
+
+
+def usable_cores():
+    """Cores this process may run on (its CPU affinity), capped by numba's thread pool."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, numba.config.NUMBA_NUM_THREADS))
+
+
+def thread_counts(cores):
+    """The thread-count parameter: 1, 2, 4, ... below ``cores``, and ``cores`` itself
+    (2 cores: [1, 2]; 6: [1, 2, 4, 6]; 16: [1, 2, 4, 8, 16])."""
+    counts = [1]
+    while counts[-1] * 2 < cores:
+        counts.append(counts[-1] * 2)
+    return counts + [cores] if cores > 1 else counts
+
+
+# Only what this machine can run, so no row of the results is an n/a thread count. The
+# grid differs between machines; asv keeps each machine's results with its own parameters.
+THREADS = thread_counts(usable_cores())
 
 
 def use_threads(n):
     """Run the kernels on ``n`` threads; skip the combination (``NotImplementedError``, which
-    asv reports as n/a) where the machine has fewer usable cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if n > min(cores, numba.config.NUMBA_NUM_THREADS):
+    asv reports as n/a) where the process has fewer usable cores than when the suite was
+    discovered (a narrower CPU affinity or ``NUMBA_NUM_THREADS``)."""
+    cores = usable_cores()
+    if n > cores:
         raise NotImplementedError(f"{n} threads but only {cores} usable cores")
     fastbp.set_num_threads(n)
+
+
+def significant(value, digits=SIGNIFICANT_DIGITS):
+    """``value`` rounded to ``digits`` significant digits, as asv prints a track_ result
+    in full (``0.1315``, ``68500.0``, not ``0.13148218389713967``)."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
 def best_rate(run, work, min_seconds=0.2):
@@ -65,7 +95,9 @@ class KernelSuite:
         self.op = kernel_ops(BY_NAME[shape], dtype)[kernel]
 
     def gflops(self):
-        return best_rate(self.op.run, self.op.flops) / 1e9
+        """GFLOP/s to ``SIGNIFICANT_DIGITS`` digits."""
+        return significant(best_rate(self.op.run, self.op.flops) / 1e9)
 
     def gbytes_per_second(self):
-        return best_rate(self.op.run, self.op.nbytes) / 1e9
+        """GB/s (bytes read and written) to ``SIGNIFICANT_DIGITS`` digits."""
+        return significant(best_rate(self.op.run, self.op.nbytes) / 1e9)

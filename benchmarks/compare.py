@@ -3,9 +3,13 @@
 A thin wrapper: the logic is ``fastbp.bench.compare`` (also ``fastbp bench``).
 """
 
+import os
 import sys
 
-from fastbp.bench.compare import main
+# Before numba is imported: a numba cache keyed by the kernels' source (fastbp/_numba_cache.py).
+os.environ.setdefault("FASTBP_NUMBA_CACHE", "by-source")
+
+from fastbp.bench.compare import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,18 +5,20 @@ differences on a tiny float64 problem.
 """
 
 import argparse
+import sys
 import time
 
 import numpy as np
 
 import fastbp
 from fastbp import functional as F
+from fastbp.training.progress import plural
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
-    args = parser.parse_args()
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all cores)")
+    args = parser.parse_args(argv)
     if args.threads:
         fastbp.set_num_threads(args.threads)
 
@@ -35,7 +37,7 @@ def main():
         "Softplus": (fastbp.Softplus(**f64), (3, 7)),
         "Maxout": (fastbp.Maxout(5, 3, pieces=4, seed=0, **f64), (4, 5)),
     }
-    print(f"fastbp {fastbp.__version__}, {fastbp.get_num_threads()} threads")
+    print(f"fastbp {fastbp.__version__}, {plural(fastbp.get_num_threads(), 'thread')}")
     for name, (layer, shape) in layers.items():
         start = time.perf_counter()
         fastbp.gradcheck_layer(layer, rng.standard_normal(shape))
@@ -60,7 +62,8 @@ def main():
         loss, grad = loss_fn(binary, target)
         fastbp.gradcheck(lambda: loss_fn(binary, target)[0], binary, grad)
         print(f"  {name:<24} loss {loss:.6f}, gradient check ok")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,22 +15,29 @@ import time
 
 import fastbp
 from fastbp import models, optim, training
+from fastbp.training.progress import plural
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", choices=training.DATASETS, default="fashion-mnist")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--lr", type=float, default=0.02, help="initial learning rate")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 lambda on weights")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-limit", type=int, default=None, help="use only N training samples")
-    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", default=None, help="checkpoint (.npz) written after every epoch")
-    parser.add_argument("--plot", default=None, help="write loss/accuracy curves to this PNG")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=training.DATASETS, default="fashion-mnist",
+                        help="data set (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=0.02,
+                        help="initial learning rate, decayed by a cosine (default: %(default)s)")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4,
+                        help="L2 lambda on weights (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default: %(default)s)")
+    parser.add_argument("--train-limit", type=int, default=None, metavar="N",
+                        help="use only the first N training samples (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights and batches (default: %(default)s)")
+    parser.add_argument("--save", default=None, metavar="NPZ",
+                        help="checkpoint (.npz) written after every epoch (default: none)")
+    parser.add_argument("--plot", default=None, metavar="PNG",
+                        help="write loss/accuracy curves to this PNG (default: none)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
@@ -52,10 +59,10 @@ def main(argv=None):
     trainer.metadata = {"dataset": args.dataset, "model": "lenet", "layout": "image",
                         "stats": list(data.stats), "image_shape": list(data.image_shape)}
     print(f"{args.dataset}: {len(data.train[0])} training, {len(data.test[0])} test samples; "
-          f"LeNet-5; {fastbp.get_num_threads()} threads")
+          f"LeNet-5; {plural(fastbp.get_num_threads(), 'thread')}")
     history = trainer.fit(data.train, data.test, epochs=args.epochs, checkpoint=args.save)
     final = history.last()
-    print(f"test accuracy {100 * final['test_accuracy']:.2f}% after {args.epochs} epochs "
+    print(f"test accuracy {100 * final['test_accuracy']:.2f}% after {plural(args.epochs, 'epoch')} "
           f"({time.perf_counter() - start:.0f} s in total)")
     if args.plot:
         training.plot_history(history, args.plot, title=f"LeNet-5 on {args.dataset}")

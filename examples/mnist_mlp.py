@@ -15,24 +15,31 @@ import time
 
 import fastbp
 from fastbp import models, optim, training
+from fastbp.training.progress import plural
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", choices=training.DATASETS, default="fashion-mnist")
-    parser.add_argument("--epochs", type=int, default=100, help="total epochs")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=training.DATASETS, default="fashion-mnist",
+                        help="data set (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=100, help="total epochs (default: %(default)s)")
     parser.add_argument("--milestone", type=int, default=None,
                         help="epoch where lr drops by 10x (default: half of --epochs)")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 lambda on weights")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128], help="hidden layer sizes")
-    parser.add_argument("--train-limit", type=int, default=None, help="use only N training samples")
-    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", default=None, help="write the trained model to this .npz")
-    parser.add_argument("--plot", default=None, help="write loss/accuracy curves to this PNG")
+    parser.add_argument("--lr", type=float, default=0.1, help="initial learning rate (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4,
+                        help="L2 lambda on weights (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default: %(default)s)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128], metavar="N",
+                        help="hidden layer sizes (default: 256 128)")
+    parser.add_argument("--train-limit", type=int, default=None, metavar="N",
+                        help="use only the first N training samples (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights and batches (default: %(default)s)")
+    parser.add_argument("--save", default=None, metavar="NPZ",
+                        help="write the trained model to this .npz (default: none)")
+    parser.add_argument("--plot", default=None, metavar="PNG",
+                        help="write loss/accuracy curves to this PNG (default: none)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     return parser.parse_args(argv)
 
@@ -52,11 +59,11 @@ def main(argv=None):
                              schedule=schedule, seed=args.seed, progress=not args.no_progress)
     print(f"{args.dataset}: {len(data.train[0])} training, {len(data.test[0])} test samples; "
           f"MLP {h * w}-{'-'.join(map(str, args.hidden))}-{data.num_classes}; "
-          f"{fastbp.get_num_threads()} threads")
+          f"{plural(fastbp.get_num_threads(), 'thread')}")
     history = trainer.fit(data.train, data.test, epochs=args.epochs)
     final = history.last()
     elapsed = time.perf_counter() - start
-    print(f"test accuracy {100 * final['test_accuracy']:.2f}% after {args.epochs} epochs "
+    print(f"test accuracy {100 * final['test_accuracy']:.2f}% after {plural(args.epochs, 'epoch')} "
           f"({elapsed:.0f} s in total)")
     if args.save:
         trainer.save(args.save, metadata={"dataset": args.dataset, "layout": "flat",

@@ -65,14 +65,15 @@ def run(steps=1):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1, help="gradient steps to take (default: 1)")
+    parser.add_argument("--steps", type=int, default=1, help="gradient steps to take (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
     result = run(args.steps)
     w = result["weights"]
     print(f"total error before the step: {result['errors'][0]:.9f}")
-    print(f"after {args.steps} step(s) with learning rate {LEARNING_RATE}:")
+    steps = "1 step" if args.steps == 1 else f"{args.steps} steps"
+    print(f"after {steps} with learning rate {LEARNING_RATE}:")
     for i, value in enumerate(w, start=1):
         print(f"  w{i} = {value:.9f}")
     print(f"total error after: {result['errors'][-1]:.9f}")

@@ -42,12 +42,12 @@ def run(hidden=4, epochs=500, lr=0.5, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--hidden", type=int, default=4, help="hidden tanh units")
-    parser.add_argument("--epochs", type=int, default=500, help="full-batch steps")
-    parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hidden", type=int, default=4, help="hidden tanh units (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=500, help="full-batch steps (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=0.5, help="learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.hidden < 1 or args.epochs < 1 or not args.lr > 0:
         parser.error("--hidden and --epochs must be positive and --lr > 0")

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-import reference as ref
 from conftest import assert_matches
 from fastbp import functional as F
+from fastbp import reference as ref
 
 # Both sides of MAX_DEPTH_FOR_ROWS (128): the batch for dw, out-features for dx.
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (8, 33, 17), (64, 784, 10), (3, 128, 256),

@@ -126,6 +126,7 @@ def test_compare_rejects_unknown_shape(capsys):
     assert "no_such_shape" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compare_smoke_writes_its_json_schema(tmp_path):
     out, plot = tmp_path / "compare.json", tmp_path / "ratios.png"
     command = [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick", "--repeat", "2",
@@ -165,9 +166,62 @@ def test_compare_smoke_writes_its_json_schema(tmp_path):
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_asv_check_passes():
     """The asv suite imports, and every benchmark's signature fits its parameters."""
     done = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No problems found" in done.stdout
+
+
+@pytest.mark.slow
+def test_asv_run_on_the_current_environment_publishes_its_result(tmp_path):
+    """The README's commands, ``asv run --python=same --quick --set-commit-hash HEAD`` then
+    ``asv publish``, store a result and publish it (without ``--set-commit-hash`` asv
+    stores nothing for ``--python=same`` and publishes an empty site). One tiny benchmark,
+    into a copy of asv.conf.json whose results and html live in tmp_path."""
+    import os
+    import re
+
+    conf = json.loads("\n".join(line for line in (ROOT / "asv.conf.json").read_text().splitlines()
+                                if not line.lstrip().startswith("//")))
+    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"),
+                results_dir=str(tmp_path / "results"), html_dir=str(tmp_path / "html"),
+                env_dir=str(tmp_path / "env"),
+                branches=["HEAD"])  # whatever is checked out (a CI merge commit is on no branch)
+    config = tmp_path / "asv.conf.json"
+    config.write_text(json.dumps(conf))
+    # asv keeps machine descriptions in ~/.asv-machine.json: a home of our own leaves the
+    # user's alone; the numba cache stays where it was (warm).
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    env = dict(os.environ, HOME=str(tmp_path), USERPROFILE=str(tmp_path), XDG_CACHE_HOME=cache)
+    name = "bench_affine.Affine.track_gflops"
+    one = f"{name}('linear_784to256_b256', 'forward', 'float32', 1)"
+
+    def asv(*args):
+        done = subprocess.run([sys.executable, "-m", "asv", "--config", str(config), *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        return done.stdout
+
+    asv("machine", "--yes", "--machine", "fastbp-test")
+    ran = asv("run", "--python=same", "--quick", "--set-commit-hash", "HEAD", "--machine", "fastbp-test",
+              "--show-stderr", "--bench", re.escape(one))
+    asv("publish")
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    index = json.loads((tmp_path / "html" / "index.json").read_text())
+    assert head in index["revision_to_hash"].values()
+    benchmark = index["benchmarks"][name]
+    assert benchmark["unit"] == "GFLOP/s"
+    threads = [int(t) for t in benchmark["params"][-1]]
+    assert threads[0] == 1 and max(threads) <= (os.cpu_count() or 1)  # no n/a thread counts
+    graphs = list((tmp_path / "html" / "graphs").glob(f"branch-*/machine-fastbp-test/*/{name}.json"))
+    assert len(graphs) == 1, graphs
+    (revision, values), = json.loads(graphs[0].read_text())
+    assert index["revision_to_hash"][str(revision)] == head
+    value = values[0]  # the one combination run; the others were not selected
+    assert value > 0 and all(v is None for v in values[1:])
+    assert value == float(f"{value:.4g}") and str(value) in ran  # 4 significant digits

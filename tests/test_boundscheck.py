@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 KERNEL_TESTS = ["test_affine.py", "test_conv.py", "test_pooling.py", "test_activations.py",
                 "test_losses.py", "test_maxout.py", "test_layers.py", "test_optim.py"]
 

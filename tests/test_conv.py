@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as ref
 from conftest import assert_matches
 import fastbp
 from fastbp import functional as F
+from fastbp import reference as ref
 
 # (N, C, H, W), (O, KH, KW), stride, padding
 CASES = [

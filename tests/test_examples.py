@@ -1,10 +1,13 @@
 import importlib.util
 import re
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from fastbp import training
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -37,6 +40,7 @@ def test_worked_example_reproduces_the_hand_computation(capsys):
     assert example.main([]) == 0
     out = capsys.readouterr().out
     assert "total error before the step: 0.298371109" in out
+    assert "after 1 step with learning rate 0.5:" in out
     assert "w5 = 0.358916480" in out and "w1 = 0.149780716" in out
 
 
@@ -74,11 +78,40 @@ def test_lenet_on_digits(capsys):
 def test_autoencoder_on_digits(tmp_path, capsys):
     png = tmp_path / "ae.png"
     assert load("autoencoder").main(["--dataset", "digits", "--hidden", "32", "16", "--epochs", "3",
-                                     "--png", str(png), "--count", "4", "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    error = float(re.search(r"autoencoder ([\d.]+)", out.split("reconstruction error")[1]).group(1))
-    assert 0 < error < 0.1  # per-pixel squared error on [0, 1] pixels: far below the data's variance
+                                     "--png", str(png), "--count", "4"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "loss: half the squared error summed over an image's 64 standardised pixels" in out
+    pca_notice = out.index("PCA baseline: the top 16 principal axes")
+    table = out.index("test reconstruction error")
+    assert pca_notice < table  # said before the computation
+    rows = {}
+    for name in ("autoencoder", "PCA with 16 components"):
+        row = re.search(re.escape(name) + r" +loss +([\d.]+) +per-pixel MSE ([\d.]+)", out)
+        rows[name] = float(row.group(1)), float(row.group(2))
+    # both units name the same error: per-pixel MSE on [0, 1] = loss * 2 * std**2 / pixels
+    std = training.load_dataset("digits", "flat").stats.std
+    for loss, mse in rows.values():
+        assert mse == pytest.approx(loss * 2 * std ** 2 / 64, rel=2e-3)
+    loss, mse = rows["autoencoder"]
+    assert 0 < mse < 0.1  # per-pixel squared error on [0, 1] pixels: far below the data's variance
+    # the printed loss is the loss of the epoch lines: the last epoch's test_loss
+    test_loss = float(re.search(r"epoch 3/3 .*test_loss ([\d.]+)", captured.err).group(1))
+    assert loss == pytest.approx(test_loss, abs=2e-3)
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_autoencoder_pca_baseline_matches_an_svd():
+    example = load("autoencoder")
+    x = training.load_dataset("digits", "flat").train[0]
+    test = x[:50]
+    mean = x.mean(axis=0, dtype=np.float64)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    expected = (test - mean) @ vt[:8].T @ vt[:8] + mean
+    np.testing.assert_allclose(example.pca_reconstruction(x, test, 8), expected, atol=1e-4)
+    got_mean, axes = example.principal_axes(x, 8, chunk=100)  # several chunks
+    np.testing.assert_allclose(got_mean, mean)
+    np.testing.assert_allclose(np.abs(axes @ vt[:8].T), np.eye(8), atol=1e-4)
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST is not installed in {FASHION} "
@@ -89,11 +122,43 @@ def test_mnist_mlp_learns_fashion_mnist(capsys):
     assert accuracy_of(capsys.readouterr().out) > 65
 
 
-@pytest.mark.parametrize("name", ["worked_example", "xor", "mnist_mlp", "lenet", "autoencoder"])
-def test_examples_have_help(name):
-    result = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.startswith("usage:")
-    bad = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--no-such-option"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "unrecognized arguments" in bad.stderr
+def run_as_script(name, args, monkeypatch):
+    """Run examples/<name>.py as ``python examples/<name>.py args`` would, in this process;
+    returns the exit status."""
+    path = EXAMPLES / f"{name}.py"
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(path), run_name="__main__")
+    return exit_info.value.code
+
+
+def help_entries(text):
+    """{option: its help text, whitespace normalised} from argparse's --help output."""
+    entries, current = {}, None
+    for line in text.split("options:", 1)[1].splitlines():
+        match = re.match(r"  (-\S+)(.*)", line)
+        if match:
+            current = match.group(1).rstrip(",")
+            entries[current] = match.group(2)
+        elif current:
+            entries[current] += " " + line
+    return {option: " ".join(words.split()) for option, words in entries.items()}
+
+
+@pytest.mark.parametrize("name", ["worked_example", "xor", "mnist_mlp", "lenet", "autoencoder", "demo"])
+def test_examples_have_help(name, monkeypatch, capsys):
+    assert run_as_script(name, ["--help"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: {name}.py ")
+    description = out.split("\n\n")[1]
+    assert description.rstrip().endswith("."), description  # a whole sentence, not cut
+    assert "(default: None)" not in out
+    entries = help_entries(out)
+    assert entries
+    for option, text in entries.items():
+        takes_value = option not in ("-h", "--help", "--no-progress", "--no-png")
+        # every option that takes a value says its default, once
+        assert text.count("(default:") == (1 if takes_value else 0), (option, text)
+    assert run_as_script(name, ["--no-such-option"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {name}.py ") and "unrecognized arguments: --no-such-option" in err

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as ref
 from conftest import assert_matches
 from fastbp import checkpoint
 from fastbp import functional as F
+from fastbp import reference as ref
 
 dtypes = st.sampled_from([np.float32, np.float64])
 seeds = st.integers(0, 2**16)

@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 import fastbp
 from fastbp import checkpoint, models, optim, training
@@ -49,6 +50,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_process_killed_while_saving_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "model.npz"
     small = fastbp.Sequential(fastbp.Linear(1500, 1500, seed=1), fastbp.ReLU(),
@@ -99,6 +101,7 @@ for value in range(40):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_saves_never_remove_each_others_temporary_files(tmp_path):
     """Each save cleans up stale temporary files of its checkpoint; a concurrent saver's file
     in progress is not stale, so both processes' saves all succeed."""

@@ -5,7 +5,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_ten_thousand_steps_keep_memory_flat():
     script = pathlib.Path(__file__).with_name("soak.py")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,

@@ -12,31 +12,42 @@ def _pyplot():
     return plt
 
 
-def plot_history(history, path, title=None):
-    """Write ``path`` (PNG): train/test loss per epoch on the left, accuracy on the right
-    (the accuracy panel is omitted when the history holds none)."""
+def history_figure(history, title=None):
+    """A matplotlib figure of ``history``: train/test loss per epoch on the left, accuracy
+    on the right (omitted when the history holds none). Every epoch is a marked point,
+    so a one-epoch history shows; the epoch axis has whole-number ticks."""
     if len(history) == 0:
         raise ValueError("the history is empty: nothing to plot")
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     has_accuracy = any(a is not None for a in history.train_accuracy + history.test_accuracy)
     fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(10 if has_accuracy else 5, 4),
                              squeeze=False)
     epochs = history.epoch
-    ax = axes[0, 0]
-    ax.plot(epochs, history.train_loss, label="train")
-    if any(v is not None for v in history.test_loss):
-        ax.plot(epochs, [float("nan") if v is None else v for v in history.test_loss], label="test")
-    ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax.legend()
+    style = {"marker": "o", "markersize": 4}
+    panels = [(axes[0, 0], "loss", "loss", 1, (("train", history.train_loss), ("test", history.test_loss)))]
     if has_accuracy:
-        ax = axes[0, 1]
-        for name, values in (("train", history.train_accuracy), ("test", history.test_accuracy)):
+        panels.append((axes[0, 1], "accuracy", "accuracy (%)", 100,
+                       (("train", history.train_accuracy), ("test", history.test_accuracy))))
+    for ax, name, ylabel, scale, series in panels:
+        for label, values in series:
             if any(v is not None for v in values):
-                ax.plot(epochs, [float("nan") if v is None else 100 * v for v in values], label=name)
-        ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+                ax.plot(epochs, [float("nan") if v is None else scale * v for v in values],
+                        label=label, **style)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if epochs[0] == epochs[-1]:  # one epoch: a window one epoch wide around it
+            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
         ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history, path, title=None):
+    """Write ``path`` (PNG): the figure of ``history_figure``."""
+    fig = history_figure(history, title)
     fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
