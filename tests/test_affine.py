@@ -5,9 +5,10 @@ from conftest import assert_matches
 from fastbp import functional as F
 from fastbp import reference as ref
 
-# Both sides of MAX_DEPTH_FOR_ROWS (128): the batch for dw, out-features for dx.
+# Both sides of MAX_DEPTH_FOR_ROWS (128): the batch for dw, out-features for dx; a batch
+# over 256 transposes dy and x by strips of rows (gemm.transpose).
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (8, 33, 17), (64, 784, 10), (3, 128, 256),
-          (129, 5, 128), (200, 9, 130)]
+          (129, 5, 128), (200, 9, 130), (300, 20, 140)]
 
 
 @pytest.mark.parametrize("n,d_in,d_out", SHAPES)
@@ -55,3 +56,20 @@ def test_linear_backward_refuses_targets_it_cannot_add_to(bad, rng):
     x, w, dy = rng.standard_normal((4, 9)), rng.standard_normal((130, 9)), np.ones((4, 130))
     with pytest.raises(ValueError, match="add_to's dw must be"):
         F.linear_backward(dy, x, w, add_to=(bad, None))
+
+
+@pytest.mark.parametrize("tile", ["gemm_nt_4x2", "gemm_nt_4x4"])
+@pytest.mark.parametrize("m, k, p", [(4, 16, 4), (9, 37, 11), (1, 5, 3), (16, 300, 6), (7, 1, 9)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_both_gemm_tiles_compute_the_product(tile, m, k, p, accumulate, dtype, rng):
+    """Each CPU runs one tile (4x4 with AVX-512's 32 registers, else 4x2: kernels.isa);
+    both are checked here whatever this machine has."""
+    from fastbp.kernels import gemm, isa
+
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((p, k)).astype(dtype)
+    start = rng.standard_normal((m, p)).astype(dtype)
+    out = start.copy()
+    getattr(gemm, tile)(a, b, out, accumulate)
+    expected = a.astype(np.float64) @ b.T.astype(np.float64) + (start if accumulate else 0)
+    assert_matches(out, expected, dtype)
+    assert gemm.gemm_nt is (gemm.gemm_nt_4x4 if isa.MASKED_VECTORS else gemm.gemm_nt_4x2)

@@ -35,7 +35,9 @@ def _features_of_named_cpu(name):
 
 
 def masked_vectors(features=None):
-    """Whether the kernels are compiled with AVX-512's masked vector operations."""
+    """Whether the kernels are compiled for AVX-512: masked vector operations, and 32
+    vector registers (16 with AVX2 or NEON), which decide how many running sums a
+    micro-kernel can keep (``gemm``)."""
     return "avx512f" in (compiled_features() if features is None else features)
 
 
