@@ -41,6 +41,20 @@ def thread_counts(cores):
 THREADS = thread_counts(usable_cores())
 
 
+def track_compiled_for_avx512():
+    """1 when numba compiles the kernels with AVX-512, 0 without (as under
+    ``../shared/tools/as-avx2``): stored with every asv run, so each result says which
+    instruction set it timed (keep the two apart by machine name: benchmarks/README.md)."""
+    try:
+        from fastbp.machine import isa
+    except ImportError:  # a commit from before fastbp.machine
+        raise NotImplementedError("this fastbp does not say what it compiles for") from None
+    return int(isa()["avx512"])
+
+
+track_compiled_for_avx512.unit = "bool"
+
+
 def use_threads(n):
     """Run the kernels on ``n`` threads; skip the combination (``NotImplementedError``, which
     asv reports as n/a) where the process has fewer usable cores than when the suite was

@@ -5,6 +5,7 @@ suite passes ``asv check``."""
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 from fastbp import functional as F
-from fastbp.bench import compare, numpy_peer, shapes, startup, torch_peer
+from fastbp import machine
+from fastbp.bench import compare, numpy_peer, report, shapes, startup, torch_peer
 from fastbp.bench.kernels import kernel_names, kernel_ops
 from fastbp.bench.networks import fastbp_step
 
@@ -119,6 +121,31 @@ def test_startup_first_calls_time_every_family():
     assert all(s > 0 for s in seconds.values())
 
 
+AS_AVX2 = {"NUMBA_CPU_NAME": "haswell",
+           "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,"
+                                 "+mmx,+movbe,+pclmul,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave"}
+
+
+def test_the_instruction_set_compiled_for_is_in_the_header_and_the_asv_results():
+    """``fastbp bench``'s header and JSON, and the asv suite's ``track_compiled_for_avx512``,
+    say whether numba compiles with AVX-512; under ``as-avx2``'s settings, that it does not."""
+    from benchmarks import common
+    from fastbp.kernels import isa
+
+    described = machine.isa()
+    assert isinstance(described["cpu_name"], str) and described["avx512"] is isa.masked_vectors()
+    assert common.track_compiled_for_avx512() == int(described["avx512"])
+    result = {"date": "today", "cpu": "a CPU", "cores": 2, "isa": described, "threads": 1,
+              "dtype": "float32", "repeat": 3, "versions": {"fastbp": "0"},
+              "roof": {"what": "matmul", "gflops": 1.0}}
+    assert f"| compiled for {machine.isa_text(described)} |" in report.header(result)[0]
+    script = ("from benchmarks import common; from fastbp import machine; "
+              "print(common.track_compiled_for_avx512(), machine.isa_text())")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, **AS_AVX2},
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "haswell", "(no", "AVX-512)"]
+
+
 def test_compare_rejects_unknown_shape(capsys):
     with pytest.raises(SystemExit) as exit_info:
         compare.main(["--only", "no_such_shape"])
@@ -144,6 +171,8 @@ def test_compare_smoke_writes_its_json_schema(tmp_path):
     assert isinstance(result["date"], str) and isinstance(result["cpu"], str)
     assert isinstance(result["cores"], int) and result["cores"] >= 1
     assert set(result["versions"]) >= {"fastbp", "numpy", "numba"}
+    assert result["isa"] == machine.isa()  # what numba compiled the kernels for
+    assert f"compiled for {machine.isa_text()}" in done.stdout.splitlines()[0]
     assert result["roof"]["gflops"] > 0 and "matmul" in result["roof"]["what"]
     assert [(r["shape"], r["pass"]) for r in result["rows"]] == [
         ("tiny_conv", "forward"), ("tiny_conv", "backward"), ("tiny_mlp", "step")]
@@ -181,7 +210,6 @@ def test_asv_run_on_the_current_environment_publishes_its_result(tmp_path):
     ``asv publish``, store a result and publish it (without ``--set-commit-hash`` asv
     stores nothing for ``--python=same`` and publishes an empty site). One tiny benchmark,
     into a copy of asv.conf.json whose results and html live in tmp_path."""
-    import os
     import re
 
     conf = json.loads("\n".join(line for line in (ROOT / "asv.conf.json").read_text().splitlines()

@@ -3,10 +3,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_matches
+from conftest import TOLERANCES, assert_matches
 import fastbp
 from fastbp import functional as F
 from fastbp import reference as ref
+from fastbp._validation import pair
+from fastbp.kernels import conv2d as table
 
 # (N, C, H, W), (O, KH, KW), stride, padding
 CASES = [
@@ -31,6 +33,21 @@ CASES = [
 ]
 
 
+FAMILIES = list(table.FAMILIES)  # batched, shifted, patches_dots, patches_rows
+
+
+def _takes(family, stride):
+    """Whether ``family`` (None: chosen by shape) runs convolutions of this stride."""
+    some_shape = table.Geometry(*[1] * 9, *pair("stride", stride, 1), 0, 0)
+    return family is None or table.FAMILIES[family].accepts(some_shape)
+
+
+# Every case with the default choice (None) and with every family that takes its stride.
+FAMILY_CASES = [pytest.param(case, family, id=f"{k}-{family or 'default'}")
+                for k, case in enumerate(CASES) for family in [None, *FAMILIES]
+                if _takes(family, case[2])]
+
+
 def _data(rng, x_shape, w_shape, dtype):
     n, c = x_shape[:2]
     x = rng.standard_normal(x_shape).astype(dtype)
@@ -39,17 +56,110 @@ def _data(rng, x_shape, w_shape, dtype):
     return x, w, b
 
 
-@pytest.mark.parametrize("x_shape,w_shape,stride,padding", CASES)
-def test_conv2d_forward_and_backward_match_reference(x_shape, w_shape, stride, padding, dtype, rng):
+def _case(case, dtype):
+    """(x, w, b, dy) of a case, the same for every family (seeded by the case)."""
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(CASES.index(case))
     x, w, b = _data(rng, x_shape, w_shape, dtype)
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    y = F.conv2d(x, w, b, stride, padding)
-    assert_matches(y, ref.conv2d(x64, w64, b.astype(np.float64), stride, padding), dtype)
+    dy = rng.standard_normal(F.conv2d(x, w, None, stride, padding).shape).astype(dtype)
+    return x, w, b, dy
 
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    expected = ref.conv2d_backward(dy.astype(np.float64), x64, w64, stride, padding)
-    for got, want in zip(F.conv2d_backward(dy, x, w, stride, padding), expected):
+
+_REFERENCE = {}
+
+
+def _reference(case, dtype):
+    """(y, dx, dw, db) of ``fastbp.reference`` in float64 for a case's data, computed once."""
+    key = (CASES.index(case), np.dtype(dtype).name)
+    if key not in _REFERENCE:
+        _, _, stride, padding = case
+        x, w, b, dy = (a.astype(np.float64) for a in _case(case, dtype))
+        _REFERENCE[key] = (ref.conv2d(x, w, b, stride, padding),
+                           *ref.conv2d_backward(dy, x, w, stride, padding))
+    return _REFERENCE[key]
+
+
+def _run(case, dtype, family, **options):
+    """(y, dx, dw, db) of fastbp with ``family``."""
+    _, _, stride, padding = case
+    x, w, b, dy = _case(case, dtype)
+    return (F.conv2d(x, w, b, stride, padding, family=family),
+            *F.conv2d_backward(dy, x, w, stride, padding, family=family, **options))
+
+
+@pytest.mark.parametrize("case,family", FAMILY_CASES)
+def test_conv2d_forward_and_backward_match_reference(case, family, dtype):
+    for got, want in zip(_run(case, dtype, family), _reference(case, dtype)):
         assert_matches(got, want, dtype)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_families_agree_on_the_same_inputs(case, dtype):
+    """Every family that takes a case gives the default's results up to rounding, and bit
+    for bit where they share a kernel: the family the default chose, the two patches
+    variants' dw (one kernel), a family's dw with and without dx (the batched kernel is
+    compiled apart for each), and a family picked as a whole ("patches") or by variant."""
+    _, _, stride, padding = case
+    x, w, b, dy = _case(case, dtype)
+    default = _run(case, dtype, None)
+    results = {family: _run(case, dtype, family) for family in FAMILIES if _takes(family, stride)}
+    geometry = table.Geometry.of(x.shape, w.shape, dy.shape, *pair("s", stride, 1),
+                                 *pair("p", padding, 0))
+    forward, backward = (table.choose(geometry, way).name for way in ("forward", "backward"))
+    assert default[0].tobytes() == results[forward][0].tobytes()
+    for got, want in zip(default[1:], results[backward][1:]):
+        assert got.tobytes() == want.tobytes()
+    for family, got in results.items():
+        for a, b_ in zip(got, default):
+            np.testing.assert_allclose(a, b_, **TOLERANCES[dtype])
+        _, dw, db = F.conv2d_backward(dy, x, w, stride, padding, input_grad=False, family=family)
+        assert dw.tobytes() == got[2].tobytes() and db.tobytes() == got[3].tobytes()
+    assert results["patches_dots"][2].tobytes() == results["patches_rows"][2].tobytes()
+    whole = _run(case, dtype, "patches")
+    assert whole[0].tobytes() == results[table.choose(geometry, "forward", "patches").name][0].tobytes()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dx_alone_and_dw_alone_give_the_bits_of_both_at_once(family, dtype, rng):
+    """The kernels' backward computes dx unless it is None and dw unless it is None (numba
+    compiles each combination apart; x may be None with dw): the same bits either way."""
+    x, w, _ = _data(rng, (70, 3, 6, 5), (5, 2, 3), dtype)  # two chunks of the batched family
+    dy = rng.standard_normal((70, 5, 7, 5)).astype(dtype)
+    dx, dw, dx_alone, dw_alone = (np.empty_like(a) for a in (x, w, x, w))
+    table.conv2d_backward(dy, x, w, 1, 1, 1, 1, dx, dw, family=family)
+    table.conv2d_backward_input(dy, w, 1, 1, 1, 1, dx_alone, family=family)
+    table.conv2d_backward_weight(dy, x, 1, 1, 1, 1, dw_alone, family=family)
+    assert dx.tobytes() == dx_alone.tobytes() and dw.tobytes() == dw_alone.tobytes()
+
+
+def test_family_names_and_strides_are_checked(rng):
+    x, w, _ = _data(rng, (2, 3, 7, 7), (4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="family 'batched' needs stride 1"):
+        F.conv2d(x, w, None, 2, family="batched")
+    dy = np.ones((2, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="family 'shifted' needs stride 1"):
+        F.conv2d_backward(dy, x, w, 2, family="shifted")
+    with pytest.raises(ValueError, match="one of batched, shifted, patches_dots, patches_rows, patches"):
+        F.conv2d(x, w, family="im2col")
+    with pytest.raises(TypeError, match="family must be None or a str"):
+        F.conv2d(x, w, family=1)
+
+
+def test_the_default_choice_by_shape():
+    """The table's choice on the shapes that motivated it (see ``conv2d.FAMILIES``)."""
+    def chosen(x_shape, o, k, stride, pad):
+        n, c, h, w = x_shape
+        out = ((h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
+        g = table.Geometry.of(x_shape, (o, c, k, k), (n, o, *out), stride, stride, pad, pad)
+        return table.choose(g, "forward").name, table.choose(g, "backward").name
+
+    assert chosen((64, 6, 14, 14), 16, 5, 1, 0) == ("batched", "batched")  # LeNet conv2
+    assert chosen((4, 6, 14, 14), 16, 5, 1, 0) == ("shifted", "shifted")  # too few samples
+    assert chosen((64, 1, 28, 28), 6, 5, 1, 2) == ("shifted", "shifted")  # LeNet conv1: wide
+    assert chosen((8, 64, 32, 32), 128, 3, 2, 1) == ("patches_dots", "patches_dots")
+    assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_dots")  # stem
+    assert chosen((8, 3, 31, 31), 25, 3, 2, 0) == ("patches_rows", "patches_rows")
+    assert set(table.PREFERENCE[table.CPU_KIND]) == set(table.FAMILIES)
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding", CASES[:10])
@@ -74,9 +184,12 @@ def test_conv2d_without_bias_equals_zero_bias(rng):
     h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 5), kw=st.integers(1, 5),
     sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 3), pw=st.integers(0, 3),
     seed=st.integers(0, 2**16), use_f32=st.booleans(),
+    family=st.sampled_from([None, None, *FAMILIES]),  # a stride-1 family makes the stride 1
 )
-def test_conv2d_fuzzed_shapes(n, c, o, h, w, kh, kw, sh, sw, ph, pw, seed, use_f32):
+def test_conv2d_fuzzed_shapes(n, c, o, h, w, kh, kw, sh, sw, ph, pw, seed, use_f32, family):
     dtype = np.float32 if use_f32 else np.float64
+    if not _takes(family, (sh, sw)):
+        sh = sw = 1
     rng = np.random.default_rng(seed)
     x, weight, b = _data(rng, (n, c, h, w), (o, kh, kw), dtype)
     if kh > h + 2 * ph or kw > w + 2 * pw:
@@ -84,11 +197,12 @@ def test_conv2d_fuzzed_shapes(n, c, o, h, w, kh, kw, sh, sw, ph, pw, seed, use_f
             F.conv2d(x, weight, b, (sh, sw), (ph, pw))
         return
     x64, w64 = x.astype(np.float64), weight.astype(np.float64)
-    y = F.conv2d(x, weight, b, (sh, sw), (ph, pw))
+    y = F.conv2d(x, weight, b, (sh, sw), (ph, pw), family=family)
     assert_matches(y, ref.conv2d(x64, w64, b.astype(np.float64), (sh, sw), (ph, pw)), dtype)
     dy = rng.standard_normal(y.shape).astype(dtype)
     expected = ref.conv2d_backward(dy.astype(np.float64), x64, w64, (sh, sw), (ph, pw))
-    for got, want in zip(F.conv2d_backward(dy, x, weight, (sh, sw), (ph, pw)), expected):
+    got = F.conv2d_backward(dy, x, weight, (sh, sw), (ph, pw), family=family)
+    for got, want in zip(got, expected):
         assert_matches(got, want, dtype)
 
 
@@ -102,17 +216,19 @@ def test_conv2d_backward_without_input_grad(rng):
     np.testing.assert_array_equal(db, db2)
 
 
-# the three kernel families: gathered patches (stride 2), shifted runs, batched (n >= 8)
-@pytest.mark.parametrize("n,size,stride", [(2, 7, 2), (2, 9, 1), (9, 6, 1)])
-def test_conv2d_backward_adds_to_given_gradients(n, size, stride, rng):
+@pytest.mark.parametrize("family,stride", [(f, 1) for f in FAMILIES]
+                         + [(f, 2) for f in FAMILIES if _takes(f, 2)])
+def test_conv2d_backward_adds_to_given_gradients(family, stride, rng):
+    n, size = 9, 7
     x = rng.standard_normal((n, 3, size, size))
     w = rng.standard_normal((4, 3, 3, 3))
     out = (size + 2 - 3) // stride + 1
     dy = rng.standard_normal((n, 4, out, out))
-    dx, dw, db = F.conv2d_backward(dy, x, w, stride, 1)
+    dx, dw, db = F.conv2d_backward(dy, x, w, stride, 1, family=family)
     dw0, db0 = rng.standard_normal(w.shape), rng.standard_normal(4)
     targets = dw0.copy(), db0.copy()
-    got_dx, got_dw, got_db = F.conv2d_backward(dy, x, w, stride, 1, add_to=targets)
+    got_dx, got_dw, got_db = F.conv2d_backward(dy, x, w, stride, 1, add_to=targets,
+                                               family=family)
     assert got_dw is targets[0] and got_db is targets[1]
     np.testing.assert_allclose(got_dw, dw0 + dw, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got_db, db0 + db, rtol=1e-12, atol=1e-12)
@@ -121,18 +237,19 @@ def test_conv2d_backward_adds_to_given_gradients(n, size, stride, rng):
         F.conv2d_backward(dy, x, w, stride, 1, add_to=(dw0, np.zeros(5)))
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_conv2d_reused_workspace_gives_the_same_results(stride, rng):
+@pytest.mark.parametrize("family,stride", [(f, 1) for f in FAMILIES] + [("patches", 2)])
+def test_conv2d_reused_workspace_gives_the_same_results(family, stride, rng):
     """A workspace left holding an earlier, larger call's scratch changes nothing."""
     workspace = fastbp.Workspace()
     for n, size in [(6, 12), (3, 9), (6, 12)]:
         x = rng.standard_normal((n, 3, size, size)).astype(np.float32)
         w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
-        y = F.conv2d(x, w, None, stride, 1, workspace)
-        np.testing.assert_array_equal(y, F.conv2d(x, w, None, stride, 1))
+        y = F.conv2d(x, w, None, stride, 1, workspace, family=family)
+        np.testing.assert_array_equal(y, F.conv2d(x, w, None, stride, 1, family=family))
         dy = rng.standard_normal(y.shape).astype(np.float32)
-        for got, fresh in zip(F.conv2d_backward(dy, x, w, stride, 1, workspace=workspace),
-                              F.conv2d_backward(dy, x, w, stride, 1)):
+        for got, fresh in zip(
+                F.conv2d_backward(dy, x, w, stride, 1, workspace=workspace, family=family),
+                F.conv2d_backward(dy, x, w, stride, 1, family=family)):
             np.testing.assert_array_equal(got, fresh)
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from fastbp.data import (
-    BatchIterator,
     NormStats,
     minibatches,
     normalize,
+    num_batches,
     one_hot,
     to_nchw,
     train_val_split,
@@ -188,22 +188,22 @@ def test_minibatches_validate_on_call(y_len, batch_size, message):
     x, _ = paired_data(10)
     with pytest.raises(ValueError, match=message):
         minibatches(x, np.zeros(y_len), batch_size)
-    with pytest.raises(ValueError, match=message):
-        BatchIterator(x, np.zeros(y_len), batch_size)
 
 
-def test_batch_iterator_reshuffles_each_epoch_reproducibly():
+def test_one_generator_reshuffles_each_epoch_reproducibly():
     x, y = paired_data(10)
 
-    def epochs(iterator, count=3):
-        return [np.concatenate([xb[:, 0] for xb, _ in iterator]) for _ in range(count)]
+    def epochs(seed, count=3):
+        rng = np.random.default_rng(seed)
+        return [np.concatenate([xb[:, 0] for xb, _ in minibatches(x, y, 3, rng=rng)])
+                for _ in range(count)]
 
-    iterator = BatchIterator(x, y, 3, seed=1)
-    assert len(iterator) == 4 and len(BatchIterator(x, y, 3, drop_last=True)) == 3
-    first_run = epochs(iterator)
+    assert num_batches(10, 3, drop_last=False) == len(list(minibatches(x, y, 3, rng=0))) == 4
+    assert num_batches(10, 3, drop_last=True) == len(list(minibatches(x, y, 3, drop_last=True))) == 3
+    first_run = epochs(1)
     for epoch in first_run:
         np.testing.assert_array_equal(np.sort(epoch), x[:, 0])
     assert not np.array_equal(first_run[0], first_run[1])
-    for epoch, again in zip(first_run, epochs(BatchIterator(x, y, 3, seed=1)), strict=True):
+    for epoch, again in zip(first_run, epochs(1), strict=True):
         np.testing.assert_array_equal(epoch, again)
-    assert len(list(BatchIterator(x, y, 3, shuffle=False))) == 4
+    assert len(list(minibatches(x, y, 3, shuffle=False))) == 4

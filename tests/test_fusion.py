@@ -1,10 +1,14 @@
 """Sequential runs a ReLU followed by a max pooling as one pass: the results must be
 exactly those of the two layers run one after the other."""
 
+import threading
+
 import numpy as np
 import pytest
 
 import fastbp
+from fastbp import functional as F
+from fastbp.layers import fused as fusion
 
 
 def pair_input(shape, dtype, rng):
@@ -24,6 +28,11 @@ def assert_identical(actual, expected):
     """Equal values, NaN where NaN, and the same sign of zero."""
     np.testing.assert_array_equal(actual, expected)
     np.testing.assert_array_equal(np.signbit(actual), np.signbit(expected))
+
+
+def fused_pairs(net):
+    """The index of the first layer of every pair that ``net`` runs as one step."""
+    return {i for i, step in net._steps() if not isinstance(step, fastbp.layers.Layer)}
 
 
 def model(pool, dtype):
@@ -47,7 +56,7 @@ def test_fused_relu_and_max_pool_equal_the_layers_one_by_one(pool, shape, dtype,
     x = pair_input(shape, dtype, rng)
     fused, separate = model(pool, dtype), model(pool, dtype)
     y = fused.forward(x)
-    assert fused._fused_pairs() == {1}
+    assert fused_pairs(fused) == {1}
     expected = x
     for layer in separate.layers:
         expected = layer.forward(expected)
@@ -67,7 +76,8 @@ def test_fused_relu_and_max_pool_equal_the_layers_one_by_one(pool, shape, dtype,
 def test_each_layer_of_a_fused_pair_still_runs_its_own_backward(pool, dtype, rng):
     x = pair_input((2, 2, 8, 8), dtype, rng)
     relu, pooling = fastbp.ReLU(dtype=dtype), pool(dtype)
-    y = relu.forward_then_max_pool(x, pooling)
+    net = fastbp.Sequential(relu, pooling)
+    y = net.forward(x)  # the fused step
     alone_relu, alone_pool = fastbp.ReLU(dtype=dtype), pool(dtype)
     assert_identical(y, alone_pool.forward(alone_relu.forward(x)))
 
@@ -75,14 +85,76 @@ def test_each_layer_of_a_fused_pair_still_runs_its_own_backward(pool, dtype, rng
     d_relu_out = pooling.backward(dy)  # w.r.t. relu(x), as the pooling layer alone
     assert_identical(d_relu_out, alone_pool.backward(dy))
     assert_identical(relu.backward(d_relu_out), alone_relu.backward(d_relu_out))
-    assert_identical(pooling.backward_of_relu(dy), relu.backward(d_relu_out))
+    assert_identical(net.backward(dy), relu.backward(d_relu_out))
 
 
-def test_backward_of_relu_needs_forward_of_relu(rng):
+def test_the_fused_backward_needs_the_fused_forward(rng):
     pooling = fastbp.MaxPool2D(2, dtype=np.float64)
+    net = fastbp.Sequential(fastbp.ReLU(dtype=np.float64), pooling)
     pooling.forward(rng.standard_normal((1, 1, 4, 4)))
-    with pytest.raises(RuntimeError, match="forward_of_relu"):
-        pooling.backward_of_relu(np.ones((1, 1, 2, 2)))
+    with pytest.raises(RuntimeError, match="relu_max_pool2d"):
+        net.backward(np.ones((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("pool", [(2,), (3, 2, 1)], ids=["2x2", "3x3 stride 2 pad 1"])
+def test_the_functional_pair_is_relu_then_max_pool(pool, dtype, rng):
+    x = pair_input((3, 2, 7, 9), dtype, rng)
+    y, routes = F.relu_max_pool2d(x, *pool)
+    assert_identical(y, F.max_pool2d(F.relu(x), *pool))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = F.relu_backward(F.max_pool2d_backward(dy, F.relu(x), *pool), x)
+    assert_identical(F.relu_max_pool2d_backward(dy, routes), expected)
+    # the same routes, read without relu: the gradient w.r.t. relu(x)
+    assert_identical(F.max_pool2d_routes_backward(dy, routes),
+                     F.max_pool2d_backward(dy, F.relu(x), *pool))
+    plain_y, plain = F.max_pool2d_with_routes(x, *pool)
+    assert_identical(plain_y, F.max_pool2d(x, *pool))
+    assert_identical(F.max_pool2d_routes_backward(dy, plain), F.max_pool2d_backward(dy, x, *pool))
+    with pytest.raises(ValueError, match="routes of relu_max_pool2d"):
+        F.relu_max_pool2d_backward(dy, plain)
+    with pytest.raises(ValueError, match="dy"):
+        F.relu_max_pool2d_backward(dy[:, :1], routes)
+
+
+def test_fusions_are_a_registry_of_layer_pairs():
+    assert fusion.FUSIONS == {(fastbp.ReLU, fastbp.MaxPool2D): fusion.ReLUMaxPool2D}
+    for name in ("forward_then_max_pool", "forward_of_relu", "backward_of_relu"):
+        assert not hasattr(fastbp.ReLU, name) and not hasattr(fastbp.MaxPool2D, name)
+
+
+def test_a_fused_model_keeps_its_layers_and_parameter_names():
+    layers = [fastbp.Conv2D(1, 2, 3, seed=0), fastbp.ReLU(), fastbp.MaxPool2D(2),
+              fastbp.Conv2D(2, 2, 3, seed=1), fastbp.ReLU(), fastbp.MaxPool2D(2)]
+    net = fastbp.Sequential(*layers)
+    assert net.layers == layers and len(net) == 6 and net[2] is layers[2]
+    assert fused_pairs(net) == {1, 4}
+    assert list(net.params) == ["0.weight", "0.bias", "3.weight", "3.bias"]
+
+
+def test_threads_running_one_fused_model_get_their_own_results(rng):
+    """Each thread's fused forward keeps its own routes for its backward."""
+    net = model(POOLS["2x2"], np.float64)
+    inputs = [pair_input((2, 2, 8, 8), np.float64, np.random.default_rng(k)) for k in range(4)]
+    dys = [np.random.default_rng(10 + k).standard_normal((2, 48)) for k in range(4)]
+    expected = []
+    for x, dy in zip(inputs, dys):
+        net.forward(x)
+        expected.append(net.backward(dy, accumulate=True))
+    got = [None] * 4
+    barrier = threading.Barrier(4)
+
+    def run(k):
+        net.forward(inputs[k], training=False)
+        barrier.wait()  # every thread's forward before any backward
+        got[k] = net.backward(dys[k], accumulate=True)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for g, e in zip(got, expected):
+        assert_identical(g, e)
 
 
 def test_only_a_relu_directly_before_a_max_pooling_is_fused(rng):
@@ -94,10 +166,10 @@ def test_only_a_relu_directly_before_a_max_pooling_is_fused(rng):
     )
     x = rng.standard_normal((1, 1, 16, 16))
     net.forward(x)
-    assert net._fused_pairs() == set()
+    assert fused_pairs(net) == set()
     net.layers[2:4] = [fastbp.ReLU(**f64), fastbp.MaxPool2D(2, **f64)]
     y = net.forward(x)
-    assert net._fused_pairs() == {2}
+    assert fused_pairs(net) == {2}
     dx = net.backward(np.ones_like(y))
     assert dx.shape == x.shape
 

@@ -169,3 +169,26 @@ def test_sequential_backward_can_skip_the_first_layers_input_grad(rng):
     assert dx.shape == x.shape and model.backward(dy, input_grad=False) is None
     for name, grad in model.grads.items():
         np.testing.assert_array_equal(grad, full[name])
+
+
+def test_a_fused_pair_first_in_a_model_can_skip_its_input_grad(rng):
+    model = fastbp.Sequential(fastbp.ReLU(**F64), fastbp.MaxPool2D(2, **F64),
+                              fastbp.Flatten(**F64), fastbp.Linear(8, 2, seed=1, **F64))
+    x = rng.standard_normal((3, 2, 4, 4))
+    model.forward(x)
+    dx = model.backward(rng.standard_normal((3, 2)))
+    assert dx.shape == x.shape and model.backward(np.ones((3, 2)), input_grad=False) is None
+
+
+def test_layers_reach_the_kernels_only_through_functional():
+    """kernels <- functional <- layers: no layer module (nor Sequential) imports
+    ``fastbp.kernels``, ``Workspace`` included."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(fastbp.layers.__file__).parent
+    for path in [*root.glob("*.py"), root.parent / "sequential.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            assert not any("kernels" in name for name in names), path.name

@@ -64,7 +64,7 @@ def test_a_process_killed_while_saving_leaves_a_loadable_checkpoint(tmp_path):
         assert saver.stdout.readline().strip() == "ready"
         time.sleep(delay)
         # Kill while this writer's temporary file exists, i.e. in the middle of writing.
-        writing = f".model.npz.*-{saver.pid}.*.part"
+        writing = f".model.npz.{saver.pid}.*.part"
         deadline = time.monotonic() + 10
         while not list(tmp_path.glob(writing)) and time.monotonic() < deadline:
             time.sleep(0.001)

@@ -4,6 +4,7 @@ import pytest
 import fastbp
 from fastbp import functional as F
 from fastbp import optim
+from fastbp.kernels.conv2d import FAMILIES
 
 
 def _calls(rng, dtype):
@@ -14,31 +15,46 @@ def _calls(rng, dtype):
     wl = rng.standard_normal((13, 300)).astype(dtype)
     dyl = rng.standard_normal((7, 13)).astype(dtype)
     labels = rng.integers(0, 13, 7)
-    xb = rng.standard_normal((70, 3, 6, 5)).astype(dtype)  # batch as the vector axis
+    xb = rng.standard_normal((70, 3, 6, 5)).astype(dtype)  # two chunks of the batched family
     dyb = rng.standard_normal((70, 4, 6, 5)).astype(dtype)
-    dys = rng.standard_normal((5, 4, 11, 9)).astype(dtype)
+    wd = rng.standard_normal((33, 5, 3, 3)).astype(dtype)  # long enough for dot products
+    xd = rng.standard_normal((5, 5, 11, 9)).astype(dtype)
+    dyd = rng.standard_normal((5, 33, 6, 5)).astype(dtype)
     deep_dy = rng.standard_normal((130, 140)).astype(dtype)  # dot products in linear_backward
     deep_x, deep_w = a[:, :40].repeat(19, axis=0)[:130], rng.standard_normal((140, 40)).astype(dtype)
-    return {
+    calls = {
         "conv2d": lambda: [F.conv2d(x, w, None, 2, 1)],
         "conv2d_backward": lambda: F.conv2d_backward(dy, x, w, 2, 1),
-        "conv2d_stride_1": lambda: [F.conv2d(x, w, None, 1, 1), *F.conv2d_backward(dys, x, w, 1, 1)],
-        "conv2d_batched": lambda: [F.conv2d(xb, w, None, 1, 1),
-                                   *F.conv2d_backward(dyb, xb, w, 1, 1)],
         "linear": lambda: [F.linear(a, wl)],
         "linear_backward": lambda: F.linear_backward(dyl, a, wl),
         "linear_backward_deep": lambda: F.linear_backward(deep_dy, deep_x, deep_w),
         "max_pool": lambda: [F.max_pool2d(x, 3, 2, 1), F.max_pool2d_backward(dy[:, :3], x, 3, 2, 1)],
+        "relu_max_pool": lambda: [F.relu_max_pool2d(x, 2)[0],
+                                  F.relu_max_pool2d_backward(dy[:, :3, :5, :4],
+                                                             F.relu_max_pool2d(x, 2)[1])],
         "avg_pool": lambda: [F.avg_pool2d(x, 3, 2, 1), F.avg_pool2d_backward(dy[:, :3], x, 3, 2, 1)],
         "activations": lambda: [F.softplus(x), F.elu_backward(x, x)],
         "losses": lambda: [np.array(F.softmax_cross_entropy(dyl, labels)[0]),
                            F.softmax_cross_entropy(dyl, labels)[1], np.array(F.mse_loss(a, a * 2)[0])],
     }
+    for family in FAMILIES:  # every conv2d family, stride 1 (and 2 where it takes it)
+        def conv(family=family):
+            stride_2 = family.startswith("patches")
+            return [F.conv2d(xb, w, None, 1, 1, family=family),
+                    *F.conv2d_backward(dyb, xb, w, 1, 1, family=family),
+                    *F.conv2d_backward(dyb, xb, w, 1, 1, input_grad=False, family=family)[1:],
+                    F.conv2d(xd, wd, None, 2, 1, family=family) if stride_2 else xd,
+                    *(F.conv2d_backward(dyd, xd, wd, 2, 1, family=family) if stride_2 else [])]
+        calls[f"conv2d_{family}"] = conv
+    return calls
 
 
-@pytest.mark.parametrize("name", ["conv2d", "conv2d_backward", "conv2d_stride_1", "conv2d_batched",
-                                  "linear", "linear_backward", "linear_backward_deep",
-                                  "max_pool", "avg_pool", "activations", "losses"])
+CALLS = ["conv2d", "conv2d_backward", *(f"conv2d_{family}" for family in FAMILIES),
+         "linear", "linear_backward", "linear_backward_deep", "max_pool", "relu_max_pool",
+         "avg_pool", "activations", "losses"]
+
+
+@pytest.mark.parametrize("name", CALLS)
 def test_results_are_bit_identical_across_thread_counts(name, dtype):
     call = _calls(np.random.default_rng(1), dtype)[name]
     before = fastbp.get_num_threads()

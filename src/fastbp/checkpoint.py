@@ -20,8 +20,10 @@ disagrees with the arrays stored, another architecture) raises ``CheckpointError
 ``ValueError``, naming the file and what is wrong; ``load`` checks the header against
 the stored arrays before it builds (allocates) any layer.
 
-Layers are rebuilt through a registry: class name -> (class, function giving the
-constructor keyword arguments of an instance). ``register_layer`` adds user layers.
+Layers are rebuilt through a registry of class names: a layer is saved as its
+``config()`` (its constructor's arguments) and rebuilt as ``cls(**config)``; a layer
+class's ``param_shapes`` lets ``load`` check the file before building it.
+``register_layer`` adds user layers.
 """
 
 import contextlib
@@ -30,8 +32,6 @@ import json
 import numbers
 import os
 import re
-import socket
-import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 
 from . import layers as L
-from ._validation import pair, positive_int
 from .data.idx import check_writable, open_atomic
 from .optim import OPTIMIZERS
 from .sequential import Sequential
@@ -55,81 +54,31 @@ class CheckpointError(ValueError):
     """A file that is not a readable fastbp checkpoint, or one that does not fit a model."""
 
 
-def _pool_kwargs(layer):
-    return {"kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
-            "padding": list(layer.padding)}
+_LAYER_REGISTRY = {}  # class name -> (class, kwargs_of, param_shapes or None)
 
 
-_LAYER_REGISTRY = {}
-_PARAM_SHAPES = {}
+def register_layer(cls, kwargs_of=None, param_shapes=None):
+    """Make layers of ``cls`` savable, rebuilt on load as ``cls(**kwargs)``.
 
-
-def register_layer(cls, kwargs_of, param_shapes=None):
-    """Make layers of ``cls`` savable: ``kwargs_of(layer)`` must return JSON-able keyword
-    arguments (``dtype`` excluded) that rebuild an equivalent layer with ``cls(**kwargs)``.
-
-    ``param_shapes(**kwargs)``, optional, returns ``{name: shape}`` of the parameters such
-    a layer allocates (raising TypeError or ValueError for bad arguments): ``load`` then
-    checks a file's layer arguments against the arrays it stores before building the
-    layer, so that a corrupt header cannot make it allocate more than the file holds.
+    ``kwargs_of(layer)`` returns the JSON-able keyword arguments (default: the layer's
+    ``config()``; ``dtype`` is added where the layer has one). ``param_shapes(**kwargs)``
+    (default: ``cls.param_shapes`` where the class has one) returns ``{name: shape}`` of
+    the parameters such a layer allocates, raising TypeError or ValueError for bad
+    arguments: ``load`` then checks a file's layer arguments against the arrays it stores
+    before building the layer, so that a corrupt header cannot make it allocate more than
+    the file holds.
     """
-    _LAYER_REGISTRY[cls.__name__] = (cls, kwargs_of)
-    if param_shapes is None:
-        _PARAM_SHAPES.pop(cls.__name__, None)
-    else:
-        _PARAM_SHAPES[cls.__name__] = param_shapes
+    _LAYER_REGISTRY[cls.__name__] = (cls, kwargs_of or cls.config,
+                                     param_shapes or getattr(cls, "param_shapes", None))
 
 
-def _with_bias(weight, bias_shape, bias):
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"bias must be a bool, got {bias!r}")
-    return {"weight": weight, "bias": bias_shape} if bias else {"weight": weight}
-
-
-def _linear_shapes(in_features, out_features, bias=True, **_):
-    n_in, n_out = positive_int("in_features", in_features), positive_int("out_features", out_features)
-    return _with_bias((n_out, n_in), (n_out,), bias)
-
-
-def _conv_shapes(in_channels, out_channels, kernel_size, bias=True, **_):
-    n_in, n_out = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
-    return _with_bias((n_out, n_in, *pair("kernel_size", kernel_size, 1)), (n_out,), bias)
-
-
-def _maxout_shapes(in_features, out_features, pieces, bias=True, **_):
-    n_in, n_out = positive_int("in_features", in_features), positive_int("out_features", out_features)
-    k = positive_int("pieces", pieces)
-    return _with_bias((n_out, k, n_in), (n_out, k), bias)
-
-
-def _no_params(**_):
-    return {}
-
-
-for _cls, _kwargs_of, _shapes in [
-    (L.Linear, lambda l: {"in_features": l.in_features, "out_features": l.out_features,
-                          "bias": "bias" in l.params}, _linear_shapes),
-    (L.Conv2D, lambda l: {"in_channels": l.in_channels, "out_channels": l.out_channels,
-                          "kernel_size": list(l.kernel_size), "stride": list(l.stride),
-                          "padding": list(l.padding), "bias": "bias" in l.params}, _conv_shapes),
-    (L.Maxout, lambda l: {"in_features": l.in_features, "out_features": l.out_features,
-                          "pieces": l.pieces, "bias": "bias" in l.params}, _maxout_shapes),
-    (L.MaxPool2D, _pool_kwargs, _no_params),
-    (L.AvgPool2D, _pool_kwargs, _no_params),
-    (L.Dropout, lambda l: {"p": l.p}, _no_params),
-    (L.Flatten, lambda l: {}, _no_params),
-    (L.ReLU, lambda l: dict(l.options), _no_params),
-    (L.LeakyReLU, lambda l: dict(l.options), _no_params),
-    (L.Sigmoid, lambda l: dict(l.options), _no_params),
-    (L.Tanh, lambda l: dict(l.options), _no_params),
-    (L.ELU, lambda l: dict(l.options), _no_params),
-    (L.Softplus, lambda l: dict(l.options), _no_params),
-]:
-    register_layer(_cls, _kwargs_of, _shapes)
+for _cls in (L.Linear, L.Conv2D, L.Maxout, L.MaxPool2D, L.AvgPool2D, L.Dropout, L.Flatten,
+             L.ReLU, L.LeakyReLU, L.Sigmoid, L.Tanh, L.ELU, L.Softplus):
+    register_layer(_cls)
 
 
 def describe_layer(layer):
-    """``{"type", "kwargs"}`` of a registered layer (``kwargs`` includes its dtype)."""
+    """``{"type", "kwargs"}`` of a registered layer (``kwargs`` includes its dtype, if any)."""
     name = type(layer).__name__
     entry = _LAYER_REGISTRY.get(name)
     if entry is None or type(layer) is not entry[0]:
@@ -138,8 +87,8 @@ def describe_layer(layer):
         )
     kwargs = dict(entry[1](layer))
     if layer.dtype is not None:  # a layer without parameters may take any float dtype
-        kwargs["dtype"] = layer.dtype.name
-    return {"type": name, "kwargs": kwargs}
+        kwargs.setdefault("dtype", layer.dtype.name)
+    return {"type": name, "kwargs": json.loads(json.dumps(kwargs))}  # as load reads it: lists
 
 
 def describe_model(model):
@@ -218,20 +167,13 @@ def save(path, model, optimizer=None, *, epoch=None, history=None, training=None
     JSON-serialisable (dicts of numbers, strings, lists). The file is written exactly at
     ``path`` (no suffix is added).
 
-    The data goes to a temporary file ``.{name}.{host}-{pid}.XXXXXXXX.part`` beside
-    ``path`` (``host``: a hash of this machine's name, ``pid``: the writer's process id),
-    renamed over ``path`` once complete. A writer killed mid-save leaves its temporary
-    file behind; after each successful save, the temporary files of the same checkpoint
-    name are removed when they are stale, that is when either
-
-    - they were written on this machine by a process that no longer exists (POSIX only), or
-    - they were last modified more than ``STALE_TEMPORARY_SECONDS`` (an hour) ago.
-
-    A save still in progress, here or on another machine sharing the directory, matches
-    neither rule (short of stalling for an hour), so concurrent saves never remove each
-    other's files; temporary files of other checkpoint names are never touched. (Containers
-    with separate process-id namespaces sharing both a host name and the directory would see
-    each other's writers as gone: give them distinct host names, as Docker does by default.)
+    The data goes to a temporary file ``.{name}.{pid}.XXXXXXXX.part`` beside ``path``,
+    renamed over it once complete and removed if the save fails. A writer killed mid-save
+    cannot remove its file; the next save of the same name does, once the process named in
+    it is gone (POSIX), so a concurrent save's file, here or in another thread, is never
+    touched. Saving one checkpoint name from several machines (or process-id namespaces)
+    at once in a shared directory is not supported: a save may then fail, never damaging
+    the file.
     """
     architecture = describe_model(model)
     for name, value in (("history", history), ("training", training), ("metadata", metadata)):
@@ -275,20 +217,26 @@ def save(path, model, optimizer=None, *, epoch=None, history=None, training=None
     _write_atomic(Path(path), arrays)
 
 
-#: age (by modification time) after which another writer's temporary file counts as abandoned
-STALE_TEMPORARY_SECONDS = 3600.0
+def _write_atomic(path, arrays):
+    with open_atomic(path, prefix=f".{path.name}.{os.getpid()}.", what="checkpoint") as file:
+        np.savez(file, **arrays)
+        file.flush()
+        os.fsync(file.fileno())
+    _remove_abandoned_temporaries(path)
 
 
-def _host_tag():
-    """8 hex digits naming this machine in temporary file names (a hash: host names may hold dots)."""
-    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
-
-
-def _temporary_pattern(name):
-    """Temporary files of checkpoint ``name``: ``.{name}.{host}-{pid}.{mkstemp's 8 characters}.part``,
-    or ``.{name}.{8 characters}.part`` as written by fastbp before the writer was named. No
-    dot inside the variable part, so ``model.npz`` never claims ``model.npz.bak``'s files."""
-    return re.compile(rf"\.{re.escape(name)}\.(?:([0-9a-f]{{8}})-([0-9]+)\.)?[a-z0-9_]{{8}}\.part")
+def _remove_abandoned_temporaries(path):
+    """Delete the temporary files of ``path``'s name whose writing process has ended, that
+    is what a save killed mid-write left (POSIX only: Windows' ``os.kill`` kills)."""
+    if os.name != "posix":
+        return
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.([0-9]+)\.[0-9a-f]{{8}}\.part")
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and not _process_exists(int(match[1])):
+                with contextlib.suppress(OSError):  # it may vanish meanwhile
+                    os.unlink(entry.path)
 
 
 def _process_exists(pid):
@@ -299,37 +247,6 @@ def _process_exists(pid):
     except (PermissionError, OverflowError):
         return True  # someone else's process, or a number we cannot ask about: keep its file
     return True
-
-
-def _writer_gone(host, pid):
-    """Whether the process named in a temporary file's name is known to have ended: only
-    answerable for this machine's processes, and only on POSIX (Windows' os.kill kills)."""
-    return host == _host_tag() and os.name == "posix" and not _process_exists(int(pid))
-
-
-def _remove_stale_temporaries(path):
-    """Delete the stale temporary files of ``path``'s name (the rule is in ``save``'s docstring)."""
-    pattern = _temporary_pattern(path.name)
-    now = time.time()
-    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
-        for entry in entries:
-            match = pattern.fullmatch(entry.name)
-            if match is None:
-                continue
-            # Best effort: it may vanish meanwhile (another saver cleaning up, or renaming it).
-            with contextlib.suppress(OSError):
-                host, pid = match.groups()
-                if (host is not None and _writer_gone(host, pid)) or \
-                        now - entry.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                    os.unlink(entry.path)
-
-
-def _write_atomic(path, arrays):
-    with open_atomic(path, prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", what="checkpoint") as file:
-        np.savez(file, **arrays)
-        file.flush()
-        os.fsync(file.fileno())
-    _remove_stale_temporaries(path)
 
 
 def check_destination(path):
@@ -435,7 +352,8 @@ def _check_contents(header, arrays):
             raise CheckpointError(f"parameter {name!r} is stored as {stored[name].dtype} "
                                   f"{stored[name].shape}, the header says {dtype} {shape}")
     for i, spec in enumerate(layers):
-        shapes_of = _PARAM_SHAPES.get(spec.get("type")) if isinstance(spec, dict) else None
+        entry = _LAYER_REGISTRY.get(spec.get("type")) if isinstance(spec, dict) else None
+        shapes_of = entry and entry[2]
         if shapes_of is None:
             continue  # an unknown type: build_model names it; a custom layer: built as it is
         kwargs = spec.get("kwargs", {})

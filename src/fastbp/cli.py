@@ -1,19 +1,25 @@
-"""The ``fastbp`` command: ``fastbp train``, ``fastbp evaluate``, ``fastbp info``.
+"""The ``fastbp`` command: ``fastbp train``, ``evaluate``, ``info`` and ``bench``.
 
-Each subcommand is a pair of functions registered with ``@subcommand``: one adds its
-arguments to an argparse sub-parser, the other runs it and returns the exit status.
-A command with its own parser is registered with ``passthrough(name, help, main)``:
-``fastbp NAME ARGS...`` calls ``main(ARGS)`` (``fastbp bench`` is one).
+Each command is a function ``NAME(args) -> exit status`` whose arguments are declared on
+its argparse sub-parser (``build_parser``); ``fastbp bench ARGS...`` hands ARGS to
+``fastbp.bench.compare.main``, which parses its own.
 
 Exit statuses follow Unix habits: 0 success, 1 a runtime failure (missing data set,
 unreadable checkpoint, diverged training: one ``fastbp <command>: error: ...`` line on
-stderr), 2 a usage error (argparse's message: a bad option value, a missing input file or
-output directory, options that do not go together; found before any work starts), 130
-interrupted by Ctrl-C. Results go to stdout, progress to stderr.
+stderr), 2 a usage error (usage, then ``fastbp <command>: error: ...``: a value argparse
+cannot parse or the library refuses, a missing input file or output directory, options
+that do not go together; found before any work starts), 130 interrupted by Ctrl-C.
+Results go to stdout, progress to stderr. Started by ``mpirun -n K`` (seen in the
+environment, ``fastbp.distributed.launched``), every command runs on each rank under
+``distributed.run_command``: only rank 0 prints, and a failure on any rank ends the job;
+``train`` then trains data-parallel. The values themselves are checked by the
+library: a command builds what its options configure (an optimiser and a schedule over a
+stand-in model, the thread count) before it loads anything, and turns the library's
+``ValueError``/``TypeError`` into a usage error.
 """
 
 import argparse
-import math
+import contextlib
 import os
 import platform
 import sys
@@ -21,39 +27,14 @@ import time
 
 import numpy as np
 
-from . import __version__, checkpoint, data, models, optim, training
-from .bench.compare import cpu_name
+from . import __version__, checkpoint, data, distributed, machine, models, optim, training
+from ._validation import positive_int
+from .layers import Conv2D, Linear, Maxout
+from .sequential import Sequential
 from .threads import get_num_threads, set_num_threads
 
 PROG = "fastbp"
-_SUBCOMMANDS = {}
-
-
-def subcommand(name, help, add_arguments):
-    """Register ``function(args) -> exit status`` as ``fastbp NAME``."""
-
-    def register(function):
-        _SUBCOMMANDS[name] = (help, add_arguments, function)
-        return function
-
-    return register
-
-
-_PASSTHROUGH = {}
-
-
-def passthrough(name, help, main):
-    """Register ``fastbp NAME ARGS...`` as ``main(ARGS)``, a command parsing its own arguments."""
-    _PASSTHROUGH[name] = (help, main)
-
-
-def _bench_main(argv):
-    from .bench.compare import main
-
-    return main(argv)
-
-
-passthrough("bench", "time fastbp beside PyTorch and NumPy (see benchmarks/README.md)", _bench_main)
+BENCH_HELP = "time fastbp beside PyTorch and NumPy (see benchmarks/README.md)"
 
 
 class CommandError(Exception):
@@ -61,53 +42,29 @@ class CommandError(Exception):
 
 
 class UsageError(Exception):
-    """Arguments that parse but do not go together: reported like argparse's own errors
-    (usage, then ``fastbp <command>: error: <message>``) with exit status 2."""
+    """Arguments that parse but that the library refuses or that do not go together:
+    reported like argparse's own errors (usage, then ``fastbp <command>: error:
+    <message>``) with exit status 2."""
 
 
-# ----------------------------------------------------------------------------- argument types
-
-def _int_at_least(minimum, expected):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
+@contextlib.contextmanager
+def library_checks(option=None):
+    """Turn the library's ``ValueError``/``TypeError`` raised in the block (a value it
+    refuses) into a ``UsageError`` naming ``option``."""
+    try:
+        yield
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"argument {option}: {error}" if option else str(error)) from None
 
 
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "a non-negative integer")
+def set_threads(count):
+    """``set_num_threads(count)`` unless None, its refusal a usage error of ``--threads``."""
+    if count is not None:
+        with library_checks("--threads"):
+            set_num_threads(count)
 
 
-def _float_at_least(minimum, open_interval):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (open_interval and value == minimum):
-            relation = ">" if open_interval else ">="
-            raise argparse.ArgumentTypeError(f"expected a finite number {relation} {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_float = _float_at_least(0.0, True)
-_non_negative_float = _float_at_least(0.0, False)
-
-
-def _momentum(text):
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
-
+# ----------------------------------------------------------------------------- paths
 
 def _existing_file(text):
     if not os.path.exists(text):
@@ -123,9 +80,12 @@ def _existing_directory(text):
     return text
 
 
-def _output_file(text):
-    """A path to write later: checked now (by creating and removing a file beside it), not
-    only after an epoch of training."""
+def output_path(text):
+    """An argparse type for a path to write later: checked now, as ``checkpoint.save``
+    will write it (``check_writable``), not only after an epoch of training. Under mpirun
+    only rank 0 writes, so only rank 0 checks (other machines need not have the directory)."""
+    if distributed.launched() and distributed.environment_rank():
+        return text
     try:
         checkpoint.check_writable(text)
     except OSError as error:
@@ -133,25 +93,12 @@ def _output_file(text):
     return text
 
 
-def _threads(text):
-    value = _positive_int(text)
-    import numba
-
-    limit = numba.config.NUMBA_NUM_THREADS
-    if value > limit:
-        raise argparse.ArgumentTypeError(
-            f"{value} exceeds the {_count(limit, 'thread')} numba allows here "
-            f"(set NUMBA_NUM_THREADS to raise it)"
-        )
-    return value
-
-
 def _add_data_arguments(parser):
     parser.add_argument("--data-dir", type=_existing_directory, metavar="DIR", default=None,
                         help="directory holding the MNIST-format IDX files (default: search the usual places)")
     parser.add_argument("--no-download", action="store_true",
                         help="never download MNIST/Fashion-MNIST; fail if the files are not found")
-    parser.add_argument("--threads", type=_threads, default=None, metavar="T",
+    parser.add_argument("--threads", type=int, default=None, metavar="T",
                         help="kernel threads (default: all cores)")
 
 
@@ -170,37 +117,42 @@ def _train_arguments(parser):
                         help="architecture (default: mlp)")
     parser.add_argument("--dataset", choices=training.DATASETS, default=None,
                         help="data set (default: digits, bundled with scikit-learn)")
-    parser.add_argument("--epochs", type=_positive_int, default=20, metavar="N",
+    parser.add_argument("--epochs", type=int, default=20, metavar="N",
                         help="total epochs to train (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
+    parser.add_argument("--batch-size", type=int, default=None, metavar="B",
                         help=f"mini-batch size (default: {d['batch_size']}{_RESUMED})")
+    parser.add_argument("--micro-batches", type=int, default=None, metavar="S",
+                        help="cut each batch into S micro-batches whose gradients are summed in a fixed "
+                             "order; under mpirun -n K (K dividing S) the ranks share them and end with the "
+                             "weights of one process run with the same S (default: 1, or K under mpirun"
+                             f"{_RESUMED})")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
                         help=f"(default: {d['optimizer']}; on --resume: the saved one, which cannot change)")
-    parser.add_argument("--lr", type=_positive_float, default=None,
+    parser.add_argument("--lr", type=float, default=None,
                         help="initial learning rate, which the schedule decays from (default: 0.05 for sgd, "
                              f"0.001 for adam{_RESUMED})")
-    parser.add_argument("--momentum", type=_momentum, default=None,
+    parser.add_argument("--momentum", type=float, default=None,
                         help=f"SGD momentum, 0 for plain SGD (default: {d['momentum']}{_RESUMED})")
-    parser.add_argument("--weight-decay", type=_non_negative_float, default=None, metavar="LAMBDA",
+    parser.add_argument("--weight-decay", type=float, default=None, metavar="LAMBDA",
                         help=f"L2 weight decay lambda/2 ||W||^2 on weights (default: {d['weight_decay']}"
                              f"{_RESUMED})")
     parser.add_argument("--schedule", choices=("constant", "step", "cosine"), default=None,
                         help="learning-rate schedule; step divides it by 10 at --milestones "
                              f"(default: {d['schedule']}{_RESUMED})")
-    parser.add_argument("--milestones", type=_positive_int, nargs="+", default=None, metavar="E",
+    parser.add_argument("--milestones", type=int, nargs="+", default=None, metavar="E",
                         help=f"epochs where the step schedule decays (default: half of --epochs{_RESUMED})")
-    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=None, metavar="H",
+    parser.add_argument("--hidden", type=int, nargs="+", default=None, metavar="H",
                         help="mlp hidden layer sizes (default: 256 128)")
-    parser.add_argument("--seed", type=_non_negative_int, default=None,
+    parser.add_argument("--seed", type=int, default=None,
                         help=f"seed of weights and shuffling (default: {d['seed']}{_RESUMED})")
-    parser.add_argument("--train-limit", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--train-limit", type=int, default=None, metavar="N",
                         help="train on the first N training samples only")
-    parser.add_argument("--save", type=_output_file, metavar="PATH", default=None,
+    parser.add_argument("--save", type=output_path, metavar="PATH", default=None,
                         help="checkpoint (.npz) written after every epoch; resume with --resume")
     parser.add_argument("--resume", type=_existing_file, metavar="PATH", default=None,
                         help="continue a run saved with --save up to --epochs in total, with its saved "
                              "settings except the options given")
-    parser.add_argument("--plot", type=_output_file, metavar="PNG", default=None,
+    parser.add_argument("--plot", type=output_path, metavar="PNG", default=None,
                         help="write loss and accuracy curves (needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines on stderr")
     _add_data_arguments(parser)
@@ -237,17 +189,9 @@ def _check_plot_dependency(path):
         raise CommandError("--plot needs matplotlib: pip install 'fastbp[plot]'") from None
 
 
-def _new_trainer(args):
-    model_name = args.model or "mlp"
-    dataset = args.dataset or "digits"
+def _make_trainer(args, model):
+    """The Trainer, optimiser and schedule the options (or their defaults) describe, over ``model``."""
     optimizer_name = _option(args, "optimizer")
-    _check_combinations(args, optimizer_name, _option(args, "schedule"))
-    loaded = training.load_dataset(dataset, models.MODELS[model_name], root=args.data_dir,
-                                   download=not args.no_download, train_limit=args.train_limit)
-    options = {"hidden": args.hidden} if (model_name == "mlp" and args.hidden) else {}
-    seed = _option(args, "seed")
-    model, layout = models.build_classifier(model_name, loaded.image_shape, loaded.num_classes,
-                                            seed=seed, **options)
     lr = args.lr if args.lr is not None else (0.05 if optimizer_name == "sgd" else 1e-3)
     if optimizer_name == "sgd":
         optimizer = optim.SGD(model, lr, momentum=_option(args, "momentum"),
@@ -255,8 +199,51 @@ def _new_trainer(args):
     else:
         optimizer = optim.Adam(model, lr, weight_decay=_option(args, "weight_decay"))
     schedule = _make_schedule(_option(args, "schedule"), lr, args.epochs, args.milestones)
-    trainer = training.Trainer(model, optimizer, "cross_entropy", batch_size=_option(args, "batch_size"),
-                               schedule=schedule, seed=seed, progress=not args.no_progress)
+    return training.Trainer(model, optimizer, "cross_entropy", batch_size=_option(args, "batch_size"),
+                            schedule=schedule, seed=_option(args, "seed"), progress=not args.no_progress,
+                            micro_batches=_micro_batches(args), comm=distributed.command_comm())
+
+
+def _micro_batches(args):
+    """``--micro-batches``, or for a new run its default: 1, or K under ``mpirun -n K``."""
+    comm = distributed.command_comm()
+    if args.micro_batches is not None:
+        return args.micro_batches
+    return 1 if comm is None else comm.Get_size()
+
+
+def _check_train_arguments(args):
+    """Refuse (exit 2), before any work, options that do not go together and every value
+    the library refuses: the sizes by its validator, the rest by building the optimiser,
+    schedule and Trainer they describe over a stand-in model."""
+    if args.hidden and (args.model or "mlp") != "mlp":
+        raise UsageError(f"--hidden applies to the mlp model, not {args.model}")
+    if args.resume is None:
+        _check_combinations(args, _option(args, "optimizer"), _option(args, "schedule"))
+    set_threads(args.threads)
+    sizes = [("--epochs", args.epochs), ("--train-limit", args.train_limit),
+             ("--micro-batches", args.micro_batches), *(("--hidden", size) for size in args.hidden or ())]
+    for option, value in sizes:
+        if value is not None:
+            with library_checks(option):
+                positive_int(option[2:].replace("-", "_"), value)
+    comm = distributed.command_comm()
+    if comm is not None and args.micro_batches is not None:
+        with library_checks("--micro-batches"):
+            distributed.check_micro_batches(args.micro_batches, comm.Get_size())
+    with library_checks():
+        _make_trainer(args, Sequential(Linear(1, 1)))
+
+
+def _new_trainer(args):
+    model_name = args.model or "mlp"
+    dataset = args.dataset or "digits"
+    loaded = training.load_dataset(dataset, models.MODELS[model_name], root=args.data_dir,
+                                   download=not args.no_download, train_limit=args.train_limit)
+    options = {"hidden": args.hidden} if (model_name == "mlp" and args.hidden) else {}
+    model, layout = models.build_classifier(model_name, loaded.image_shape, loaded.num_classes,
+                                            seed=_option(args, "seed"), **options)
+    trainer = _make_trainer(args, model)
     trainer.metadata = {"dataset": dataset, "model": model_name, "layout": layout,
                         "stats": list(loaded.stats), "image_shape": list(loaded.image_shape)}
     return trainer, loaded
@@ -294,7 +281,15 @@ def _resume_overrides(args, header):
     saved_kind = saved_schedule.get("type") if isinstance(saved_schedule, dict) else None
     _check_combinations(args, optimizer, args.schedule or _SCHEDULE_NAMES.get(saved_kind)
                         or f"{path}'s {saved_kind or 'constant rate'}")
-    overrides = {name: getattr(args, name) for name in ("batch_size", "seed", "momentum", "weight_decay")
+    comm = distributed.command_comm()
+    saved_micro_batches = training_state.get("micro_batches", 1)
+    if (comm is not None and args.micro_batches is None and isinstance(saved_micro_batches, int)
+            and saved_micro_batches % comm.Get_size()):
+        raise UsageError(f"{path} was trained with {saved_micro_batches} micro-batches, which "
+                         f"{comm.Get_size()} MPI ranks cannot share: pass --micro-batches with a multiple "
+                         f"of {comm.Get_size()} (its steps then differ from the saved run's)")
+    overrides = {name: getattr(args, name)
+                 for name in ("batch_size", "seed", "micro_batches", "momentum", "weight_decay")
                  if getattr(args, name) is not None}
     if args.schedule is None and args.milestones is None:
         if args.lr is not None:
@@ -317,7 +312,8 @@ def _resume_overrides(args, header):
 
 def _resumed_trainer(args):
     overrides = _resume_overrides(args, checkpoint.read_header(args.resume))
-    trainer = training.Trainer.resume(args.resume, progress=not args.no_progress, **overrides)
+    trainer = training.Trainer.resume(args.resume, progress=not args.no_progress,
+                                      comm=distributed.command_comm(), **overrides)
     if trainer.epoch >= args.epochs:
         raise CommandError(f"{args.resume} already holds {_count(trainer.epoch, 'epoch')}; "
                            f"ask for more with --epochs")
@@ -342,17 +338,26 @@ def _describe(trainer):
     return f"{meta['model']} on {meta['dataset']}"
 
 
-@subcommand("train", "train a network and report its test accuracy", _train_arguments)
+def _parallelism(trainer):
+    """``2 threads``, ``1 thread, 4 micro-batches``, ``4 MPI ranks x 1 thread, 4 micro-batches``."""
+    text = _count(get_num_threads(), "thread")
+    if trainer.comm is not None:
+        text = f"{_count(trainer.size, 'MPI rank')} x {text}"
+    if trainer.micro_batches > 1:
+        text += f", {trainer.micro_batches} micro-batches"
+    return text
+
+
 def train(args):
-    if args.hidden and (args.model or "mlp") != "mlp":
-        raise UsageError(f"--hidden applies to the mlp model, not {args.model}")
+    _check_train_arguments(args)
     _check_plot_dependency(args.plot)
-    if args.threads:
-        set_num_threads(args.threads)
+    comm = distributed.command_comm()
+    if comm is not None and args.threads is None:  # this machine's cores shared by its ranks
+        set_num_threads(max(1, machine.usable_cores() // distributed.local_size(comm)))
     start = time.perf_counter()
     trainer, dataset = _resumed_trainer(args) if args.resume else _new_trainer(args)
     print(f"training {_describe(trainer)}: {len(dataset.train[0])} training and {len(dataset.test[0])} test "
-          f"samples, {_epoch_range(trainer.epoch + 1, args.epochs)}, {_count(get_num_threads(), 'thread')}",
+          f"samples, {_epoch_range(trainer.epoch + 1, args.epochs)}, {_parallelism(trainer)}",
           file=sys.stderr)
     save = args.save
     try:
@@ -368,7 +373,7 @@ def train(args):
           f"{_describe(trainer)}, {_count(trainer.epoch, 'epoch')}, {elapsed:.1f} s")
     if save:
         print(f"saved {save}")
-    if args.plot:
+    if args.plot and trainer.rank == 0:  # under mpirun, rank 0 writes
         training.plot_history(trainer.history, args.plot, title=_describe(trainer))
         print(f"wrote {args.plot}")
     return 0
@@ -381,14 +386,12 @@ def _evaluate_arguments(parser):
                         help="a file written by 'fastbp train --save'")
     parser.add_argument("--dataset", choices=training.DATASETS, default=None,
                         help="data set to test on (default: the one the model was trained on)")
-    parser.add_argument("--batch-size", type=_positive_int, default=1000, metavar="B",
+    parser.add_argument("--batch-size", type=int, default=1000, metavar="B",
                         help="evaluation batch size (default: %(default)s)")
     _add_data_arguments(parser)
 
 
 def _layout_of(model):
-    from .layers import Conv2D, Linear, Maxout
-
     first = next((layer for layer in model.layers if layer.params), None)
     if isinstance(first, Conv2D):
         return "image"
@@ -397,10 +400,10 @@ def _layout_of(model):
     raise CommandError("cannot tell the input layout of a model whose first layer is not Linear or Conv2D")
 
 
-@subcommand("evaluate", "report a saved model's test loss and accuracy", _evaluate_arguments)
 def evaluate(args):
-    if args.threads:
-        set_num_threads(args.threads)
+    set_threads(args.threads)
+    with library_checks("--batch-size"):
+        positive_int("batch_size", args.batch_size)
     state = checkpoint.load(args.checkpoint)
     meta = state.metadata
     dataset = args.dataset or meta.get("dataset")
@@ -437,34 +440,33 @@ def _optional_version(module):
     return getattr(imported, "__version__", "installed")
 
 
-def _info_arguments(parser):
-    pass
+def _mpi_text():
+    comm = distributed.command_comm()
+    if comm is None:
+        return f"not started by mpirun (mpi4py: {_optional_version('mpi4py')})"
+    return (f"{distributed.library_version()}; world size {comm.Get_size()}, "
+            f"{distributed.local_size(comm)} on this machine")
 
 
-@subcommand("info", "versions, numba threading layer, thread count and CPU", _info_arguments)
 def info(args):
-    import llvmlite.binding
     import numba
 
-    from .threads import threading_layer
-
-    layer, concurrent, fork = threading_layer()
-    unsafe = [what for what, holds in (("concurrent calls", concurrent), ("fork", fork)) if not holds]
-    layer += f" (NOT safe for {' or '.join(unsafe)})" if unsafe else " (safe for concurrent calls and fork)"
     rows = [
         ("fastbp", __version__),
         ("python", f"{platform.python_version()} ({platform.python_implementation()})"),
         ("numpy", np.__version__),
         ("numba", numba.__version__),
         ("llvmlite", _optional_version("llvmlite")),
-        ("threading layer", layer),
+        ("threading layer", machine.threading_layer_text()),
         ("threads", f"{get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})"),
-        ("cpu", f"{cpu_name()}; {_count(os.cpu_count(), 'logical core')}; LLVM target "
-                f"{llvmlite.binding.get_host_cpu_name()}"),
+        ("cpu", f"{machine.cpu_name()}; {_count(os.cpu_count(), 'logical core')}, "
+                f"{machine.usable_cores()} usable"),
+        ("compiled for", machine.isa_text()),
         ("platform", platform.platform()),
         ("scikit-learn", _optional_version("sklearn")),
         ("tqdm", _optional_version("tqdm")),
         ("matplotlib", _optional_version("matplotlib")),
+        ("mpi", _mpi_text()),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -479,22 +481,29 @@ def build_parser():
         prog=PROG, description="Train and evaluate backprop networks with fastbp's numba kernels.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_text, add_arguments, function) in _SUBCOMMANDS.items():
+    for name, help_text, add_arguments, run in [
+        ("train", "train a network and report its test accuracy", _train_arguments, train),
+        ("evaluate", "report a saved model's test loss and accuracy", _evaluate_arguments, evaluate),
+        ("info", "versions, numba threading layer, thread count, CPU and instruction set", None, info),
+    ]:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        add_arguments(sub)
-        sub.set_defaults(run=function, parser=sub)
-    for name, (help_text, _) in _PASSTHROUGH.items():
-        commands.add_parser(name, help=help_text, add_help=False)
+        if add_arguments:
+            add_arguments(sub)
+        sub.set_defaults(run=run, parser=sub)
+    commands.add_parser("bench", help=BENCH_HELP, add_help=False)  # run by main before parsing
     return parser
 
 
 def main(argv=None):
     """Run ``fastbp`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in _PASSTHROUGH:
-        return _PASSTHROUGH[argv[0]][1](argv[1:]) or 0
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if distributed.launched() and distributed.command_comm() is None:
+        return distributed.run_command(main, argv)  # started by mpirun: on every rank, rank 0 speaks
+    if argv[:1] == ["bench"]:  # it parses its own arguments
+        from .bench import compare
+
+        return compare.main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
     where = f"{PROG} {args.command}"
     try:
         return args.run(args) or 0

@@ -1,8 +1,7 @@
 """A chain of layers run in order."""
 
-from .layers.activations import ReLU
 from .layers.base import Layer
-from .layers.pooling import MaxPool2D
+from .layers.fused import fuse
 
 
 class Sequential:
@@ -11,6 +10,11 @@ class Sequential:
     ``params`` and ``grads`` are flat dicts keyed ``"{index}.{name}"`` (``"0.weight"``)
     holding the layers' live arrays. ``backward(dy)`` stores this call's gradients in
     ``grads``; ``backward(dy, accumulate=True)`` adds them (micro-batches).
+
+    Adjacent layers with a fused step (``layers.fused``: a ``ReLU`` directly followed by a
+    ``MaxPool2D``) run as that one step, with exactly the results of the layers one by one.
+    ``layers`` stays the list given; the steps are built from it, and again after it is
+    changed.
     """
 
     def __init__(self, *layers):
@@ -20,32 +24,29 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} must be a fastbp Layer, got {type(layer).__name__}")
         self.layers = list(layers)
+        self._built = (tuple(self.layers), fuse(self.layers))
+
+    def _steps(self):
+        """``[(index of the first layer, step)]`` for the current ``layers`` (rebuilt when the
+        list has changed): a function of the layers, never of a forward, so every thread
+        runs the same steps."""
+        layers, steps = self._built
+        if len(layers) != len(self.layers) or any(a is not b for a, b in zip(layers, self.layers)):
+            self._built = (tuple(self.layers), fuse(self.layers))
+            steps = self._built[1]
+        return steps
 
     def forward(self, x, training=True):
-        """Each layer's output into the next. A ReLU followed by a max pooling runs as one
-        pass (``ReLU.forward_then_max_pool``): the same results, a pass over the largest
-        activations fewer each way."""
-        layers = self.layers
-        i = 0
-        while i < len(layers):
-            fused = self._relu_then_max_pool(i)
+        """Each step's output into the next."""
+        for i, step in self._steps():
             try:
-                if fused:
-                    y = layers[i].forward_then_max_pool(x, layers[i + 1])
-                else:
-                    y = layers[i].forward(x, training)
-            except TypeError as error:
-                raise TypeError(f"layer {i} {layers[i]!r}: {error}") from error
-            except ValueError as error:
-                j = i + 1 if fused else i  # a ReLU takes any shape: the pooling refused it
-                if j == 0:
+                y = step.forward(x, training)
+            except (TypeError, ValueError) as error:
+                named = self._named(error, i, step, x)
+                if named is None:
                     raise
-                raise ValueError(
-                    f"layer {j} {layers[j]!r} cannot take the output of layer {j - 1} "
-                    f"{layers[j - 1]!r}, of shape {x.shape}: {error}"
-                ) from error
+                raise named from error
             x = y
-            i += 2 if fused else 1
         return x
 
     __call__ = forward
@@ -54,34 +55,21 @@ class Sequential:
         """Store every layer's parameter gradients in its grads (add them with
         ``accumulate=True``) and return dx; ``input_grad=False`` skips computing dx in the
         first layer (returning None), which a training step never reads."""
-        fused = self._fused_pairs()
-        i = len(self.layers) - 1
-        while i >= 0:
-            if i - 1 in fused:
-                dy = self.layers[i].backward_of_relu(dy, input_grad or i > 1)
-                i -= 2
-            else:
-                dy = self.layers[i].backward(dy, input_grad or i > 0, accumulate)
-                i -= 1
+        for i, step in reversed(self._steps()):
+            dy = step.backward(dy, input_grad or i > 0, accumulate)
         return dy
 
-    def _fused_pairs(self):
-        """The first index of every pair that forward runs as one (a function of the layers'
-        types only, so concurrent calls from several threads agree on it)."""
-        fused, i = set(), 0
-        while i < len(self.layers):
-            if self._relu_then_max_pool(i):
-                fused.add(i)
-                i += 2
-            else:
-                i += 1
-        return fused
-
-    def _relu_then_max_pool(self, i):
-        """Whether layers i and i + 1 are a ReLU and a max pooling that can run as one."""
-        layers = self.layers
-        return (i + 1 < len(layers) and type(layers[i]) is ReLU
-                and type(layers[i + 1]) is MaxPool2D)
+    def _named(self, error, i, step, x):
+        """The error of step i, naming its layer: a TypeError (input dtype) its first; a
+        ValueError (a shape refused) the layer that checks shapes, with the shape and the
+        layer before it (None for the first layer's shape: the caller's input)."""
+        if isinstance(error, TypeError):
+            return TypeError(f"layer {i} {self.layers[i]!r}: {error}")
+        j = i + getattr(step, "checks_shape", 0)
+        if j == 0:
+            return None
+        return ValueError(f"layer {j} {self.layers[j]!r} cannot take the output of layer "
+                          f"{j - 1} {self.layers[j - 1]!r}, of shape {x.shape}: {error}")
 
     @property
     def params(self):

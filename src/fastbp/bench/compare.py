@@ -12,14 +12,13 @@ import argparse
 import contextlib
 import datetime
 import json
-import os
-import platform
 import sys
 
 import numba
 import numpy as np
 
-from .. import __version__, get_num_threads, set_num_threads
+from .. import __version__, get_num_threads, machine, set_num_threads
+from .._validation import positive_int
 from . import numpy_peer, report, torch_peer
 from .kernels import KERNELS, kernel_ops
 from .networks import fastbp_step
@@ -34,21 +33,6 @@ PASSES = {
     "pool": {name: (name,) for name in KERNELS["pool"]},
 }
 GEMM_SIZE = 1024
-
-
-def usable_cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fastbp_passes(shape, dtype):
@@ -131,23 +115,21 @@ def select(tokens, parser):
 
 
 def parser():
-    # the argument types of the fastbp command: the same checks and messages (imported
-    # here, as the command imports this module)
-    from ..cli import _output_file, _positive_int, _threads
+    from ..cli import output_path  # the fastbp command's check of a path to write
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=_threads, default=None,
+    p.add_argument("--threads", type=int, default=None,
                    help="threads for every implementation (default: all usable cores)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--repeat", type=_positive_int, default=None,
+    p.add_argument("--repeat", type=int, default=None,
                    help="timed samples per implementation; the median is reported (default 5, 3 with --quick)")
     p.add_argument("--only", action="append", metavar="NAMES",
                    help="comma-separated shape names or families (conv, linear, pool, train); repeatable")
     p.add_argument("--quick", action="store_true",
                    help="fewer and shorter samples: a rough check, not figures to publish")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if importable")
-    p.add_argument("--json", metavar="PATH", type=_output_file, help="write the results as JSON")
-    p.add_argument("--plot", metavar="PATH", type=_output_file,
+    p.add_argument("--json", metavar="PATH", type=output_path, help="write the results as JSON")
+    p.add_argument("--plot", metavar="PATH", type=output_path,
                    help="draw the speed ratios as a PNG bar chart (matplotlib)")
     return p
 
@@ -155,9 +137,19 @@ def parser():
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
-    # every argument is checked by now or here, before the first timing
-    threads = args.threads or min(usable_cores(), numba.config.NUMBA_NUM_THREADS)
-    repeat = args.repeat or (3 if args.quick else 5)
+    # every argument is checked by now or here, by the library, before the first timing
+    threads = args.threads if args.threads is not None else min(machine.usable_cores(),
+                                                                numba.config.NUMBA_NUM_THREADS)
+    repeat = args.repeat if args.repeat is not None else (3 if args.quick else 5)
+    try:
+        with thread_count(threads, use_torch=False):  # set (the library checks it) and restored
+            pass
+    except ValueError as error:
+        p.error(f"argument --threads: {error}")
+    try:
+        positive_int("repeat", repeat)
+    except ValueError as error:
+        p.error(f"argument --repeat: {error}")
     shapes = select(args.only, p)
     if args.plot:
         try:
@@ -175,8 +167,7 @@ def main(argv=None):
     result = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "argv": list(sys.argv[1:] if argv is None else argv),
-        "cpu": cpu_name(),
-        "cores": usable_cores(),
+        **machine.describe(),  # cpu, cores, isa (what numba compiles for), threading_layer
         "threads": threads,
         "dtype": args.dtype,
         "repeat": repeat,

@@ -43,18 +43,23 @@ class Op:
     nbytes: int = 0
 
 
-def conv_ops(s, dtype):
+def conv_ops(s, dtype, family=None):
     """forward, backward_input, backward_weight, backward_bias of 2-D convolution, and
-    backward: dx and dw in one call, as the layer asks for them."""
+    backward: dx and dw in one call, as the layer asks for them. ``family`` names the
+    kernel family (``fastbp.kernels.conv2d.FAMILIES``; None: chosen by shape, as the layer
+    runs)."""
     x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
     y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
-    st, p, work = s.stride, s.pad, Workspace()
+    st, p, work, f = s.stride, s.pad, Workspace(), family
     return {
-        "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y, work), s.flops),
-        "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx, work), s.flops),
-        "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw, work), s.flops),
+        "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y, work, f), s.flops),
+        "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx, work, f),
+                             s.flops),
+        "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw, work, f),
+                              s.flops),
         "backward_bias": Op(lambda: conv2d_backward_bias(dy, db, False), dy.size),
-        "backward": Op(lambda: conv2d_backward(dy, x, w, st, st, p, p, dx, dw, work), 2 * s.flops),
+        "backward": Op(lambda: conv2d_backward(dy, x, w, st, st, p, p, dx, dw, work, False, f),
+                       2 * s.flops),
     }
 
 
@@ -170,9 +175,10 @@ BUILDERS = {
 }
 
 
-def kernel_ops(shape, dtype):
-    """``{kernel name: Op}`` for a catalogue shape of a kernel family, in ``dtype``."""
-    return BUILDERS[shape.family](shape, np.dtype(dtype))
+def kernel_ops(shape, dtype, **options):
+    """``{kernel name: Op}`` for a catalogue shape of a kernel family, in ``dtype``;
+    ``options`` go to the family's builder (``conv_ops(..., family=)``)."""
+    return BUILDERS[shape.family](shape, np.dtype(dtype), **options)
 
 
 def kernel_names(family):

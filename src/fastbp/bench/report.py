@@ -1,6 +1,8 @@
 """Presenting a comparison: a Markdown table for the terminal (and README) and a bar
 chart of the speed ratios."""
 
+from .. import machine
+
 RATIO_MEANING = "x PEER = PEER ms / fastbp ms: fastbp's speed relative to PEER (> 1: fastbp is faster)"
 
 
@@ -15,7 +17,8 @@ def header(result):
     versions = ", ".join(f"{name} {version}" for name, version in result["versions"].items())
     roof = result["roof"]
     return [
-        f"{result['date']} | {result['cpu']} ({result['cores']} cores) | "
+        f"{result['date']} | {result['cpu']} ({result['cores']} cores) | compiled for "
+        f"{machine.isa_text(result['isa'])} | "
         f"threads: {result['threads']} | {result['dtype']} | median of {result['repeat']}",
         versions,
         f"roof: {roof['what']}: {roof['gflops']:.1f} GFLOP/s",
@@ -60,8 +63,8 @@ def plot_ratios(result, path):
     ax.set_xticklabels([f"{row['shape']} {row['pass']}" for row in rows], rotation=60,
                        ha="right", fontsize=7)
     ax.set_ylabel("peer ms / fastbp ms (> 1: fastbp faster)", fontsize=8)
-    ax.set_title(f"fastbp vs peers: {result['dtype']}, threads: {result['threads']}, {result['cpu']}",
-                 fontsize=9)
+    ax.set_title(f"fastbp vs peers: {result['dtype']}, threads: {result['threads']}, {result['cpu']}, "
+                 f"compiled for {machine.isa_text(result['isa'])}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

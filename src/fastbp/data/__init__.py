@@ -1,13 +1,12 @@
 """Data sets and data handling: IDX files, MNIST-family loaders, digits, transforms, batching."""
 
-from .batching import BatchIterator, minibatches
+from .batching import minibatches, num_batches
 from .digits import load_digits
 from .idx import read_idx, write_idx
 from .mnist import ChecksumMismatchError, DatasetNotFoundError, load_fashion_mnist, load_mnist
 from .transforms import NormStats, normalize, one_hot, to_nchw, train_val_split
 
 __all__ = [
-    "BatchIterator",
     "ChecksumMismatchError",
     "DatasetNotFoundError",
     "NormStats",
@@ -15,6 +14,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_mnist",
     "minibatches",
+    "num_batches",
     "normalize",
     "one_hot",
     "read_idx",

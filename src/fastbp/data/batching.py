@@ -10,7 +10,7 @@ import numpy as np
 
 from .transforms import SeedLike
 
-__all__ = ["BatchIterator", "minibatches"]
+__all__ = ["minibatches", "num_batches"]
 
 
 def minibatches(
@@ -21,13 +21,17 @@ def minibatches(
     rng: SeedLike = None,
     drop_last: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(x[batch], y[batch])`` pairs covering each sample once.
+    """Yield ``(x[batch], y[batch])`` pairs covering each sample once: one epoch.
 
     Batches hold ``batch_size`` samples, the last one fewer unless ``drop_last``
     drops it. With ``shuffle`` the order is a permutation drawn from ``rng`` (a
     ``numpy.random.Generator``, or a seed for one: same seed, same order); without
     it batches are views in the original order. Arguments are checked on call: x and y
     must hold the same, non-zero number of samples.
+
+    For several epochs, call it once per epoch with the same generator: each epoch is
+    reshuffled, and the whole sequence is reproducible from the generator's seed (as
+    ``Trainer`` does). ``num_batches`` gives the number of batches per epoch.
     """
     x, y, batch_size = _check_batch_args(x, y, batch_size)
     n = len(x)
@@ -38,35 +42,6 @@ def minibatches(
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     """The number of batches ``minibatches`` yields for ``n`` samples."""
     return n // batch_size if drop_last else math.ceil(n / batch_size)
-
-
-class BatchIterator:
-    """Re-iterable mini-batches: each ``iter()`` is one epoch, reshuffled from one generator.
-
-    Seeding makes the whole sequence of epochs reproducible; ``len()`` is the number of
-    batches per epoch.
-    """
-
-    def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        batch_size: int,
-        shuffle: bool = True,
-        seed: SeedLike = None,
-        drop_last: bool = False,
-    ) -> None:
-        self.x, self.y, self.batch_size = _check_batch_args(x, y, batch_size)
-        n = len(self.x)
-        self.shuffle, self.drop_last = shuffle, drop_last
-        self._rng = np.random.default_rng(seed)
-        self._len = num_batches(n, self.batch_size, drop_last)
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return minibatches(self.x, self.y, self.batch_size, self.shuffle, self._rng, self.drop_last)
 
 
 def _check_batch_args(

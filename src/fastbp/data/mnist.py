@@ -98,17 +98,17 @@ def load_mnist(
     split: str = "train", root: str | os.PathLike | None = None, download: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load an MNIST split: images uint8 (N, 28, 28), labels int64 (N,)."""
-    return load_dataset(MNIST, split, root, download)
+    return _find_and_load(MNIST, split, root, download)
 
 
 def load_fashion_mnist(
     split: str = "train", root: str | os.PathLike | None = None, download: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load a Fashion-MNIST split: images uint8 (N, 28, 28), labels int64 (N,)."""
-    return load_dataset(FASHION_MNIST, split, root, download)
+    return _find_and_load(FASHION_MNIST, split, root, download)
 
 
-def load_dataset(
+def _find_and_load(
     spec: DatasetSpec, split: str, root: str | os.PathLike | None, download: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find (or download) and load ``split`` of the MNIST-format data set ``spec``."""

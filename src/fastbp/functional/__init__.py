@@ -1,8 +1,11 @@
 """Stateless forward and backward functions over NumPy arrays (float32 or float64).
 
 Every function validates its arguments, allocates its outputs in the input's dtype and
-calls the numba kernels in ``fastbp.kernels``.
+calls the numba kernels in ``fastbp.kernels``. ``Workspace`` keeps the kernels' scratch
+memory from call to call (``workspace=``).
 """
+
+from ..kernels.workspace import Workspace
 
 from .activations import (
     elu,
@@ -23,11 +26,16 @@ from .linear import linear, linear_backward
 from .losses import hinge_loss, logistic_loss, logistic_pm1_loss, mse_loss, softmax_cross_entropy
 from .maxout import maxout, maxout_backward, maxout_with_argmax
 from .pooling import (
+    MaxPoolRoutes,
     avg_pool2d,
     avg_pool2d_backward,
     max_pool2d,
     max_pool2d_backward,
+    max_pool2d_routes_backward,
     max_pool2d_with_argmax,
+    max_pool2d_with_routes,
+    relu_max_pool2d,
+    relu_max_pool2d_backward,
 )
 
 __all__ = [
@@ -50,6 +58,11 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_backward",
     "max_pool2d_with_argmax",
+    "max_pool2d_with_routes",
+    "max_pool2d_routes_backward",
+    "relu_max_pool2d",
+    "relu_max_pool2d_backward",
+    "MaxPoolRoutes",
     "avg_pool2d",
     "avg_pool2d_backward",
     "maxout",
@@ -60,4 +73,5 @@ __all__ = [
     "logistic_pm1_loss",
     "softmax_cross_entropy",
     "hinge_loss",
+    "Workspace",
 ]

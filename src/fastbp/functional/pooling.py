@@ -1,4 +1,6 @@
-"""Max and mean pooling over 2-D windows, NCHW."""
+"""Max and mean pooling over 2-D windows, NCHW, and max pooling of relu(x) in one pass."""
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from ..kernels.pooling import (
     max_pool2d_forward_planes as _max_forward_planes,
     max_pool2d_planes_scratch_size,
 )
+from .activations import relu, relu_backward
 
 
 def pool_geometry(x, kernel_size, stride, padding, what):
@@ -118,12 +121,86 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0):
         x, kernel_size, stride, padding, "max_pool2d"
     )
     dy = _checked_grad(dy, x, out_shape, "max_pool2d")
-    dx = np.empty(x.shape, x.dtype)
+    return max_pool2d_routes_backward(dy, max_pool2d_with_routes(x, kernel, stride, padding)[1])
+
+
+class MaxPoolRoutes(NamedTuple):
+    """What the backward of a max pooling needs, from its forward: where each window's
+    gradient goes. ``winner`` (uint8, which cell of a 2x2 window, and whether relu's
+    derivative there is 0) or ``argmax`` (int64 flat index into the plane) has the output's
+    shape; ``relu``: from ``relu_max_pool2d``; ``x``: its input, kept where relu's
+    derivative is not in ``winner``."""
+
+    x_shape: tuple
+    dtype: np.dtype
+    relu: bool
+    winner: object
+    argmax: object
+    x: object
+
+    @property
+    def out_shape(self):
+        return (self.argmax if self.winner is None else self.winner).shape
+
+
+def _routed(x, kernel_size, stride, padding, workspace, with_relu):
+    x, kernel, stride, padding, out_shape = pool_geometry(
+        x, kernel_size, stride, padding, "max_pool2d"
+    )
     if is_2x2(kernel, stride, padding):
-        _max_2x2_backward(dy, max_pool2d_2x2_with_winner(x, out_shape)[1], False, dx)
-    else:
-        _max_backward(dy, max_pool2d_with_argmax(x, kernel, stride, padding)[1], dx)
-    return dx
+        y, winner = max_pool2d_2x2_with_winner(x, out_shape, with_relu, workspace)
+        return y, MaxPoolRoutes(x.shape, x.dtype, with_relu, winner, None, None)
+    y, argmax = max_pool2d_with_argmax(relu(x) if with_relu else x, kernel, stride, padding,
+                                       workspace)
+    return y, MaxPoolRoutes(x.shape, x.dtype, with_relu, None, argmax, x if with_relu else None)
+
+
+def _route_back(dy, routes, through_relu, what):
+    if not isinstance(routes, MaxPoolRoutes):
+        raise TypeError(f"routes must be the MaxPoolRoutes a forward returned, got "
+                        f"{type(routes).__name__}")
+    if through_relu and not routes.relu:
+        raise ValueError(f"{what} needs the routes of relu_max_pool2d, not of "
+                         f"max_pool2d_with_routes")
+    dy = float_array("dy", dy, 4, "(N, C, OH, OW)")
+    if dy.dtype != routes.dtype:
+        raise TypeError(f"dy must be {routes.dtype} like the pooling's input, got {dy.dtype}")
+    same_shape("dy", dy, routes.out_shape, "the shape of max_pool2d's output")
+    dx = np.empty(routes.x_shape, routes.dtype)
+    if routes.winner is not None:
+        _max_2x2_backward(dy, routes.winner, through_relu, dx)
+        return dx
+    _max_backward(dy, routes.argmax, dx)
+    return relu_backward(dx, routes.x) if through_relu else dx
+
+
+def max_pool2d_with_routes(x, kernel_size, stride=None, padding=0, workspace=None):
+    """(y, routes): ``max_pool2d(x, ...)`` and what ``max_pool2d_routes_backward`` needs
+    (a ``MaxPoolRoutes``), so that the backward does not pool again. ``workspace`` as in
+    ``conv2d``."""
+    return _routed(x, kernel_size, stride, padding, workspace, False)
+
+
+def max_pool2d_routes_backward(dy, routes):
+    """dx (N, C, H, W): dy routed back to the first maximum of each window, by the routes
+    of ``max_pool2d_with_routes`` (or of ``relu_max_pool2d``: then the gradient with
+    respect to relu(x))."""
+    return _route_back(dy, routes, False, "max_pool2d_routes_backward")
+
+
+def relu_max_pool2d(x, kernel_size, stride=None, padding=0, workspace=None):
+    """(y, routes): y = ``max_pool2d(relu(x), ...)`` in one pass, relu(x) never stored (relu
+    commutes with max: the pooling reads x and relu touches only the window maxima), and
+    what ``relu_max_pool2d_backward`` needs. Bit for bit the two functions one after the
+    other, NaN and the sign of zero included."""
+    return _routed(x, kernel_size, stride, padding, workspace, True)
+
+
+def relu_max_pool2d_backward(dy, routes):
+    """dx (N, C, H, W) with respect to the x of ``relu_max_pool2d``: dy routed to each
+    window's first maximum, none where relu's derivative there is 0; bit for bit
+    ``relu_backward(max_pool2d_backward(dy, relu(x), ...), x)``."""
+    return _route_back(dy, routes, True, "relu_max_pool2d_backward")
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):

@@ -1,23 +1,31 @@
-"""2-D convolution passes (cross-correlation, as in every deep learning library), NCHW.
+"""2-D convolution passes (cross-correlation, as in every deep learning library), NCHW, and
+the table of the kernel families that compute them.
 
 Shapes: x (N, C, H, W), w (O, C, KH, KW), b (O,), y (N, O, OH, OW) with
 ``OH = (H + 2 * pad_h - KH) // stride_h + 1`` (likewise OW).
 
-Each pass picks its kernel from the shapes alone (so the choice, and the rounding, never
-depends on the thread count): stride 1 runs on shifted runs of the zero-padded planes
-(``conv2d_shifted``; small planes in a batch, where the padded rows would waste over a
-quarter of the work, with the batch as the vector axis instead: ``conv2d_batched``),
-other strides on gathered patches (``conv2d_patches``). Scratch
-comes from ``workspace`` (a new one when None), so a caller that keeps its workspace
-allocates only the outputs.
+``FAMILIES`` names every way a pass can be computed: a family of kernels (``batched``,
+``shifted``, ``patches``) and, where it has two loop forms, the variant (``patches_dots``,
+``patches_rows``), each with the shapes it accepts, the shapes it suits (where it is the
+default), its forward and backward and its scratch layout. A pass runs the first entry in
+``PREFERENCE[CPU_KIND]`` that accepts and suits its shapes, so the choice, and the
+rounding, depends on the shapes alone, never on the thread count; ``family=`` (a name or
+a family) asks for one instead, for tests and benchmarks. Scratch comes from
+``workspace`` (a new one when None), so a caller that keeps its workspace allocates only
+the outputs.
 """
 
-from numba import prange
-from ._jit import reduction_kernel
-import numba
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Callable, NamedTuple
 
+import numba
+from numba import prange
+
+from ._jit import reduction_kernel
 from .conv2d_batched import (
-    CHUNK,
+    batched_layout,
+    batched_partial_shape,
     batched_scratch_size,
     conv2d_batched_backward,
     conv2d_batched_forward,
@@ -26,99 +34,296 @@ from .conv2d_patches import (
     conv2d_patches_backward_input,
     conv2d_patches_backward_weight,
     conv2d_patches_forward,
+    patches_forward_layout,
+    patches_input_grad_layout,
+    patches_partial_shape,
     patches_scratch_size,
+    patches_weight_grad_layout,
 )
 from .conv2d_shifted import (
     conv2d_shifted_backward_input,
     conv2d_shifted_backward_weight,
     conv2d_shifted_forward,
-    shifted_scratch_size,
+    shifted_layout,
+    shifted_partial_shape,
 )
-from .partials import GROUP
+from .isa import MASKED_VECTORS
 from .workspace import Workspace
 
-
 MIN_BATCH_FOR_BATCHED = 8  # a vector of samples
+MIN_CHANNELS_FOR_DOTS = 4  # patches forward: below this, patch rows are too short for dot products
+MIN_DEPTH_FOR_DOTS = 32  # patches input gradient: fewer output channels make too short a dot product
 
 
-def _plan(workspace, x_shape, w_shape, y_shape, stride, pad, dtype):
-    """(kernel family: "batched", "shifted" or "patches", its scratch from workspace)."""
-    n_batch, c_in, height, width = x_shape
-    c_out, _, k_h, k_w = w_shape
-    out_h, out_w = y_shape[2:]
-    workspace = workspace or Workspace()
-    if stride != (1, 1):
-        size = patches_scratch_size(c_in, width, c_out, k_h, k_w, *stride, pad[1], out_h, out_w)
-        return "patches", workspace.per_thread("conv2d", size, dtype)
-    wasted = width + 2 * pad[1] - out_w  # columns per row that conv2d_shifted drops
-    if n_batch >= MIN_BATCH_FOR_BATCHED and 4 * wasted > out_w:
-        size = batched_scratch_size(*x_shape, c_out, out_h, out_w, *pad,
-                                    numba.config.NUMBA_NUM_THREADS)
-        return "batched", workspace.array("conv2d", (size,), dtype)
-    size = shifted_scratch_size(c_in, height, width, c_out, out_h, out_w, *pad)
-    return "shifted", workspace.per_thread("conv2d", size, dtype)
+class Geometry(NamedTuple):
+    """The shapes of one convolution, all a family's choice and kernels depend on."""
+
+    n_batch: int
+    c_in: int
+    height: int
+    width: int
+    c_out: int
+    k_h: int
+    k_w: int
+    out_h: int
+    out_w: int
+    stride_h: int
+    stride_w: int
+    pad_h: int
+    pad_w: int
+
+    @classmethod
+    def of(cls, x_shape, w_shape, y_shape, stride_h, stride_w, pad_h, pad_w):
+        c_out, _, k_h, k_w = w_shape
+        return cls(*x_shape, c_out, k_h, k_w, *y_shape[2:], stride_h, stride_w, pad_h, pad_w)
+
+    @property
+    def n_taps(self):
+        return self.c_in * self.k_h * self.k_w
+
+    @property
+    def wasted(self):
+        """Columns per output row that the shifted family computes and drops."""
+        return self.width + 2 * self.pad_w - self.out_w
 
 
-def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None):
+@dataclass(frozen=True)
+class Family:
+    """One entry of ``FAMILIES``.
+
+    ``forward(g, x, w, b, y, workspace)`` writes y; ``backward(g, dy, x, w, dx, dw, workspace,
+    accumulate)`` writes dx unless it is None and dw (adding with ``accumulate``) unless it
+    is None, when x may be None too. ``accepts(g)``: whether its kernels compute shapes g
+    (``needs`` says what they need otherwise); ``suits(g, pass_)``: whether it is the
+    default for the pass ("forward" or "backward") among the families before it in
+    ``PREFERENCE``. ``kernels``: what runs, in words; ``layout``: the kernels' scratch
+    layouts, the functions that give both the sizes the launchers allocate and the offsets
+    the kernels slice.
+    """
+
+    name: str
+    family: str
+    variant: str
+    kernels: str
+    accepts: Callable
+    needs: str
+    suits: Callable
+    forward: Callable
+    backward: Callable
+    layout: tuple
+
+
+# -- batched: stride 1, the batch as the vector axis ------------------------------------
+
+def _batched_scratch(g, workspace, dtype):
+    size = batched_scratch_size(g.n_batch, g.c_in, g.height, g.width, g.c_out, g.out_h,
+                                g.out_w, g.pad_h, g.pad_w, numba.config.NUMBA_NUM_THREADS)
+    return workspace.array("conv2d", (size,), dtype)
+
+
+def _batched_forward(g, x, w, b, y, workspace):
+    conv2d_batched_forward(x, w, b, g.pad_h, g.pad_w, y, _batched_scratch(g, workspace, x.dtype))
+
+
+def _batched_backward(g, dy, x, w, dx, dw, workspace, accumulate):
+    """One kernel for both gradients, so that dy is copied into its layout once."""
+    scratch = _batched_scratch(g, workspace, w.dtype)
+    if dw is None:  # x and partial unused: None, so numba compiles the dx-only kernel
+        x = partial_sums = None
+    else:
+        partial_sums = workspace.array(
+            "conv2d partial", batched_partial_shape(g.n_batch, g.c_out, g.n_taps, g.out_h), w.dtype)
+    conv2d_batched_backward(dy, x, w, g.pad_h, g.pad_w, dx, dw, scratch, partial_sums, accumulate)
+
+
+# -- shifted: stride 1, shifted runs of the zero-padded planes ---------------------------
+
+def _shifted_scratch(g, workspace, dtype):
+    _, _, size = shifted_layout(g.c_in, g.height, g.width, g.c_out, g.out_h, g.out_w,
+                                g.pad_h, g.pad_w)
+    return workspace.per_thread("conv2d", size, dtype)
+
+
+def _shifted_forward(g, x, w, b, y, workspace):
+    conv2d_shifted_forward(x, w, b, g.pad_h, g.pad_w, y, _shifted_scratch(g, workspace, x.dtype))
+
+
+def _shifted_backward(g, dy, x, w, dx, dw, workspace, accumulate):
+    scratch = _shifted_scratch(g, workspace, w.dtype)
+    if dx is not None:
+        conv2d_shifted_backward_input(dy, w, g.pad_h, g.pad_w, dx, scratch)
+    if dw is not None:
+        partial_sums = workspace.array(
+            "conv2d partial", shifted_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
+        conv2d_shifted_backward_weight(dy, x, g.pad_h, g.pad_w, dw, scratch, partial_sums,
+                                       accumulate)
+
+
+# -- patches: any stride, gathered patches times the weights ------------------------------
+
+def _patches_scratch(g, workspace, dtype):
+    size = patches_scratch_size(g.c_in, g.width, g.c_out, g.k_h, g.k_w, g.stride_h, g.stride_w,
+                                g.pad_w, g.out_h, g.out_w)
+    return workspace.per_thread("conv2d", size, dtype)
+
+
+def _patches_forward(g, x, w, b, y, workspace, by_dots):
+    conv2d_patches_forward(x, w, b, g.stride_h, g.stride_w, g.pad_h, g.pad_w, y,
+                           _patches_scratch(g, workspace, x.dtype), by_dots)
+
+
+def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
+    """``by_dots`` picks dx's loop form; dw has one."""
+    scratch = _patches_scratch(g, workspace, w.dtype)
+    if dx is not None:
+        conv2d_patches_backward_input(dy, w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dx,
+                                      scratch, by_dots)
+    if dw is not None:
+        partial_sums = workspace.array(
+            "conv2d partial", patches_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
+        conv2d_patches_backward_weight(dy, x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dw,
+                                       scratch, partial_sums, accumulate)
+
+
+PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout)
+
+
+def _stride_1(g):
+    return g.stride_h == 1 and g.stride_w == 1
+
+
+def _any_shape(g):
+    return True
+
+
+def _always(g, pass_):
+    return True
+
+
+#: Every way to compute a pass, by name. ``family=`` takes a name or a family (the first
+#: of its variants that suits the shapes, else its first).
+FAMILIES = {f.name: f for f in (
+    Family(
+        name="batched", family="batched", variant="",
+        kernels="conv2d_batched: forward and dx as sums of shifted rows (shifted_sums_2), dw "
+                "as dot products (shifted_dots), on chunks of up to 64 samples copied to "
+                "(C, Hp, Wp, samples) order",
+        accepts=_stride_1, needs="stride 1",
+        # small planes in a batch, where the shifted family's dropped columns would waste
+        # over a quarter of the work
+        suits=lambda g, pass_: (g.n_batch >= MIN_BATCH_FOR_BATCHED
+                                and 4 * g.wasted > g.out_w),
+        forward=_batched_forward, backward=_batched_backward, layout=(batched_layout,),
+    ),
+    Family(
+        name="shifted", family="shifted", variant="",
+        kernels="conv2d_shifted: forward and dx as sums of shifted runs of the zero-padded "
+                "planes (shifted_sums_2), dw as dot products (shifted_dots), sample by sample",
+        accepts=_stride_1, needs="stride 1", suits=_always,
+        forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
+    ),
+    Family(
+        name="patches_dots", family="patches", variant="dots",
+        kernels="conv2d_patches: gathered patches; forward and dx as dot products over "
+                "contiguous rows (gemm_nt), dw by gemm_nt",
+        accepts=_any_shape, needs="",
+        suits=lambda g, pass_: (g.c_in >= MIN_CHANNELS_FOR_DOTS if pass_ == "forward"
+                                else g.c_out >= MIN_DEPTH_FOR_DOTS),
+        forward=partial(_patches_forward, by_dots=True),
+        backward=partial(_patches_backward, by_dots=True),
+        layout=PATCHES_LAYOUT,
+    ),
+    Family(
+        name="patches_rows", family="patches", variant="rows",
+        kernels="conv2d_patches: gathered patches; forward and dx in axpy form over rows "
+                "(gemm_nn), dw by gemm_nt",
+        accepts=_any_shape, needs="", suits=_always,
+        forward=partial(_patches_forward, by_dots=False),
+        backward=partial(_patches_backward, by_dots=False),
+        layout=PATCHES_LAYOUT,
+    ),
+)}
+
+#: The default: each pass runs the first of these that accepts and suits its shapes. One
+#: order per kind of CPU (``isa``); where an instruction set changes which family wins,
+#: its order (or its own entries) goes here.
+PREFERENCE = {
+    "avx512": ("batched", "shifted", "patches_dots", "patches_rows"),
+    "avx2": ("batched", "shifted", "patches_dots", "patches_rows"),
+}
+CPU_KIND = "avx512" if MASKED_VECTORS else "avx2"
+
+#: What ``family=`` takes: an entry's name, or a family with variants (its variant then
+#: chosen by shape).
+NAMES = (*FAMILIES, *sorted({f.family for f in FAMILIES.values()} - set(FAMILIES)))
+
+
+def named(name):
+    """The entries ``family=name`` may run, in preference order: the one of that name, or
+    the variants of that family (none: an unknown name)."""
+    return [FAMILIES[n] for n in PREFERENCE[CPU_KIND] if name in (n, FAMILIES[n].family)]
+
+
+def refusal(name, g):
+    """Why ``family=name`` cannot run shapes g, or None when it can."""
+    entries = named(name)
+    if not entries:
+        return f"family must be None or one of {', '.join(NAMES)}, got {name!r}"
+    if not any(f.accepts(g) for f in entries):
+        stride = (g.stride_h, g.stride_w)
+        return f"conv2d family {name!r} needs {entries[0].needs}, got stride {stride}"
+    return None
+
+
+@lru_cache(maxsize=1024)
+def choose(g, pass_, name=None):
+    """The entry that runs ``pass_`` ("forward" or "backward") on shapes g: the first in
+    preference order (of ``named(name)`` when given) that accepts and suits g, else the
+    first that accepts g (a family asked for by name on shapes it does not suit). The
+    caller has checked ``name`` (``refusal``)."""
+    order = named(name) if name is not None else [FAMILIES[n] for n in PREFERENCE[CPU_KIND]]
+    candidates = [f for f in order if f.accepts(g)]
+    for f in candidates:
+        if f.suits(g, pass_):
+            return f
+    return candidates[0]
+
+
+def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None, family=None):
     """Writes y (N, O, OH, OW):
     ``y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj]``."""
-    family, scratch = _plan(workspace, x.shape, w.shape, y.shape, (stride_h, stride_w),
-                            (pad_h, pad_w), x.dtype)
-    if family == "batched":
-        conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch)
-    elif family == "shifted":
-        conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch)
-    else:
-        conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch)
+    g = Geometry.of(x.shape, w.shape, y.shape, stride_h, stride_w, pad_h, pad_w)
+    choose(g, "forward", family).forward(g, x, w, b, y, workspace or Workspace())
 
 
 def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspace=None,
-                    accumulate=False):
+                    accumulate=False, family=None):
     """Writes dx (N, C, H, W) unless it is None, and dw (O, C, KH, KW) unless it is None
-    (adds the gradient to dw with ``accumulate``).
+    (adds the gradient to dw with ``accumulate``); x may be None when dw is.
 
     dx is the convolution of the stride-dilated dy with the flipped, channel-transposed
     kernel (see ``conv2d_patches_backward_input``);
     ``dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw]``.
     Asking for both at once lets the batched family copy dy into its layout once.
     """
-    workspace = workspace or Workspace()
-    family, scratch = _plan(workspace, x.shape, w.shape, dy.shape, (stride_h, stride_w),
-                            (pad_h, pad_w), x.dtype)
-    n_batch, c_out, n_taps = x.shape[0], w.shape[0], w[0].size
-    if family == "batched":
-        jobs = (n_batch + CHUNK - 1) // CHUNK * dy.shape[2]
-        partial = workspace.array("conv2d partial", (jobs, c_out, n_taps), w.dtype)
-        conv2d_batched_backward(dy, x, w, pad_h, pad_w, x if dx is None else dx,
-                                w if dw is None else dw, scratch, partial, dx is not None,
-                                dw is not None, accumulate)
-        return
-    if dx is not None:
-        if family == "shifted":
-            conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch)
-        else:
-            conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch)
-    if dw is None:
-        return
-    if family == "shifted":
-        partial = workspace.array("conv2d partial", ((n_batch + GROUP - 1) // GROUP, c_out, n_taps),
-                                  dw.dtype)
-        conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate)
-    else:
-        partial = workspace.array("conv2d partial", ((n_batch + GROUP - 1) // GROUP, n_taps, c_out),
-                                  dw.dtype)
-        conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch,
-                                       partial, accumulate)
+    g = Geometry.of((x if dx is None else dx).shape, w.shape, dy.shape, stride_h, stride_w,
+                    pad_h, pad_w)
+    choose(g, "backward", family).backward(g, dy, x, w, dx, dw, workspace or Workspace(),
+                                           accumulate)
 
 
-def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None):
+def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None,
+                          family=None):
     """Writes dx (N, C, H, W) alone: ``conv2d_backward`` without dw."""
-    conv2d_backward(dy, dx, w, stride_h, stride_w, pad_h, pad_w, dx, None, workspace)
+    conv2d_backward(dy, None, w, stride_h, stride_w, pad_h, pad_w, dx, None, workspace,
+                    family=family)
 
 
-def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspace=None):
+def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspace=None,
+                           family=None):
     """Writes dw (O, C, KH, KW) alone: ``conv2d_backward`` without dx."""
-    conv2d_backward(dy, x, dw, stride_h, stride_w, pad_h, pad_w, None, dw, workspace)
+    conv2d_backward(dy, x, dw, stride_h, stride_w, pad_h, pad_w, None, dw, workspace,
+                    family=family)
 
 
 @reduction_kernel

@@ -76,20 +76,36 @@ def unpack_row(row, bias, out):
 
 
 @serial_kernel
-def batched_scratch_size(n_batch, c_in, height, width, c_out, out_h, out_w, pad_h, pad_w,
-                         threads):
-    """Elements of scratch: one chunk of the padded input and (for the backward) of the
-    output in the chunked layout, then two padded rows of a chunk for each of ``threads``
-    threads."""
-    nb = min(n_batch, CHUNK)
-    padded = line_up(nb * c_in * (height + 2 * pad_h) * (width + 2 * pad_w))
-    return padded + line_up(nb * c_out * out_h * out_w) + threads * row_pair_size(width + 2 * pad_w)
-
-
-@serial_kernel
 def row_pair_size(padded_w):
     """Elements of a thread's two rows of a chunk, for output or padded input rows."""
     return line_up(2 * padded_w * CHUNK)
+
+
+@serial_kernel
+def batched_layout(n_batch, c_in, height, width, c_out, out_h, out_w, pad_h, pad_w):
+    """The scratch layout, in elements: (grads, rows, forward_rows, row_pair). At 0, one
+    chunk of the padded input in (C, Hp, Wp, nb) order; in the backward, one chunk of dy in
+    (OH, O, OW, nb) order at ``grads`` and thread t's two padded rows of a chunk at
+    ``rows + t * row_pair``; in the forward, which has no dy, those at
+    ``forward_rows + t * row_pair``."""
+    nb = min(n_batch, CHUNK)
+    grads = line_up(nb * c_in * (height + 2 * pad_h) * (width + 2 * pad_w))
+    rows = grads + line_up(nb * c_out * out_h * out_w)
+    return grads, rows, grads, row_pair_size(width + 2 * pad_w)
+
+
+@serial_kernel
+def batched_scratch_size(n_batch, c_in, height, width, c_out, out_h, out_w, pad_h, pad_w,
+                         threads):
+    """Elements of scratch (``batched_layout``) for ``threads`` threads."""
+    _, rows, _, row_pair = batched_layout(n_batch, c_in, height, width, c_out, out_h, out_w,
+                                          pad_h, pad_w)
+    return rows + threads * row_pair
+
+
+def batched_partial_shape(n_batch, c_out, n_taps, out_h):
+    """Shape of the weight gradient's per-job sums: one (O, C*KH*KW) per (chunk, output row)."""
+    return ((n_batch + CHUNK - 1) // CHUNK * out_h, c_out, n_taps)
 
 
 @reduction_kernel
@@ -97,7 +113,7 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
     """y (N, O, OH, OW) = b + the stride-1 correlation of x with w, chunk after chunk (so
     that a chunk's copies stay in cache): x copied to (C, Hp, Wp, nb) order, then jobs
     (channel pair, output row), each summing two output rows in a thread's scratch rows
-    and moving them out of the layout. scratch as ``batched_scratch_size``."""
+    and moving them out of the layout. scratch as ``batched_layout``."""
     n_batch, c_in, height, width = x.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
@@ -106,8 +122,8 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
     in_size = c_in * padded_h * padded_w  # per sample
     coef = in_four_columns(w.reshape(c_out, n_taps))
     offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1]), n_batch)
-    rows_start = line_up(min(n_batch, CHUNK) * in_size)  # the thread rows follow the input
-    row_pair = row_pair_size(padded_w)
+    _, _, rows_start, row_pair = batched_layout(n_batch, c_in, height, width, c_out, out_h,
+                                                out_w, pad_h, pad_w)
     pairs = (c_out + 1) // 2
     for chunk in range((n_batch + CHUNK - 1) // CHUNK):
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
@@ -131,12 +147,12 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
 
 
 @reduction_kernel
-def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, want_dx, want_dw,
-                            accumulate):
-    """For stride 1, dx (N, C, H, W) when ``want_dx`` and dw (O, C, KH, KW) when ``want_dw``,
-    chunk after chunk, from one packed copy of the chunk's dy in (OH, O, OW, nb) order
-    (output row i, all channels, is one block) and, for dw, one of x in (C, Hp, Wp, nb)
-    order. Only dx's shape is read when dx is not wanted, and only x's when dw is not.
+def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, accumulate):
+    """For stride 1, dx (N, C, H, W) unless dx is None and dw (O, C, KH, KW) unless dw is
+    None (then x and partial may be None too), chunk after chunk, from one packed copy of
+    the chunk's dy in (OH, O, OW, nb) order (output row i, all channels, is one block) and,
+    for dw, one of x in (C, Hp, Wp, nb) order. numba compiles one version per pair of
+    gradients asked for, the other pass left out.
 
     dx is the full convolution of dy with the flipped kernel, per padded dx row r:
     ``dx[c, r, kj + j, :] += sum_o w[o, c, ki, kj] * dy[r - ki, o, j, :]`` over the taps
@@ -144,26 +160,27 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
     summing its rows in a thread's scratch rows and moving them out of the layout.
 
     dw: per (chunk, output row i) job, the dot products of dy's row i (all channels,
-    columns and samples) with the input run of every tap; partial (chunks * OH, O,
-    C*KH*KW) holds one sum per job, added in job order (and to dw with ``accumulate``).
-    scratch as ``batched_scratch_size``.
+    columns and samples) with the input run of every tap; partial
+    (``batched_partial_shape``) holds one sum per job, added in job order (and to dw with
+    ``accumulate``). scratch as ``batched_layout``.
     """
-    n_batch, c_in, height, width = dx.shape
-    c_out, _, k_h, k_w = w.shape
-    out_h, out_w = dy.shape[2], dy.shape[3]
+    n_batch, c_out, out_h, out_w = dy.shape
+    c_in, k_h, k_w = w.shape[1], w.shape[2], w.shape[3]
+    height, width = out_h + k_h - 1 - 2 * pad_h, out_w + k_w - 1 - 2 * pad_w  # stride 1
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
     in_size = c_in * padded_h * padded_w  # per sample
     out_size = c_out * out_h * out_w
-    grads_start = line_up(min(n_batch, CHUNK) * in_size)
-    rows_start = grads_start + line_up(min(n_batch, CHUNK) * out_size)
-    row_pair = row_pair_size(padded_w)
+    grads_start, rows_start, _, row_pair = batched_layout(n_batch, c_in, height, width, c_out,
+                                                          out_h, out_w, pad_h, pad_w)
     coef = in_four_columns(w.reshape(c_out, n_taps).T)
     dx_offsets = chunk_offsets(row_offsets(c_out, out_w, coef.shape[1]), n_batch)
     dw_offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps), n_batch)
     pairs = (c_in + 1) // 2
     per_channel = k_h * k_w
-    x_jobs = c_in if want_dw else 0
+    x_jobs = 0
+    if dw is not None:
+        x_jobs = c_in
     for chunk in range((n_batch + CHUNK - 1) // CHUNK):
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
         length = out_w * nb  # of a packed row
@@ -171,13 +188,14 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
         grads = scratch[grads_start:grads_start + nb * out_size]
         for job in prange(x_jobs + c_out):
             if job < x_jobs:
-                pack(x, n0, job, pad_h, pad_w,
-                     inputs.reshape(c_in, padded_h, padded_w, nb)[job])
+                if dw is not None:
+                    pack(x, n0, job, pad_h, pad_w,
+                         inputs.reshape(c_in, padded_h, padded_w, nb)[job])
             else:
                 o = job - x_jobs
                 pack(dy, n0, o, 0, 0, grads.reshape(out_h, c_out, out_w, nb)[:, o])
 
-        if want_dx:
+        if dx is not None:
             shifts = dx_offsets[0] if nb == CHUNK else dx_offsets[1]
             for job in prange(pairs * height):
                 c, r = 2 * (job // height), job % height + pad_h  # padding rows: not needed
@@ -200,12 +218,12 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, wa
                     unpack_row(planes[p - c, pad_w * nb:(pad_w + width) * nb],
                                dx.dtype.type(-0.0), dx[n0:n0 + nb, p, r - pad_h])
 
-        if want_dw:
+        if dw is not None:
             shifts = dw_offsets[0] if nb == CHUNK else dw_offsets[1]
             rows = grads.reshape(out_h, c_out, length)
             for i in prange(out_h):
                 acc = partial[chunk * out_h + i]
                 zero(acc)
                 shifted_dots(rows[i], inputs[i * padded_w * nb:], shifts, length, acc)
-    if want_dw:
+    if dw is not None:
         sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)

@@ -6,7 +6,13 @@ the output plane is small, or a band of output rows of one sample when it is lar
 the whole batch), so that a block's patches stay in the L2 cache. Padding is never stored:
 patches hold zeros where a tap falls outside the input. The blocking depends on the shapes
 only, so results are bit-identical whatever the thread count. Block scratch is carved from
-``scratch[get_thread_id()]`` ((threads, n) with n at least ``patches_scratch_size``).
+``scratch[get_thread_id()]`` ((threads, n) with n at least ``patches_scratch_size``), as
+each pass's ``patches_*_layout`` says.
+
+The forward and the input gradient each come in two loop forms, the variants of this
+family: dot products over contiguous patch rows (``gemm_nt``, ``by_dots``) or the axpy
+form over rows (``gemm_nn``), which wins where the dot products would be short
+(``conv2d.FAMILIES`` chooses); the weight gradient has one form.
 """
 
 import numpy as np
@@ -20,8 +26,6 @@ from .windows import valid_columns
 from .workspace import line_up
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
-MIN_CHANNELS_FOR_DOTS = 4  # forward: below this, patch rows are too short for dot products
-MIN_DEPTH_FOR_DOTS = 32  # input gradient: fewer output channels make too short a dot product
 
 
 @serial_kernel
@@ -40,21 +44,60 @@ def padded_depth(depth):
 
 
 @serial_kernel
-def band_width(width, pad_w, out_w, stride_w, k_w):
-    """Columns of the zero-padded input band the forward pass copies rows into."""
-    return max(width + 2 * pad_w, (out_w - 1) * stride_w + k_w)
+def band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w):
+    """(rows, columns) of the zero-padded input band the forward by dots copies a block's
+    input rows into (per channel)."""
+    rows = blocking(out_h, out_w)[1]
+    return ((rows - 1) * stride_h + k_h,
+            max(width + 2 * pad_w, (out_w - 1) * stride_w + k_w))
+
+
+@serial_kernel
+def patches_forward_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
+                           out_w, length):
+    """A thread's scratch row for the forward of a block of ``length`` positions, in
+    elements: (band, patches_t, size). At 0, the block's output (O, L); by dots, the input
+    band at ``band`` and the patch rows (L, padded depth) at ``patches_t``; in the axpy
+    form, the patches (C*KH*KW, L) at ``band``. The scratch is sized for a full block."""
+    n_taps = c_in * k_h * k_w
+    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
+    band = line_up(c_out * length)
+    patches_t = band + line_up(band_rows * band_w * c_in)
+    return band, patches_t, max(patches_t + length * padded_depth(n_taps), band + n_taps * length)
+
+
+@serial_kernel
+def patches_input_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
+                              out_w):
+    """A thread's scratch row for the input gradient, in elements: (grad_t, taps, size).
+    At 0, a block of dy (O, L) (axpy form); at ``grad_t``, the same transposed (L, O) (by
+    dots); at ``taps``, the block's tap sums (C*KH*KW, L)."""
+    per_block, rows = blocking(out_h, out_w)
+    block = per_block * rows * out_w
+    grad_t = line_up(c_out * block)
+    taps = 2 * grad_t
+    return grad_t, taps, taps + c_in * k_h * k_w * block
+
+
+@serial_kernel
+def patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
+                               out_w):
+    """A thread's scratch row for the weight gradient, in elements: (block, grad, size).
+    Blocks of at most ``GROUP`` samples, of ``block`` positions: at 0, their patches
+    (C*KH*KW, L); at ``grad``, their dy (O, L)."""
+    per_block, rows = blocking(out_h, out_w)
+    block = min(per_block, GROUP) * rows * out_w
+    grad = line_up(c_in * k_h * k_w * block)
+    return block, grad, grad + c_out * block
 
 
 @serial_kernel
 def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w):
-    """Scratch per thread, in elements, for any of the three passes."""
-    n_taps = c_in * k_h * k_w
+    """Scratch per thread, in elements, for any of the three passes (their layouts)."""
+    args = (c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
     per_block, rows = blocking(out_h, out_w)
-    block = per_block * rows * out_w
-    band = ((rows - 1) * stride_h + k_h) * band_width(width, pad_w, out_w, stride_w, k_w) * c_in
-    forward = line_up(c_out * block) + max(line_up(band) + block * padded_depth(n_taps),
-                                           n_taps * block)
-    return max(forward, 2 * line_up(c_out * block) + n_taps * block)
+    return max(patches_forward_layout(*args, per_block * rows * out_w)[2],
+               patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[2])
 
 
 @serial_kernel
@@ -151,18 +194,17 @@ def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w
 
 
 @reduction_kernel
-def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch):
+def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch, by_dots):
     """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj].
 
     Per block, out (O, L) = w (O, C*KH*KW) @ patches (C*KH*KW, L): with ``gemm_nt`` over
-    patch rows when C >= ``MIN_CHANNELS_FOR_DOTS``, otherwise in axpy form. Parallel over
-    blocks, each owning its cells of y.
+    patch rows ``by_dots``, otherwise in axpy form. Parallel over blocks, each owning its
+    cells of y. scratch as ``patches_forward_layout``.
     """
     n_batch, _, _, width = x.shape
     c_out, c_in, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     n_taps = c_in * k_h * k_w
-    by_dots = c_in >= MIN_CHANNELS_FOR_DOTS
     weights = w.reshape(c_out, n_taps)
     # Taps in patch-row order, zero-padded to a whole number of vectors (see padded_depth).
     weights_hwc = np.zeros((c_out, padded_depth(n_taps)), w.dtype)
@@ -176,8 +218,9 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     row_blocks = (out_h + rows - 1) // rows
-    band_w = band_width(width, pad_w, out_w, stride_w, k_w)
-    band_size = ((rows - 1) * stride_h + k_h) * band_w * c_in
+    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
+    band_size = band_rows * band_w * c_in
+    depth = weights_hwc.shape[1]
     for job in prange(((n_batch + per_block - 1) // per_block) * row_blocks):
         n0 = (job // row_blocks) * per_block
         n1 = min(n_batch, n0 + per_block)
@@ -186,17 +229,17 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
         segment = (r1 - r0) * out_w
         length = (n1 - n0) * segment
         buffer = scratch[get_thread_id()]
+        band_at, patches_t_at, _ = patches_forward_layout(c_in, width, c_out, k_h, k_w,
+                                                          stride_h, stride_w, pad_w, out_h,
+                                                          out_w, length)
         out = buffer[:c_out * length].reshape(c_out, length)
-        rest = buffer[line_up(c_out * length):]
         if by_dots:
-            band = rest[:band_size].reshape((rows - 1) * stride_h + k_h, band_w, c_in)
-            depth = weights_hwc.shape[1]
-            start = line_up(band_size)
-            patches_t = rest[start:start + length * depth].reshape(length, depth)
+            band = buffer[band_at:band_at + band_size].reshape(band_rows, band_w, c_in)
+            patches_t = buffer[patches_t_at:patches_t_at + length * depth].reshape(length, depth)
             forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, band, patches_t, out)
         else:
-            patches = rest[:n_taps * length].reshape(n_taps, length)
+            patches = buffer[band_at:band_at + n_taps * length].reshape(n_taps, length)
             forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, patches, out)
         for n in range(n0, n1):
@@ -209,7 +252,7 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
 
 
 @reduction_kernel
-def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch):
+def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch, by_dots):
     """dx (N, C, H, W): the convolution of the stride-dilated upstream gradient with the
     flipped, channel-transposed kernel.
 
@@ -219,10 +262,10 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
     Its non-zero terms are exactly the products ``dy[n, o, i, j] * w[o, c, ki, kj]`` with
     ``r = i*sh + ki - ph`` and ``s = j*sw + kj - pw``, so it is evaluated in that order (a
     transposed convolution): per block, ``taps (C*KH*KW, L) = w.T @ dy_block`` (``gemm_nt``
-    over O when O >= ``MIN_DEPTH_FOR_DOTS``, else ``gemm_nn``), then each row of taps is
-    added onto the dx cells it reaches. The dilation
-    zeros are never multiplied. Parallel over blocks of samples: each iteration owns
-    those samples' dx and adds into it in a fixed order.
+    over O ``by_dots``, else ``gemm_nn``), then each row of taps is added onto the dx
+    cells it reaches. The dilation zeros are never multiplied. Parallel over blocks of
+    samples: each iteration owns those samples' dx and adds into it in a fixed order.
+    scratch as ``patches_input_grad_layout``.
     """
     n_batch, c_in, height, width = dx.shape
     c_out, _, k_h, k_w = w.shape
@@ -231,18 +274,18 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
     w_t = np.empty((n_taps, c_out), w.dtype)
     transpose(w.reshape(c_out, n_taps), w_t)
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
-    by_dots = c_out >= MIN_DEPTH_FOR_DOTS
     per_block, rows = blocking(out_h, out_w)
+    block = per_block * rows * out_w
+    grad_t_at, taps_at, _ = patches_input_grad_layout(c_in, width, c_out, k_h, k_w, stride_h,
+                                                      stride_w, pad_w, out_h, out_w)
     for job in prange((n_batch + per_block - 1) // per_block):
         n0 = job * per_block
         n1 = min(n_batch, n0 + per_block)
         dx[n0:n1] = 0
-        block = per_block * rows * out_w
         buffer = scratch[get_thread_id()]
-        start = line_up(c_out * block)
         grad = buffer[:c_out * block].reshape(c_out, block)
-        grad_t = buffer[start:start + c_out * block].reshape(block, c_out)
-        taps = buffer[2 * start:2 * start + n_taps * block].reshape(n_taps, block)
+        grad_t = buffer[grad_t_at:grad_t_at + c_out * block].reshape(block, c_out)
+        taps = buffer[taps_at:taps_at + n_taps * block].reshape(n_taps, block)
         for r0 in range(0, out_h, rows):
             r1 = min(out_h, r0 + rows)
             segment = (r1 - r0) * out_w
@@ -280,6 +323,11 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
                                 dst[j * stride_w + shift] += src[base + j]
 
 
+def patches_partial_shape(n_batch, c_out, n_taps):
+    """Shape of the weight gradient's partial sums: one (C*KH*KW, O) per group of samples."""
+    return ((n_batch + GROUP - 1) // GROUP, n_taps, c_out)
+
+
 @reduction_kernel
 def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch, partial,
                                    accumulate):
@@ -288,9 +336,10 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
     The correlation of the input with the upstream gradient: per block,
     ``patches (C*KH*KW, L) @ dy_block.T`` with ``gemm_nt``. Samples are split into fixed
     groups of ``GROUP``; the groups' partial sums are computed in parallel and added in
-    group order (and to dw with ``accumulate``): partial is (ceil(N / GROUP), C*KH*KW, O).
+    group order (and to dw with ``accumulate``): partial is ``patches_partial_shape``.
+    scratch as ``patches_weight_grad_layout``.
     """
-    n_batch, c_in, _, _ = x.shape
+    n_batch, c_in, _, width = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     n_taps = c_in * k_h * k_w
@@ -298,14 +347,14 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
     per_block, rows = blocking(out_h, out_w)
     per_block = min(per_block, GROUP)
     n_groups = (n_batch + GROUP - 1) // GROUP
-    block = per_block * rows * out_w
+    block, grad_at, _ = patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h,
+                                                   stride_w, pad_w, out_h, out_w)
     for g in prange(n_groups):
         acc = partial[g]
         zero(acc)
         buffer = scratch[get_thread_id()]
-        start = line_up(n_taps * block)
         patches_buffer = buffer[:n_taps * block]
-        grad_buffer = buffer[start:start + c_out * block]
+        grad_buffer = buffer[grad_at:grad_at + c_out * block]
         group_end = min(n_batch, (g + 1) * GROUP)
         for n0 in range(g * GROUP, group_end, per_block):
             n1 = min(group_end, n0 + per_block)

@@ -11,8 +11,8 @@ upstream gradient hold zeros in those dropped columns.
 
 Each sample is one parallel job (a fixed group of ``GROUP`` samples for the weight
 gradient, combined in group order), so results do not depend on the thread count.
-``scratch`` is (threads, n) with n at least ``*_scratch_size``: job scratch is the row of
-the thread running it (``numba.get_thread_id``), so nothing is allocated per job.
+``scratch`` is (threads, n) with n at least ``shifted_layout``'s size: job scratch is the
+row of the thread running it (``numba.get_thread_id``), so nothing is allocated per job.
 """
 
 import numpy as np
@@ -67,11 +67,20 @@ def widen(planes, padded_w, out):
 
 
 @serial_kernel
-def shifted_scratch_size(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w):
-    """Scratch per thread, in elements, for any of the three passes."""
+def shifted_layout(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w):
+    """A thread's scratch row, in elements: (wide, planes, size). The forward and the
+    weight gradient put the zero-padded x planes (C * Hp * Wp) at 0 and the O wide rows of
+    L (output or dy) at ``wide``; the input gradient the wide dy rows at 0 and the padded
+    dx planes at ``planes``. ``size``: enough for either."""
     padded_w = width + 2 * pad_w
-    planes = line_up(c_in * (height + 2 * pad_h) * padded_w)
-    return planes + line_up(c_out * wide_length(out_h, out_w, padded_w))
+    plane_size = c_in * (height + 2 * pad_h) * padded_w
+    wide_size = c_out * wide_length(out_h, out_w, padded_w)
+    return line_up(plane_size), line_up(wide_size), line_up(plane_size) + line_up(wide_size)
+
+
+def shifted_partial_shape(n_batch, c_out, n_taps):
+    """Shape of the weight gradient's partial sums: one (O, C*KH*KW) per group of samples."""
+    return ((n_batch + GROUP - 1) // GROUP, c_out, n_taps)
 
 
 @reduction_kernel
@@ -88,9 +97,9 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
     coef = in_four_columns(w.reshape(c_out, n_taps))
     offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1])
     plane_size = c_in * padded_h * padded_w
+    start, _, _ = shifted_layout(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w)
     for n in prange(n_batch):
         buffer = scratch[get_thread_id()]
-        start = line_up(plane_size)
         padded = buffer[:plane_size]
         wide = buffer[start:start + c_out * length].reshape(c_out, length)
         pad_planes(x[n], pad_h, pad_w, padded)
@@ -124,10 +133,10 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
     length = wide_length(out_h, out_w, padded_w)
     coef = in_four_columns(w.reshape(c_out, n_taps).T)
     rows = row_offsets(c_out, length, coef.shape[1])
+    _, start, _ = shifted_layout(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w)
     for n in prange(n_batch):
         buffer = scratch[get_thread_id()]
         wide_dy = buffer[:c_out * length]
-        start = line_up(c_out * length)
         padded = buffer[start:start + c_in * plane].reshape(c_in, plane)
         widen(dy[n], padded_w, wide_dy.reshape(c_out, length))
         zero(padded)
@@ -152,7 +161,7 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
 def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate):
     """dw (O, C, KH, KW) for stride 1: dw[o, tap] = sum over samples of the dot product of
     wide dy row o with the padded x shifted by the tap's offset (``shifted_dots``).
-    partial (ceil(N / GROUP), O, C*KH*KW): one sum per group of samples, added in order
+    partial (``shifted_partial_shape``): one sum per group of samples, added in order
     (and to dw with ``accumulate``)."""
     n_batch, c_in, height, width = x.shape
     c_out, _, k_h, k_w = dw.shape
@@ -163,9 +172,9 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, ac
     offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps)
     plane_size = c_in * padded_h * padded_w
     n_groups = (n_batch + GROUP - 1) // GROUP
+    start, _, _ = shifted_layout(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w)
     for g in prange(n_groups):
         buffer = scratch[get_thread_id()]
-        start = line_up(plane_size)
         padded = buffer[:plane_size]
         wide_dy = buffer[start:start + c_out * length].reshape(c_out, length)
         acc = partial[g]

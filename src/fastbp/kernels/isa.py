@@ -41,11 +41,4 @@ def masked_vectors(features=None):
     return "avx512f" in (compiled_features() if features is None else features)
 
 
-def describe():
-    """A short description for benchmark headers and ``fastbp info``: the CPU name numba
-    compiles for and whether that includes AVX-512."""
-    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
-    return f"{name} ({'AVX-512' if masked_vectors() else 'no AVX-512'})"
-
-
 MASKED_VECTORS = masked_vectors()

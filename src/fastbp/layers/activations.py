@@ -16,6 +16,9 @@ class _Activation(Layer):
         ignored_dtype(dtype)
         self.options = options
 
+    def config(self):
+        return dict(self.options)
+
     def forward(self, x, training=True):
         x = self._check_input(x)
         self._cache = x
@@ -25,22 +28,12 @@ class _Activation(Layer):
         x = self._cached()
         return self._backward(dy, x, **self.options) if input_grad else None
 
-    def extra_repr(self):
-        return ", ".join(f"{k}={v}" for k, v in self.options.items())
-
 
 class ReLU(_Activation):
     """max(x, 0)."""
 
     _forward = staticmethod(F.relu)
     _backward = staticmethod(F.relu_backward)
-
-    def forward_then_max_pool(self, x, pool):
-        """``pool.forward(self.forward(x))`` in one pass, relu(x) never stored (see
-        ``MaxPool2D.forward_of_relu``); ``pool.backward_of_relu`` is then the backward of
-        both. Either layer's own backward still works."""
-        self._cache = self._check_input(x)
-        return pool.forward_of_relu(self._cache)
 
 
 class LeakyReLU(_Activation):

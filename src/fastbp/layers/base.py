@@ -1,11 +1,12 @@
 """The contract every layer follows."""
 
+import inspect
 import threading
 
 import numpy as np
 
 from .._validation import FLOAT_DTYPES, float_array, native_byte_order, same_shape
-from ..kernels.workspace import Workspace
+from ..functional import Workspace
 
 
 def float_dtype(dtype):
@@ -17,6 +18,14 @@ def float_dtype(dtype):
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
+
+
+def weight_and_bias(weight_shape, bias_shape, bias):
+    """``{"weight": weight_shape, "bias": bias_shape}``, without the bias unless ``bias``
+    (a bool, else TypeError): what a weight layer's ``param_shapes`` returns."""
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be a bool, got {bias!r}")
+    return {"weight": weight_shape, "bias": bias_shape} if bias else {"weight": weight_shape}
 
 
 def ignored_dtype(dtype):
@@ -136,8 +145,24 @@ class Layer:
             raise RuntimeError(f"{self!r}: backward called before forward")
         return self._cache
 
+    def config(self):
+        """The constructor's keyword arguments that rebuild this layer (with fresh weights):
+        ``type(layer)(**layer.config())``. JSON-able (tuples become lists): checkpoints
+        store it, and ``repr`` shows it. Layers with arguments override it next to their
+        ``__init__``; ``dtype`` is included where the layer has one."""
+        return {}
+
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
 
     def extra_repr(self):
-        return ""
+        """``config()`` as arguments, the leading required ones by position:
+        ``5, 3, bias=True, dtype='float32'``."""
+        parameters = inspect.signature(type(self)).parameters
+        parts, by_position = [], True
+        for name, value in self.config().items():
+            parameter = parameters.get(name)
+            by_position = by_position and parameter is not None and parameter.default is parameter.empty \
+                and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+            parts.append(repr(value) if by_position else f"{name}={value!r}")
+        return ", ".join(parts)

@@ -5,7 +5,7 @@ import numpy as np
 from .. import functional as F
 from .._validation import pair, positive_int
 from ..init import initial_weight, make_rng
-from .base import Layer
+from .base import Layer, weight_and_bias
 
 
 class Conv2D(Layer):
@@ -30,6 +30,17 @@ class Conv2D(Layer):
         if bias:
             self._add_param("bias", np.zeros(self.out_channels, dtype))
 
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
+                "bias": "bias" in self.params, "dtype": self.dtype.name}
+
+    @staticmethod
+    def param_shapes(in_channels, out_channels, kernel_size, bias=True, **_):
+        """``{name: shape}`` of the parameters ``Conv2D(**config)`` holds, without allocating them."""
+        n_in, n_out = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
+        return weight_and_bias((n_out, n_in, *pair("kernel_size", kernel_size, 1)), (n_out,), bias)
+
     def forward(self, x, training=True):
         x = self._check_input(x)
         y = F.conv2d(x, self.params["weight"], self.params.get("bias"), self.stride, self.padding,
@@ -42,7 +53,3 @@ class Conv2D(Layer):
             dy, self._cached(), self.params["weight"], self.stride, self.padding, input_grad,
             self.workspace, **self._grad_targets(accumulate),
         )[0]
-
-    def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")

@@ -17,6 +17,9 @@ class Dropout(Layer):
         self.p = real_number("p", p, 0.0, 1.0, high_open=True)
         self.rng = make_rng(seed, rng)
 
+    def config(self):
+        return {"p": self.p}  # the generator's state is saved apart, by checkpoints
+
     def forward(self, x, training=True):
         x = self._check_input(x)
         if training and self.p > 0.0:
@@ -31,6 +34,3 @@ class Dropout(Layer):
         scale = self._cached()
         dy = self._check_grad(dy, scale.shape, scale.dtype)
         return dy * scale if input_grad else None
-
-    def extra_repr(self):
-        return f"p={self.p}"

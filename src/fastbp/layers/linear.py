@@ -5,7 +5,7 @@ import numpy as np
 from .. import functional as F
 from .._validation import positive_int
 from ..init import initial_weight, make_rng
-from .base import Layer
+from .base import Layer, weight_and_bias
 
 
 class Linear(Layer):
@@ -25,6 +25,16 @@ class Linear(Layer):
         if bias:
             self._add_param("bias", np.zeros(self.out_features, dtype))
 
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": "bias" in self.params, "dtype": self.dtype.name}
+
+    @staticmethod
+    def param_shapes(in_features, out_features, bias=True, **_):
+        """``{name: shape}`` of the parameters ``Linear(**config)`` holds, without allocating them."""
+        n_in, n_out = positive_int("in_features", in_features), positive_int("out_features", out_features)
+        return weight_and_bias((n_out, n_in), (n_out,), bias)
+
     def forward(self, x, training=True):
         x = self._check_input(x)
         y = F.linear(x, self.params["weight"], self.params.get("bias"))
@@ -34,6 +44,3 @@ class Linear(Layer):
     def backward(self, dy, input_grad=True, accumulate=False):
         return F.linear_backward(dy, self._cached(), self.params["weight"], input_grad,
                                  self.workspace, **self._grad_targets(accumulate))[0]
-
-    def extra_repr(self):
-        return f"{self.in_features}, {self.out_features}, bias={'bias' in self.params}"

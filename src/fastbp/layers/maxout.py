@@ -5,7 +5,7 @@ import numpy as np
 from .. import functional as F
 from .._validation import positive_int
 from ..init import initial_weight, make_rng
-from .base import Layer
+from .base import Layer, weight_and_bias
 
 
 class Maxout(Layer):
@@ -26,6 +26,17 @@ class Maxout(Layer):
         if bias:
             self._add_param("bias", np.zeros((self.out_features, self.pieces), dtype))
 
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "pieces": self.pieces, "bias": "bias" in self.params, "dtype": self.dtype.name}
+
+    @staticmethod
+    def param_shapes(in_features, out_features, pieces, bias=True, **_):
+        """``{name: shape}`` of the parameters ``Maxout(**config)`` holds, without allocating them."""
+        n_in, n_out = positive_int("in_features", in_features), positive_int("out_features", out_features)
+        k = positive_int("pieces", pieces)
+        return weight_and_bias((n_out, k, n_in), (n_out, k), bias)
+
     def forward(self, x, training=True):
         x = self._check_input(x)
         self._cache = x
@@ -36,6 +47,3 @@ class Maxout(Layer):
                                        self.params.get("bias"), input_grad)
         self._store(accumulate, weight=dw, bias=db)
         return dx
-
-    def extra_repr(self):
-        return f"{self.in_features}, {self.out_features}, pieces={self.pieces}"

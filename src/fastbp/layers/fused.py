@@ -1,0 +1,78 @@
+"""Adjacent layers that ``Sequential`` runs as one step: one pass over the data where the
+layers one by one would make two, with exactly their results.
+
+A fusion is a class registered for a pair of layer types with ``@fusion(First, Second)``
+(exact types: a subclass may change what the layer computes). ``Sequential`` builds one
+from the two layers, ``cls(first, second)``, wherever they follow each other
+(``fuse``). It has a layer's ``forward(x, training)`` and ``backward(dy, input_grad,
+accumulate)``, does its work through a functional pair (``fastbp.functional``), and keeps
+what its backward needs in the two layers' per-thread caches, each as that layer's own
+forward would have left it: a fused step holds no state of its own, so one model can run
+in several threads, the steps can be rebuilt at any time, and either layer's own backward
+still works after the fused forward. To add a fusion: its functional pair, then a class
+here.
+"""
+
+from .. import functional as F
+from .activations import ReLU
+from .pooling import MaxPool2D
+
+FUSIONS = {}  # (type of the first layer, type of the second) -> fused step class
+
+
+def fusion(first, second):
+    """Class decorator: register a fused step for a ``first`` layer directly followed by a
+    ``second``."""
+    def register(cls):
+        FUSIONS[first, second] = cls
+        return cls
+    return register
+
+
+def fuse(layers):
+    """The steps that run ``layers`` in order: ``[(index of the step's first layer, step)]``,
+    a step being a layer or a fused pair, pairs taken from the left. A function of the
+    layers' types alone."""
+    steps, i = [], 0
+    while i < len(layers):
+        fused = FUSIONS.get((type(layers[i]), type(layers[i + 1]))) if i + 1 < len(layers) else None
+        if fused is None:
+            steps.append((i, layers[i]))
+            i += 1
+        else:
+            steps.append((i, fused(layers[i], layers[i + 1])))
+            i += 2
+    return steps
+
+
+@fusion(ReLU, MaxPool2D)
+class ReLUMaxPool2D:
+    """A ReLU and the max pooling after it in one pass (``F.relu_max_pool2d``): relu
+    commutes with max, so the pooling reads the pre-activations and relu touches only the
+    pooled values; the backward routes dy straight to x (``F.relu_max_pool2d_backward``)."""
+
+    #: Which of the two layers a ValueError (a shape refused) is about: a ReLU takes any.
+    checks_shape = 1
+
+    def __init__(self, relu, pool):
+        self.layers = (relu, pool)
+
+    def forward(self, x, training=True):
+        relu, pool = self.layers
+        x = relu._check_input(x)
+        y, routes = F.relu_max_pool2d(x, pool.kernel_size, pool.stride, pool.padding,
+                                      pool.workspace)
+        relu._cache, pool._cache = x, routes  # as relu.forward(x), pool.forward(relu(x))
+        return y
+
+    def backward(self, dy, input_grad=True, accumulate=False):
+        relu, pool = self.layers
+        routes = pool._cached()
+        if not routes.relu:
+            raise RuntimeError(f"{self!r}: backward needs this pair's forward "
+                               f"(relu_max_pool2d) before it, not {pool!r}'s alone")
+        dy = pool._check_grad(dy, routes.out_shape, routes.dtype)
+        return F.relu_max_pool2d_backward(dy, routes) if input_grad else None
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.layers[0]!r}, {self.layers[1]!r})"
