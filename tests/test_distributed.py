@@ -380,7 +380,7 @@ def _mpi_env(**more):
     return env
 
 
-def mpirun(ranks, args, timeout=300, **env):
+def mpirun(ranks, args, timeout=600, **env):
     command = [*_mpirun_prefix(ranks), "-n", str(ranks), sys.executable, "-m", "fastbp", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_mpi_env(**env))
 
