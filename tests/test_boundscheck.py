@@ -13,7 +13,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 KERNEL_TESTS = ["test_affine.py", "test_conv.py", "test_pooling.py", "test_activations.py",
-                "test_losses.py", "test_maxout.py", "test_layers.py", "test_optim.py"]
+                "test_losses.py", "test_maxout.py", "test_layers.py", "test_optim.py",
+                "test_batchnorm.py", "test_conv_groups.py", "test_conv_transpose.py"]
 
 
 def test_kernel_tests_pass_with_every_array_access_bounds_checked(tmp_path):

@@ -79,7 +79,7 @@ def test_info_reports_versions_threads_and_cpu(capsys):
     (["train", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
     (["train", "--lr", "-0.1"], "lr must be a finite number in (0.0, inf], got -0.1"),
     (["train", "--lr", "nan"], "lr must be a finite number in (0.0, inf], got nan"),
-    (["train", "--model", "resnet"], "--model: invalid choice"),
+    (["train", "--model", "vgg"], "--model: invalid choice"),
     (["train", "--dataset", "cifar"], "--dataset: invalid choice"),
     (["train", "--threads", "100000"], "argument --threads: n=100000 exceeds"),
     (["train", "--weight-decay", "-1"], "weight_decay must be a finite number in [0.0, inf], got -1.0"),

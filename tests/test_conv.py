@@ -33,7 +33,9 @@ CASES = [
 ]
 
 
-FAMILIES = list(table.FAMILIES)  # batched, shifted, patches_dots, patches_rows
+# batched, shifted, patches_dots, patches_rows: the families of ungrouped convolutions
+# (depthwise takes groups == C only: tests/test_conv_groups.py)
+FAMILIES = [name for name in table.FAMILIES if name != "depthwise"]
 
 
 def _takes(family, stride):
@@ -139,7 +141,7 @@ def test_family_names_and_strides_are_checked(rng):
     dy = np.ones((2, 4, 3, 3), np.float32)
     with pytest.raises(ValueError, match="family 'shifted' needs stride 1"):
         F.conv2d_backward(dy, x, w, 2, family="shifted")
-    with pytest.raises(ValueError, match="one of batched, shifted, patches_dots, patches_rows, patches"):
+    with pytest.raises(ValueError, match="one of depthwise, batched, shifted, patches_dots, patches_rows, patches"):
         F.conv2d(x, w, family="im2col")
     with pytest.raises(TypeError, match="family must be None or a str"):
         F.conv2d(x, w, family=1)
@@ -244,7 +246,7 @@ def test_conv2d_reused_workspace_gives_the_same_results(family, stride, rng):
     for n, size in [(6, 12), (3, 9), (6, 12)]:
         x = rng.standard_normal((n, 3, size, size)).astype(np.float32)
         w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
-        y = F.conv2d(x, w, None, stride, 1, workspace, family=family)
+        y = F.conv2d(x, w, None, stride, 1, workspace=workspace, family=family)
         np.testing.assert_array_equal(y, F.conv2d(x, w, None, stride, 1, family=family))
         dy = rng.standard_normal(y.shape).astype(np.float32)
         for got, fresh in zip(

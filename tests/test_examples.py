@@ -75,6 +75,15 @@ def test_lenet_on_digits(capsys):
     assert accuracy_of(capsys.readouterr().out) > 50
 
 
+def test_resnet_on_digits(tmp_path, capsys):
+    path = tmp_path / "resnet.npz"
+    assert load("resnet").main(["--dataset", "digits", "--epochs", "2", "--batch-size", "32",
+                                "--no-progress", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert accuracy_of(out) > 80 and "s per epoch" in out
+    assert path.exists()
+
+
 def test_autoencoder_on_digits(tmp_path, capsys):
     png = tmp_path / "ae.png"
     assert load("autoencoder").main(["--dataset", "digits", "--hidden", "32", "16", "--epochs", "3",
@@ -145,7 +154,8 @@ def help_entries(text):
     return {option: " ".join(words.split()) for option, words in entries.items()}
 
 
-@pytest.mark.parametrize("name", ["worked_example", "xor", "mnist_mlp", "lenet", "autoencoder", "demo"])
+@pytest.mark.parametrize("name", ["worked_example", "xor", "mnist_mlp", "lenet", "resnet", "autoencoder",
+                                  "demo"])
 def test_examples_have_help(name, monkeypatch, capsys):
     assert run_as_script(name, ["--help"], monkeypatch) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -77,10 +78,55 @@ def test_build_classifier_by_name():
     (lambda: models.mlp(10, hidden=[8, -1]), ValueError, "hidden"),
     (lambda: models.mlp(10, activation="swish"), ValueError, "activation"),
     (lambda: models.lenet5(3), ValueError, "image_size"),
-    (lambda: models.build_classifier("resnet", (8, 8)), ValueError, "unknown model"),
+    (lambda: models.build_classifier("vgg", (8, 8)), ValueError, "unknown model"),
+    (lambda: models.build_classifier("resnet", (8, 6)), ValueError, "square"),
+    (lambda: models.resnet(28, widths=(8, 16), blocks=(1,)), ValueError, "one entry per stage"),
+    (lambda: models.resnet(28, widths=(8, 0)), ValueError, "widths"),
     (lambda: models.build_classifier("lenet", (8, 6)), ValueError, "square"),
     (lambda: models.autoencoder(10, hidden=[]), ValueError, "hidden"),
 ])
 def test_bad_builder_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("size", [28, 8])
+@pytest.mark.parametrize("separable", [False, True])
+def test_resnet_structure_and_output_shape(rng, size, separable):
+    model = models.resnet(size, separable=separable, seed=1)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "BatchNorm2D", "ReLU", *["Residual", "ReLU"] * 3, "GlobalAvgPool2D", "Linear"]
+    first, second, third = (model.layers[i] for i in (3, 5, 7))
+    assert first.shortcut is None and second.shortcut is not None and third.shortcut is not None
+    assert second.block.layers[0].stride == (2, 2) and second.shortcut.layers[0].kernel_size == (1, 1)
+    if separable:
+        assert second.block.layers[0].groups == 16
+    x = rng.standard_normal((3, 1, size, size)).astype(np.float32)
+    assert model.forward(x).shape == (3, 10)
+    assert model.forward(x, training=False).shape == (3, 10)
+    assert "bias" not in second.block.layers[0].params and "bias" not in second.shortcut.layers[0].params
+    again = models.resnet(size, separable=separable, seed=1)
+    assert all(np.array_equal(again.params[name], a) for name, a in model.params.items())
+
+
+def test_resnet_options_and_build_classifier():
+    model = models.resnet(16, 3, 5, widths=(4, 8), blocks=(2, 1), dtype=np.float64)
+    assert [type(layer).__name__ for layer in model.layers].count("Residual") == 3
+    assert model.forward(np.zeros((2, 3, 16, 16))).shape == (2, 5)
+    model, layout = models.build_classifier("resnet", (8, 8), num_classes=4)
+    assert layout == "image" and model.forward(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 4)
+
+
+def test_resnet_trains_from_the_command_and_evaluates(tmp_path, capsys):
+    from fastbp import checkpoint, cli
+
+    path = tmp_path / "resnet.npz"
+    assert cli.main(["train", "--model", "resnet", "--dataset", "digits", "--epochs", "2",
+                     "--batch-size", "32", "--no-progress", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "resnet on digits" in out
+    accuracy = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))
+    assert accuracy > 80
+    assert "buffers" in checkpoint.read_header(path)
+    assert cli.main(["evaluate", str(path)]) == 0
+    assert float(re.search(r"test accuracy ([\d.]+)%", capsys.readouterr().out).group(1)) == accuracy

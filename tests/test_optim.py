@@ -267,3 +267,13 @@ def test_schedule_config_round_trip_and_errors():
         optim.Constant(0.1)(-1)
     with pytest.raises(ValueError, match="schedule config"):
         optim.schedule_from_config({"type": "Exponential"})
+
+
+def test_a_restored_optimiser_keeps_the_decay_rule_it_was_built_with():
+    params = {"W1": np.ones((2, 2), np.float32), "b1": np.ones(2, np.float32)}
+    opt = optim.SGD(params, 0.1, weight_decay=0.5, decay={"W1"})
+    restored = optim.optimizer_from_state_dict(
+        {k: v.copy() for k, v in params.items()}, opt.state_dict())
+    assert restored.decayed == opt.decayed == {"W1": True, "b1": False}
+    with pytest.raises(ValueError, match="must list parameters of this optimiser"):
+        restored.load_state_dict({**opt.state_dict(), "decayed": ["W9"]})

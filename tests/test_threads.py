@@ -20,11 +20,26 @@ def _calls(rng, dtype):
     wd = rng.standard_normal((33, 5, 3, 3)).astype(dtype)  # long enough for dot products
     xd = rng.standard_normal((5, 5, 11, 9)).astype(dtype)
     dyd = rng.standard_normal((5, 33, 6, 5)).astype(dtype)
+    wg = rng.standard_normal((10, 1, 3, 3)).astype(dtype)  # depthwise, multiplier 2
+    dyg = rng.standard_normal((5, 10, 6, 5)).astype(dtype)
+    wb = rng.standard_normal((6, 1, 3, 3)).astype(dtype)
+    dyb3 = rng.standard_normal((70, 6, 6, 5)).astype(dtype)
+    dydd = rng.standard_normal((5, 33, 11, 9)).astype(dtype)
     deep_dy = rng.standard_normal((130, 140)).astype(dtype)  # dot products in linear_backward
     deep_x, deep_w = a[:, :40].repeat(19, axis=0)[:130], rng.standard_normal((140, 40)).astype(dtype)
     calls = {
         "conv2d": lambda: [F.conv2d(x, w, None, 2, 1)],
         "conv2d_backward": lambda: F.conv2d_backward(dy, x, w, 2, 1),
+        # dilation and groups: the depthwise kernels (strided and dilated, and stride 1),
+        # a dilated convolution, and the same group by group (patches, batched)
+        "conv2d_dilated_grouped": lambda: [
+            F.conv2d(xd, wg, None, 2, 2, 2, 5), *F.conv2d_backward(dyg, xd, wg, 2, 2, 2, 5),
+            F.conv2d(xb, wb, None, 1, 1, 1, 3), *F.conv2d_backward(dyb3, xb, wb, 1, 1, 1, 3),
+            F.conv2d(xd, wd, None, 1, 2, 2), *F.conv2d_backward(dydd, xd, wd, 1, 2, 2),
+            F.conv2d(xd, wg, None, 2, 2, 2, 5, family="patches"),
+            *F.conv2d_backward(dyg, xd, wg, 2, 2, 2, 5, family="patches"),
+            F.conv2d(xb, wb, None, 1, 1, 1, 3, family="batched"),
+            *F.conv2d_backward(dyb3, xb, wb, 1, 1, 1, 3, family="batched")],
         "linear": lambda: [F.linear(a, wl)],
         "linear_backward": lambda: F.linear_backward(dyl, a, wl),
         "linear_backward_deep": lambda: F.linear_backward(deep_dy, deep_x, deep_w),
@@ -37,7 +52,7 @@ def _calls(rng, dtype):
         "losses": lambda: [np.array(F.softmax_cross_entropy(dyl, labels)[0]),
                            F.softmax_cross_entropy(dyl, labels)[1], np.array(F.mse_loss(a, a * 2)[0])],
     }
-    for family in FAMILIES:  # every conv2d family, stride 1 (and 2 where it takes it)
+    for family in (f for f in FAMILIES if f != "depthwise"):  # every ungrouped conv2d family, stride 1 (and 2 where it takes it)
         def conv(family=family):
             stride_2 = family.startswith("patches")
             return [F.conv2d(xb, w, None, 1, 1, family=family),
@@ -49,7 +64,9 @@ def _calls(rng, dtype):
     return calls
 
 
-CALLS = ["conv2d", "conv2d_backward", *(f"conv2d_{family}" for family in FAMILIES),
+CALLS = ["conv2d", "conv2d_backward",
+         *(f"conv2d_{family}" for family in FAMILIES if family != "depthwise"),
+         "conv2d_dilated_grouped",
          "linear", "linear_backward", "linear_backward_deep", "max_pool", "relu_max_pool",
          "avg_pool", "activations", "losses"]
 

@@ -136,25 +136,33 @@ def positive_int(name, value):
     return int(value)
 
 
-def window_output_size(in_hw, kernel_hw, stride_hw, pad_hw, what):
+def window_output_size(in_hw, kernel_hw, stride_hw, pad_hw, what, dilation_hw=(1, 1)):
     """(OH, OW) of a sliding window; ValueError when the kernel does not fit the padded input,
     or when the padding along an axis exceeds the input size, the kernel size - 1 and
     ``FREE_PADDING`` all three: more padding only adds outputs computed from zeros alone,
     and the padded input would be out of proportion to the data (``padding=2**30`` on a
     2x2 image asks for exabytes of scratch memory).
+
+    With ``dilation_hw`` (d), the window's taps sit d apart: it spans ``d * (k - 1) + 1``
+    input positions (the "kernel size" above), and ``OH = (H + 2p - d (KH - 1) - 1) // s + 1``.
     """
-    for size, k, p in zip(in_hw, kernel_hw, pad_hw):
+    dilated = dilation_hw != (1, 1)
+    span_hw = tuple(d * (k - 1) + 1 for k, d in zip(kernel_hw, dilation_hw))
+    for size, k, p in zip(in_hw, span_hw, pad_hw):
         if p > max(size, k - 1, FREE_PADDING):
+            kernel = "dilated kernel size - 1" if dilated else "kernel size - 1"
             raise ValueError(
                 f"{what}: padding {tuple(pad_hw)} must be at most the largest of the input size "
-                f"{tuple(in_hw)}, the kernel size - 1 {tuple(q - 1 for q in kernel_hw)} and "
+                f"{tuple(in_hw)}, the {kernel} {tuple(q - 1 for q in span_hw)} and "
                 f"{FREE_PADDING}, along each axis"
             )
     out = []
-    for size, k, s, p in zip(in_hw, kernel_hw, stride_hw, pad_hw):
+    for size, k, s, p in zip(in_hw, span_hw, stride_hw, pad_hw):
         if k > size + 2 * p:
+            kernel = (f"dilated kernel size {span_hw} (kernel_size {tuple(kernel_hw)}, dilation "
+                      f"{tuple(dilation_hw)})" if dilated else f"kernel size {tuple(kernel_hw)}")
             raise ValueError(
-                f"{what}: kernel size {tuple(kernel_hw)} is larger than the padded input "
+                f"{what}: {kernel} is larger than the padded input "
                 f"{tuple(i + 2 * q for i, q in zip(in_hw, pad_hw))} (input {tuple(in_hw)}, "
                 f"padding {tuple(pad_hw)})"
             )

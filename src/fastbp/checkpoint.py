@@ -9,7 +9,14 @@ File layout (a NumPy ``.npz`` archive, readable with ``allow_pickle=False``):
   hyper-parameters and step count, the epoch, the training history, and free-form
   ``training`` and ``metadata`` dicts;
 - ``param/<name>``: each parameter (``param/0.weight``);
-- ``optim/<buffer>/<name>``: each optimiser buffer (``optim/velocity/0.weight``).
+- ``optim/<buffer>/<name>``: each optimiser buffer (``optim/velocity/0.weight``);
+- ``buffer/<name>``: each layer buffer (batch norm's ``buffer/1.running_mean``), listed
+  with shape and dtype under the header's ``buffers`` (absent from files of models
+  without buffers, and from older files).
+
+A ``Sequential`` inside the model and a ``Residual`` are saved as ``{"type": "Sequential",
+"kwargs": {"layers": [...]}}`` and ``{"type": "Residual", "kwargs": {"block": {...},
+"shortcut": {...} or None}}``, their parts described the same way, recursively.
 
 Writes go to a temporary file beside the target that is renamed over it only once
 complete, so an interrupted save leaves the previous file intact; the file gets the
@@ -72,13 +79,101 @@ def register_layer(cls, kwargs_of=None, param_shapes=None):
                                      param_shapes or getattr(cls, "param_shapes", None))
 
 
-for _cls in (L.Linear, L.Conv2D, L.Maxout, L.MaxPool2D, L.AvgPool2D, L.Dropout, L.Flatten,
-             L.ReLU, L.LeakyReLU, L.Sigmoid, L.Tanh, L.ELU, L.Softplus):
+for _cls in (L.Linear, L.Conv2D, L.ConvTranspose2D, L.Maxout, L.BatchNorm1D, L.BatchNorm2D):
     register_layer(_cls)
+for _cls in (L.MaxPool2D, L.AvgPool2D, L.Dropout, L.Flatten, L.ReLU, L.LeakyReLU, L.Sigmoid, L.Tanh,
+             L.ELU, L.Softplus, L.GlobalAvgPool2D):
+    register_layer(_cls, param_shapes=lambda **_: {})  # no parameters, whatever the arguments
+
+_NESTED_MAX_DEPTH = 32  # how deep Sequentials and Residuals may nest in a file
+
+
+def _describe_nested(layer):
+    """The spec of a Sequential or Residual inside a model, or None for another layer."""
+    if isinstance(layer, Sequential):
+        return {"type": "Sequential", "kwargs": {"layers": [describe_layer(part) for part in layer.layers]}}
+    if type(layer) is L.Residual:
+        shortcut = None if layer.shortcut is None else describe_layer(layer.shortcut)
+        return {"type": "Residual", "kwargs": {"block": describe_layer(layer.block), "shortcut": shortcut}}
+    return None
+
+
+def _nested_parts(spec):
+    """``[(name prefix, part spec or None)]`` of a Sequential or Residual spec; TypeError
+    for a malformed one."""
+    kwargs = spec.get("kwargs")
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"the arguments of {spec['type']} are not a dict: {kwargs!r}")
+    if spec["type"] == "Sequential":
+        if set(kwargs) != {"layers"} or not isinstance(kwargs["layers"], list) or not kwargs["layers"]:
+            raise TypeError(f"a Sequential's arguments are {{'layers': [one or more layers]}}, got {kwargs!r}")
+        return [(str(j), part) for j, part in enumerate(kwargs["layers"])]
+    if set(kwargs) - {"block", "shortcut"} or "block" not in kwargs:
+        raise TypeError(f"a Residual's arguments are 'block' and 'shortcut', got {sorted(kwargs)}")
+    return [("block", kwargs["block"]), ("shortcut", kwargs.get("shortcut"))]
+
+
+def _build_layer(spec, where, depth=0):
+    """A freshly initialised layer (or Sequential) from ``describe_layer``'s output."""
+    if not isinstance(spec, dict) or not (spec.get("type") in _LAYER_REGISTRY
+                                          or spec.get("type") in ("Sequential", "Residual")):
+        known = ", ".join(sorted([*_LAYER_REGISTRY, "Residual", "Sequential"]))
+        raise CheckpointError(f"{where}: unknown layer type {spec!r} (known: {known})")
+    if spec["type"] in ("Sequential", "Residual"):
+        if depth >= _NESTED_MAX_DEPTH:
+            raise CheckpointError(f"{where}: nested more than {_NESTED_MAX_DEPTH} deep")
+        try:
+            parts = _nested_parts(spec)
+        except TypeError as error:
+            raise CheckpointError(f"{where}: {error}") from error
+        built = [None if part is None and name == "shortcut" else
+                 _build_layer(part, f"{where}.{name}", depth + 1) for name, part in parts]
+        try:
+            return Sequential(*built) if spec["type"] == "Sequential" else L.Residual(*built)
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{where}: cannot build {spec['type']}: {error}") from error
+    cls = _LAYER_REGISTRY[spec["type"]][0]
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{where}: the arguments of {spec['type']} are not a dict: {kwargs!r}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, MemoryError) as error:
+        raise CheckpointError(f"{where}: cannot build {spec['type']}({kwargs}): {error}") from error
+
+
+def _declared_shapes(spec, depth=0):
+    """``{name: shape}`` of the parameters the layer ``spec`` describes, or None where that
+    cannot be told before building it (an unknown type, a custom layer registered without
+    ``param_shapes``). TypeError or ValueError for bad arguments."""
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind in ("Sequential", "Residual"):
+        if depth >= _NESTED_MAX_DEPTH:
+            raise ValueError(f"nested more than {_NESTED_MAX_DEPTH} deep")
+        shapes = {}
+        for prefix, part in _nested_parts(spec):
+            if part is None and prefix == "shortcut":
+                continue
+            inner = _declared_shapes(part, depth + 1)
+            if inner is None:
+                return None
+            shapes.update({f"{prefix}.{name}": tuple(shape) for name, shape in inner.items()})
+        return shapes
+    entry = _LAYER_REGISTRY.get(kind)
+    if entry is None or entry[2] is None:
+        return None
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"the arguments of {kind} are not a dict: {kwargs!r}")
+    return {name: tuple(shape) for name, shape in entry[2](**kwargs).items()}
 
 
 def describe_layer(layer):
-    """``{"type", "kwargs"}`` of a registered layer (``kwargs`` includes its dtype, if any)."""
+    """``{"type", "kwargs"}`` of a registered layer (``kwargs`` includes its dtype, if any),
+    or of a Sequential or Residual with its parts described recursively."""
+    nested = _describe_nested(layer)
+    if nested is not None:
+        return nested
     name = type(layer).__name__
     entry = _LAYER_REGISTRY.get(name)
     if entry is None or type(layer) is not entry[0]:
@@ -102,18 +197,7 @@ def build_model(architecture):
     """A new Sequential (freshly initialised) from ``describe_model``'s output."""
     if not isinstance(architecture, list) or not architecture:
         raise CheckpointError(f"the architecture must be a non-empty list of layers, got {architecture!r}")
-    layers = []
-    for i, spec in enumerate(architecture):
-        if not isinstance(spec, dict) or spec.get("type") not in _LAYER_REGISTRY:
-            known = ", ".join(sorted(_LAYER_REGISTRY))
-            raise CheckpointError(f"layer {i}: unknown layer type {spec!r} (known: {known})")
-        cls = _LAYER_REGISTRY[spec["type"]][0]
-        kwargs = dict(spec.get("kwargs", {}))
-        try:
-            layers.append(cls(**kwargs))
-        except (TypeError, ValueError, MemoryError) as error:
-            raise CheckpointError(f"layer {i}: cannot build {spec['type']}({kwargs}): {error}") from error
-    return Sequential(*layers)
+    return Sequential(*[_build_layer(spec, f"layer {i}") for i, spec in enumerate(architecture)])
 
 
 @dataclass
@@ -186,6 +270,7 @@ def save(path, model, optimizer=None, *, epoch=None, history=None, training=None
         if isinstance(rng, np.random.Generator):
             spec["rng_state"] = rng.bit_generator.state
     arrays = {f"param/{name}": array for name, array in model.params.items()}
+    arrays.update({f"buffer/{name}": array for name, array in model.buffers.items()})
     header = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -209,6 +294,9 @@ def save(path, model, optimizer=None, *, epoch=None, history=None, training=None
         for buffer, by_name in state["buffers"].items():
             for name, array in by_name.items():
                 arrays[f"optim/{buffer}/{name}"] = array
+    if model.buffers:
+        header["buffers"] = {name: {"shape": list(a.shape), "dtype": a.dtype.name}
+                             for name, a in model.buffers.items()}
     try:
         text = json.dumps(header)
     except (TypeError, ValueError) as error:
@@ -351,18 +439,29 @@ def _check_contents(header, arrays):
         if stored[name].shape != shape or stored[name].dtype.name != dtype:
             raise CheckpointError(f"parameter {name!r} is stored as {stored[name].dtype} "
                                   f"{stored[name].shape}, the header says {dtype} {shape}")
+    buffers = header.get("buffers", {})
+    if not isinstance(buffers, dict):
+        raise CheckpointError(f"inconsistent fastbp header (buffers is not a dict: {buffers!r})")
+    stored_buffers = {key[len("buffer/"):]: array for key, array in arrays.items() if key.startswith("buffer/")}
+    if set(stored_buffers) != set(buffers):
+        raise CheckpointError(f"the header lists the buffers {sorted(buffers)}, "
+                              f"the file stores {sorted(stored_buffers)}")
+    for name, info in buffers.items():
+        array = stored_buffers[name]
+        if not isinstance(info, dict) or info.get("shape") != list(array.shape) \
+                or info.get("dtype") != array.dtype.name:
+            raise CheckpointError(f"buffer {name!r} is stored as {array.dtype} {array.shape}, "
+                                  f"the header says {info!r}")
     for i, spec in enumerate(layers):
-        entry = _LAYER_REGISTRY.get(spec.get("type")) if isinstance(spec, dict) else None
-        shapes_of = entry and entry[2]
-        if shapes_of is None:
-            continue  # an unknown type: build_model names it; a custom layer: built as it is
-        kwargs = spec.get("kwargs", {})
-        if not isinstance(kwargs, dict):
-            raise CheckpointError(f"layer {i}: the arguments of {spec['type']} are not a dict: {kwargs!r}")
+        if isinstance(spec, dict) and spec.get("type") not in (*_LAYER_REGISTRY, "Sequential", "Residual"):
+            continue  # an unknown type: build_model names it
         try:
-            expected = {name: tuple(shape) for name, shape in shapes_of(**kwargs).items()}
+            expected = _declared_shapes(spec)
         except (TypeError, ValueError) as error:
-            raise CheckpointError(f"layer {i}: cannot build {spec['type']}({kwargs}): {error}") from error
+            raise CheckpointError(f"layer {i}: cannot build {spec['type']}({spec.get('kwargs')}): {error}") \
+                from error
+        if expected is None:
+            continue  # a custom layer: built as it is
         listed = {name.partition(".")[2]: shape for name, (shape, _) in declared.items()
                   if name.partition(".")[0] == str(i)}
         if listed != expected:
@@ -433,6 +532,13 @@ def _copy_params(model, arrays, header, path):
                 f"expected {target.dtype} {target.shape}"
             )
         target[...] = array
+    expected = {name: (tuple(a.shape), a.dtype.name) for name, a in model.buffers.items()}
+    saved = {name: (tuple(info["shape"]), info["dtype"]) for name, info in header.get("buffers", {}).items()}
+    if saved != expected:
+        raise CheckpointError(f"{path}: buffers do not match the architecture: file lists {saved}, "
+                              f"the model has {expected}")
+    for name, target in model.buffers.items():
+        target[...] = arrays[f"buffer/{name}"]
 
 
 def load(path):

@@ -107,14 +107,72 @@ def encoder_depth(hidden):
     return 2 * len(_sizes("hidden", hidden))
 
 
-MODELS = {"mlp": "flat", "lenet": "image", "linear": "flat"}
+def _conv_bn(c_in, c_out, kernel, stride, kw, groups=1):
+    """A bias-free convolution (the batch norm after it shifts) and its batch norm."""
+    conv = L.Conv2D(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False, **kw)
+    return [conv, L.BatchNorm2D(c_out, dtype=kw["dtype"])]
+
+
+def _conv3x3_bn(c_in, c_out, stride, kw, separable):
+    """A 3x3 convolution and batch norm; ``separable``: a depthwise 3x3 (groups = c_in),
+    batch norm, ReLU, then a pointwise 1x1 and batch norm."""
+    if not separable:
+        return _conv_bn(c_in, c_out, 3, stride, kw)
+    return [*_conv_bn(c_in, c_in, 3, stride, kw, groups=c_in), L.ReLU(dtype=kw["dtype"]),
+            *_conv_bn(c_in, c_out, 1, 1, kw)]
+
+
+def basic_block(c_in, c_out, stride=1, *, separable=False, dtype=np.float32, seed=None, rng=None):
+    """He et al.'s basic block: ``Residual(conv3x3-BN-ReLU-conv3x3-BN, shortcut)`` then a
+    ReLU, as two layers. The shortcut is the identity, or a strided 1x1 convolution and batch
+    norm where the block changes the shape."""
+    kw = dict(dtype=dtype, rng=make_rng(seed, rng))
+    body = Sequential(*_conv3x3_bn(c_in, c_out, stride, kw, separable), L.ReLU(dtype=dtype),
+                      *_conv3x3_bn(c_out, c_out, 1, kw, separable))
+    shortcut = None if stride == 1 and c_in == c_out else Sequential(*_conv_bn(c_in, c_out, 1, stride, kw))
+    return [L.Residual(body, shortcut), L.ReLU(dtype=dtype)]
+
+
+def resnet(image_size=28, in_channels=1, num_classes=10, *, widths=(16, 32, 64), blocks=(1, 1, 1),
+           separable=False, dtype=np.float32, seed=0):
+    """A small residual network for x (N, in_channels, image_size, image_size) -> scores.
+
+    A stem (3x3 convolution to ``widths[0]`` maps, batch norm, ReLU), then one stage per
+    width of ``blocks[i]`` basic blocks (``basic_block``), every stage after the first
+    starting with a stride-2 block (28x28 -> 14x14 -> 7x7) whose shortcut is a 1x1
+    convolution; then global average pooling and one Linear layer. ``separable=True``
+    makes every 3x3 convolution of the blocks depthwise-separable (a depthwise 3x3 with
+    ``groups`` = channels, then a pointwise 1x1). Convolutions before a batch norm have no
+    bias.
+    """
+    (image_size,) = _sizes("image_size", image_size)
+    (in_channels,) = _sizes("in_channels", in_channels)
+    (num_classes,) = _sizes("num_classes", num_classes)
+    widths, blocks = _sizes("widths", widths), _sizes("blocks", blocks)
+    if not widths or len(widths) != len(blocks):
+        raise ValueError(f"widths and blocks must have one entry per stage, got {widths} and {blocks}")
+    rng = make_rng(seed)
+    kw = dict(dtype=dtype, rng=rng)
+    layers = [*_conv_bn(in_channels, widths[0], 3, 1, kw), L.ReLU(dtype=dtype)]
+    c_in = widths[0]
+    for stage, (width, count) in enumerate(zip(widths, blocks)):
+        for i in range(count):
+            stride = 2 if stage > 0 and i == 0 else 1
+            layers += basic_block(c_in, width, stride, separable=separable, dtype=dtype, rng=rng)
+            c_in = width
+    layers += [L.GlobalAvgPool2D(), L.Linear(c_in, num_classes, **kw)]
+    return Sequential(*layers)
+
+
+MODELS = {"mlp": "flat", "lenet": "image", "linear": "flat", "resnet": "image"}
 
 
 def build_classifier(name, image_shape, num_classes=10, *, seed=0, dtype=np.float32, **options):
     """A classifier for images of ``image_shape`` (H, W) by name, and its input layout.
 
     ``"mlp"``: ``mlp(H*W, **options)``; ``"lenet"``: ``lenet5(H)`` (square images);
-    ``"linear"``: softmax regression, one Linear layer. Returns ``(model, layout)`` with
+    ``"linear"``: softmax regression, one Linear layer; ``"resnet"``: ``resnet(H, **options)``
+    (square images). Returns ``(model, layout)`` with
     layout "flat" (inputs (N, H*W)) or "image" (inputs (N, 1, H, W)).
     """
     if name not in MODELS:
@@ -125,5 +183,7 @@ def build_classifier(name, image_shape, num_classes=10, *, seed=0, dtype=np.floa
     if name == "linear":
         return Sequential(L.Linear(h * w, num_classes, dtype=dtype, init="xavier", seed=seed)), "flat"
     if h != w:
-        raise ValueError(f"lenet needs square images, got {h}x{w}")
+        raise ValueError(f"{name} needs square images, got {h}x{w}")
+    if name == "resnet":
+        return resnet(h, 1, num_classes, dtype=dtype, seed=seed, **options), "image"
     return lenet5(h, 1, num_classes, dtype=dtype, seed=seed), "image"

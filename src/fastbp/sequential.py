@@ -15,14 +15,20 @@ class Sequential:
     ``MaxPool2D``) run as that one step, with exactly the results of the layers one by one.
     ``layers`` stays the list given; the steps are built from it, and again after it is
     changed.
+
+    A ``Sequential`` can stand wherever a layer can: inside another ``Sequential`` (its
+    names then nest: ``"2.0.weight"``) or as a ``Residual``'s block or shortcut.
+    ``buffers`` collects the layers' non-trained state (batch norm's running statistics)
+    keyed like ``params``; ``no_decay`` the parameters the layers keep out of weight decay.
     """
 
     def __init__(self, *layers):
         if not layers:
             raise ValueError("Sequential needs at least one layer, got none")
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} must be a fastbp Layer, got {type(layer).__name__}")
+            if not isinstance(layer, (Layer, Sequential)):
+                raise TypeError(f"layer {i} must be a fastbp Layer, got {type(layer).__name__} "
+                                "(a Sequential is accepted too)")
         self.layers = list(layers)
         self._built = (tuple(self.layers), fuse(self.layers))
 
@@ -79,11 +85,20 @@ class Sequential:
     def grads(self):
         return self._collect("grads")
 
+    @property
+    def buffers(self):
+        return self._collect("buffers")
+
+    @property
+    def no_decay(self):
+        return frozenset(f"{i}.{name}" for i, layer in enumerate(self.layers)
+                         for name in getattr(layer, "no_decay", ()))
+
     def _collect(self, attribute):
         return {
             f"{i}.{name}": array
             for i, layer in enumerate(self.layers)
-            for name, array in getattr(layer, attribute).items()
+            for name, array in getattr(layer, attribute, {}).items()
         }
 
     def zero_grad(self):
@@ -109,5 +124,6 @@ class Sequential:
         return self.layers[index]
 
     def __repr__(self):
-        inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        inner = "".join(f"\n  ({i}) {layer!r}".replace("\n", "\n  ").replace("\n  ", "\n", 1)
+                        for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"

@@ -51,15 +51,17 @@ def conv_ops(s, dtype, family=None):
     x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
     y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
     st, p, work, f = s.stride, s.pad, Workspace(), family
+    dg = dict(dilation=(s.dilation, s.dilation), groups=s.groups)
     return {
-        "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y, work, f), s.flops),
-        "backward_input": Op(lambda: conv2d_backward_input(dy, w, st, st, p, p, dx, work, f),
-                             s.flops),
-        "backward_weight": Op(lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw, work, f),
-                              s.flops),
+        "forward": Op(lambda: conv2d_forward(x, w, b, st, st, p, p, y, work, f, **dg), s.flops),
+        "backward_input": Op(
+            lambda: conv2d_backward_input(dy, w, st, st, p, p, dx, work, f, **dg), s.flops),
+        "backward_weight": Op(
+            lambda: conv2d_backward_weight(dy, x, st, st, p, p, dw, work, f, **dg), s.flops),
         "backward_bias": Op(lambda: conv2d_backward_bias(dy, db, False), dy.size),
-        "backward": Op(lambda: conv2d_backward(dy, x, w, st, st, p, p, dx, dw, work, False, f),
-                       2 * s.flops),
+        "backward": Op(
+            lambda: conv2d_backward(dy, x, w, st, st, p, p, dx, dw, work, False, f, **dg),
+            2 * s.flops),
     }
 
 

@@ -14,8 +14,8 @@ from .networks import LEARNING_RATE, NETWORKS, batch, initial_params
 from .shapes import inputs
 
 
-def _out(size, k, stride, pad):
-    return (size + 2 * pad - k) // stride + 1
+def _out(size, k, stride, pad, dilation=1):
+    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
 
 
 def _pad(x, pad, value=0.0):
@@ -24,54 +24,73 @@ def _pad(x, pad, value=0.0):
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=value)
 
 
-def _windows(x, k, stride, pad, value=0.0):
-    """A (N, C, OH, OW, K, K) strided view of the k x k windows of x padded with ``value``."""
+def _windows(x, k, stride, pad, value=0.0, dilation=1):
+    """A (N, C, OH, OW, K, K) strided view of the k x k windows of x padded with ``value``
+    (their taps ``dilation`` apart)."""
     h, w = x.shape[2:]
-    oh, ow = _out(h, k, stride, pad), _out(w, k, stride, pad)
-    view = sliding_window_view(_pad(x, pad, value), (k, k), axis=(2, 3))
+    oh, ow = _out(h, k, stride, pad, dilation), _out(w, k, stride, pad, dilation)
+    span = dilation * (k - 1) + 1
+    view = sliding_window_view(_pad(x, pad, value), (span, span), axis=(2, 3))
+    view = view[..., ::dilation, ::dilation]
     return view[:, :, : (oh - 1) * stride + 1 : stride, : (ow - 1) * stride + 1 : stride]
 
 
-def _col2im(taps, x_shape, stride, pad):
+def _col2im(taps, x_shape, stride, pad, dilation=1):
     """Sum taps (N, C, OH, OW, K, K) onto the input cells they were read from: dx (N, C, H, W)."""
     n, c, h, w = x_shape
     oh, ow, k = taps.shape[2], taps.shape[3], taps.shape[4]
     dx = np.zeros((n, c, h + 2 * pad, w + 2 * pad), taps.dtype)
     for i in range(k):
         for j in range(k):
-            dx[:, :, i : i + (oh - 1) * stride + 1 : stride,
-               j : j + (ow - 1) * stride + 1 : stride] += taps[..., i, j]
+            a, e = i * dilation, j * dilation
+            dx[:, :, a : a + (oh - 1) * stride + 1 : stride,
+               e : e + (ow - 1) * stride + 1 : stride] += taps[..., i, j]
     return np.ascontiguousarray(dx[:, :, pad : pad + h, pad : pad + w])
 
 
-def im2col(x, k, stride, pad):
+def im2col(x, k, stride, pad, dilation=1):
     """cols (N * OH * OW, C * K * K): one row per output position, one column per tap."""
-    win = _windows(x, k, stride, pad)
+    win = _windows(x, k, stride, pad, dilation=dilation)
     n, c, oh, ow = win.shape[:4]
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * k * k)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, cols=None):
-    """y (N, O, OH, OW) = im2col(x) @ w.reshape(O, -1).T + b, put back in NCHW."""
+def conv2d(x, w, b=None, stride=1, padding=0, cols=None, *, dilation=1, groups=1):
+    """y (N, O, OH, OW) = im2col(x) @ w.reshape(O, -1).T + b, put back in NCHW; with
+    ``groups``, one such product per group of channels."""
+    if groups > 1:
+        c, o = x.shape[1] // groups, w.shape[0] // groups
+        return np.concatenate([
+            conv2d(x[:, g * c:(g + 1) * c], w[g * o:(g + 1) * o],
+                   None if b is None else b[g * o:(g + 1) * o], stride, padding,
+                   dilation=dilation) for g in range(groups)], axis=1)
     n, (o, _, k, _) = x.shape[0], w.shape
     if cols is None:
-        cols = im2col(x, k, stride, padding)
+        cols = im2col(x, k, stride, padding, dilation)
     y = cols @ w.reshape(o, -1).T
     if b is not None:
         y += b
-    oh, ow = _out(x.shape[2], k, stride, padding), _out(x.shape[3], k, stride, padding)
+    oh = _out(x.shape[2], k, stride, padding, dilation)
+    ow = _out(x.shape[3], k, stride, padding, dilation)
     return np.ascontiguousarray(y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, cols=None):
-    """(dx, dw, db): dw = dy_rows.T @ im2col(x), dx = col2im(dy_rows @ w_rows), db = sum of dy."""
+def conv2d_backward(dy, x, w, stride=1, padding=0, cols=None, *, dilation=1, groups=1):
+    """(dx, dw, db): dw = dy_rows.T @ im2col(x), dx = col2im(dy_rows @ w_rows), db = sum of
+    dy; with ``groups``, group by group."""
+    if groups > 1:
+        c, o = x.shape[1] // groups, w.shape[0] // groups
+        parts = [conv2d_backward(dy[:, g * o:(g + 1) * o], x[:, g * c:(g + 1) * c],
+                                 w[g * o:(g + 1) * o], stride, padding, dilation=dilation)
+                 for g in range(groups)]
+        return tuple(np.concatenate(p, axis=a) for p, a in zip(zip(*parts), (1, 0, 0)))
     (n, o, oh, ow), (_, c, k, _) = dy.shape, w.shape
     if cols is None:
-        cols = im2col(x, k, stride, padding)
+        cols = im2col(x, k, stride, padding, dilation)
     rows = dy.transpose(0, 2, 3, 1).reshape(-1, o)
     dw = (rows.T @ cols).reshape(w.shape)
     taps = (rows @ w.reshape(o, -1)).reshape(n, oh, ow, c, k, k).transpose(0, 3, 1, 2, 4, 5)
-    return _col2im(taps, x.shape, stride, padding), dw, rows.sum(0)
+    return _col2im(taps, x.shape, stride, padding, dilation), dw, rows.sum(0)
 
 
 def linear(x, w, b=None):
@@ -147,8 +166,9 @@ def passes(shape, dtype):
     geometry = (shape.k, shape.stride, shape.pad)
     if shape.family == "conv":
         w, b = data["w"], data["b"]
-        return {"forward": lambda: conv2d(x, w, b, shape.stride, shape.pad),
-                "backward": lambda: conv2d_backward(dy, x, w, shape.stride, shape.pad)}
+        dg = dict(dilation=shape.dilation, groups=shape.groups)
+        return {"forward": lambda: conv2d(x, w, b, shape.stride, shape.pad, **dg),
+                "backward": lambda: conv2d_backward(dy, x, w, shape.stride, shape.pad, **dg)}
     argmax = max_pool2d_with_argmax(x, *geometry)[1]
     return {
         "max_forward": lambda: max_pool2d_with_argmax(x, *geometry),

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _out(size, k, stride, pad):
-    return (size + 2 * pad - k) // stride + 1
+def _out(size, k, stride, pad, dilation=1):
+    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
 
 
 @dataclass(frozen=True)
 class Conv:
-    """x (n, c, h, w) correlated with w (o, c, k, k) at ``stride`` and ``pad``."""
+    """x (n, c, h, w) correlated with w (o, c // groups, k, k) at ``stride`` and ``pad``, the
+    kernel's taps ``dilation`` apart."""
 
     name: str
     n: int
@@ -28,17 +29,20 @@ class Conv:
     k: int
     stride: int = 1
     pad: int = 0
+    dilation: int = 1
+    groups: int = 1
     family = "conv"
 
     @property
     def out_hw(self):
-        return _out(self.h, self.k, self.stride, self.pad), _out(self.w, self.k, self.stride, self.pad)
+        return (_out(self.h, self.k, self.stride, self.pad, self.dilation),
+                _out(self.w, self.k, self.stride, self.pad, self.dilation))
 
     @property
     def flops(self):
-        """2 * N * O * OH * OW * C * K * K: the forward's, and each of dx's and dw's."""
+        """2 * N * O * OH * OW * (C / groups) * K * K: the forward's, and each of dx's and dw's."""
         oh, ow = self.out_hw
-        return 2 * self.n * self.o * oh * ow * self.c * self.k * self.k
+        return 2 * self.n * self.o * oh * ow * (self.c // self.groups) * self.k * self.k
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ CONV = (
     Conv("conv3x3s2_64to128_32px", 64, 64, 32, 32, 128, 3, 2, 1),
     Conv("stem7x7s2_3to64_224px", 8, 3, 224, 224, 64, 7, 2, 3),
     Conv("conv3x3s2_3to25_31px", 100, 3, 31, 31, 25, 3, 2, 1),
+    Conv("depthwise3x3_64x64x32x32", 64, 64, 32, 32, 64, 3, 1, 1, groups=64),
+    Conv("grouped3x3g4_64to64_32px", 64, 64, 32, 32, 64, 3, 1, 1, groups=4),
+    Conv("dilated3x3d2_32to64_32px", 64, 32, 32, 32, 64, 3, 1, 2, dilation=2),
 )
 DENSE = (
     Dense("linear_784to256_b256", 256, 784, 256),
@@ -184,7 +191,7 @@ def inputs(shape, dtype):
             (shape.n, shape.d_in), (shape.d_out, shape.d_in), (shape.n, shape.d_out))
     elif shape.family == "conv":
         x_shape = (shape.n, shape.c, shape.h, shape.w)
-        w_shape = (shape.o, shape.c, shape.k, shape.k)
+        w_shape = (shape.o, shape.c // shape.groups, shape.k, shape.k)
         y_shape = (shape.n, shape.o, *shape.out_hw)
     else:
         x_shape, w_shape, y_shape = (

@@ -44,10 +44,11 @@ def passes(shape, dtype):
     k, s, p = [shape.k] * 2, [shape.stride] * 2, [shape.pad] * 2
     if shape.family == "conv":
         w, b = t["w"], t["b"]
+        d, g = [shape.dilation] * 2, shape.groups
         return {
-            "forward": lambda: F.conv2d(x, w, b, s, p),
+            "forward": lambda: F.conv2d(x, w, b, s, p, d, g),
             "backward": lambda: aten.convolution_backward(
-                dy, x, w, [shape.o], s, p, [1, 1], False, [0, 0], 1, [True, True, True]),
+                dy, x, w, [shape.o], s, p, d, False, [0, 0], g, [True, True, True]),
         }
     indices = aten.max_pool2d_with_indices(x, k, s, p)[1]
     return {

@@ -21,7 +21,10 @@ from .activations import (
     tanh,
     tanh_backward,
 )
+from .batchnorm import BatchNormCache, batch_norm, batch_norm_backward
 from .conv import conv2d, conv2d_backward
+from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from .global_pool import global_avg_pool2d, global_avg_pool2d_backward
 from .linear import linear, linear_backward
 from .losses import hinge_loss, logistic_loss, logistic_pm1_loss, mse_loss, softmax_cross_entropy
 from .maxout import maxout, maxout_backward, maxout_with_argmax
@@ -55,6 +58,8 @@ __all__ = [
     "linear_backward",
     "conv2d",
     "conv2d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
     "max_pool2d",
     "max_pool2d_backward",
     "max_pool2d_with_argmax",
@@ -73,5 +78,10 @@ __all__ = [
     "logistic_pm1_loss",
     "softmax_cross_entropy",
     "hinge_loss",
+    "batch_norm",
+    "batch_norm_backward",
+    "BatchNormCache",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "Workspace",
 ]

@@ -1,8 +1,15 @@
 """2-D convolution passes (cross-correlation, as in every deep learning library), NCHW, and
 the table of the kernel families that compute them.
 
-Shapes: x (N, C, H, W), w (O, C, KH, KW), b (O,), y (N, O, OH, OW) with
-``OH = (H + 2 * pad_h - KH) // stride_h + 1`` (likewise OW).
+Shapes: x (N, C, H, W), w (O, C / groups, KH, KW), b (O,), y (N, O, OH, OW) with
+``OH = (H + 2 * pad_h - dil_h * (KH - 1) - 1) // stride_h + 1`` (likewise OW): a dilated
+kernel's taps sit ``dilation`` apart, and with G groups output channel o reads only the
+input channels of its group ``o // (O / G)`` (PyTorch's conventions).
+
+A family computes one group (``Geometry.groups == 1``), except those that take the groups
+themselves (``depthwise``: groups == C); a grouped convolution that none of those takes
+runs its family group by group on contiguous copies of the group's channels
+(``_by_groups_forward``).
 
 ``FAMILIES`` names every way a pass can be computed: a family of kernels (``batched``,
 ``shifted``, ``patches``) and, where it has two loop forms, the variant (``patches_dots``,
@@ -29,6 +36,17 @@ from .conv2d_batched import (
     batched_scratch_size,
     conv2d_batched_backward,
     conv2d_batched_forward,
+)
+from .conv2d_depthwise import (
+    conv2d_depthwise_backward_input,
+    conv2d_depthwise_backward_input_s1,
+    conv2d_depthwise_backward_weight,
+    conv2d_depthwise_backward_weight_s1,
+    conv2d_depthwise_forward,
+    conv2d_depthwise_forward_s1,
+    depthwise_partial_shape,
+    depthwise_s1_scratch_size,
+    depthwise_scratch_size,
 )
 from .conv2d_patches import (
     conv2d_patches_backward_input,
@@ -71,11 +89,27 @@ class Geometry(NamedTuple):
     stride_w: int
     pad_h: int
     pad_w: int
+    dil_h: int = 1
+    dil_w: int = 1
+    groups: int = 1
 
     @classmethod
-    def of(cls, x_shape, w_shape, y_shape, stride_h, stride_w, pad_h, pad_w):
+    def of(cls, x_shape, w_shape, y_shape, stride_h, stride_w, pad_h, pad_w, dil_h=1, dil_w=1,
+           groups=1):
         c_out, _, k_h, k_w = w_shape
-        return cls(*x_shape, c_out, k_h, k_w, *y_shape[2:], stride_h, stride_w, pad_h, pad_w)
+        return cls(*x_shape, c_out, k_h, k_w, *y_shape[2:], stride_h, stride_w, pad_h, pad_w,
+                   dil_h, dil_w, groups)
+
+    def one_group(self):
+        """The geometry of one group's convolution (C / G input, O / G output channels)."""
+        if self.groups == 1:
+            return self
+        return self._replace(c_in=self.c_in // self.groups, c_out=self.c_out // self.groups,
+                             groups=1)
+
+    @property
+    def dilated(self):
+        return self.dil_h != 1 or self.dil_w != 1
 
     @property
     def n_taps(self):
@@ -136,7 +170,7 @@ def _batched_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     conv2d_batched_backward(dy, x, w, g.pad_h, g.pad_w, dx, dw, scratch, partial_sums, accumulate)
 
 
-# -- shifted: stride 1, shifted runs of the zero-padded planes ---------------------------
+# -- shifted: stride 1 (any dilation), shifted runs of the zero-padded planes ------------
 
 def _shifted_scratch(g, workspace, dtype):
     _, _, size = shifted_layout(g.c_in, g.height, g.width, g.c_out, g.out_h, g.out_w,
@@ -145,31 +179,32 @@ def _shifted_scratch(g, workspace, dtype):
 
 
 def _shifted_forward(g, x, w, b, y, workspace):
-    conv2d_shifted_forward(x, w, b, g.pad_h, g.pad_w, y, _shifted_scratch(g, workspace, x.dtype))
+    conv2d_shifted_forward(x, w, b, g.pad_h, g.pad_w, y, _shifted_scratch(g, workspace, x.dtype),
+                           g.dil_h, g.dil_w)
 
 
 def _shifted_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     scratch = _shifted_scratch(g, workspace, w.dtype)
     if dx is not None:
-        conv2d_shifted_backward_input(dy, w, g.pad_h, g.pad_w, dx, scratch)
+        conv2d_shifted_backward_input(dy, w, g.pad_h, g.pad_w, dx, scratch, g.dil_h, g.dil_w)
     if dw is not None:
         partial_sums = workspace.array(
             "conv2d partial", shifted_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
         conv2d_shifted_backward_weight(dy, x, g.pad_h, g.pad_w, dw, scratch, partial_sums,
-                                       accumulate)
+                                       accumulate, g.dil_h, g.dil_w)
 
 
 # -- patches: any stride, gathered patches times the weights ------------------------------
 
 def _patches_scratch(g, workspace, dtype):
     size = patches_scratch_size(g.c_in, g.width, g.c_out, g.k_h, g.k_w, g.stride_h, g.stride_w,
-                                g.pad_w, g.out_h, g.out_w)
+                                g.pad_w, g.out_h, g.out_w, g.dil_h, g.dil_w)
     return workspace.per_thread("conv2d", size, dtype)
 
 
 def _patches_forward(g, x, w, b, y, workspace, by_dots):
     conv2d_patches_forward(x, w, b, g.stride_h, g.stride_w, g.pad_h, g.pad_w, y,
-                           _patches_scratch(g, workspace, x.dtype), by_dots)
+                           _patches_scratch(g, workspace, x.dtype), by_dots, g.dil_h, g.dil_w)
 
 
 def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
@@ -177,23 +212,78 @@ def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
     scratch = _patches_scratch(g, workspace, w.dtype)
     if dx is not None:
         conv2d_patches_backward_input(dy, w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dx,
-                                      scratch, by_dots)
+                                      scratch, by_dots, g.dil_h, g.dil_w)
     if dw is not None:
         partial_sums = workspace.array(
             "conv2d partial", patches_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
         conv2d_patches_backward_weight(dy, x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dw,
-                                       scratch, partial_sums, accumulate)
+                                       scratch, partial_sums, accumulate, g.dil_h, g.dil_w)
 
 
 PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout)
 
 
-def _stride_1(g):
+# -- depthwise: groups == C, a stencil per plane -----------------------------------------
+
+def _depthwise(g):
+    return g.groups > 1 and g.groups == g.c_in and g.c_out % g.c_in == 0
+
+
+def _depthwise_s1_scratch(g, workspace, dtype):
+    size = depthwise_s1_scratch_size(g.height, g.width, g.k_h, g.k_w, g.pad_h, g.pad_w,
+                                     g.dil_h, g.dil_w, g.out_w)
+    return workspace.per_thread("conv2d", size, dtype)
+
+
+def _depthwise_forward(g, x, w, b, y, workspace):
+    """Stride 1: whole rows of padded planes; otherwise runs of valid columns."""
+    if _stride_1_any(g):
+        conv2d_depthwise_forward_s1(x, w, b, g.pad_h, g.pad_w, g.dil_h, g.dil_w, y,
+                                    _depthwise_s1_scratch(g, workspace, x.dtype))
+    else:
+        conv2d_depthwise_forward(x, w, b, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h,
+                                 g.dil_w, y)
+
+
+def _depthwise_backward(g, dy, x, w, dx, dw, workspace, accumulate):
+    s1 = _stride_1_any(g)
+    if dx is not None:
+        if s1:
+            conv2d_depthwise_backward_input_s1(dy, w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, dx,
+                                               _depthwise_s1_scratch(g, workspace, w.dtype))
+        else:
+            conv2d_depthwise_backward_input(dy, w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                                            g.dil_h, g.dil_w, dx)
+    if dw is not None:
+        partial_sums = workspace.array(
+            "conv2d partial", depthwise_partial_shape(g.n_batch, g.c_out, g.k_h, g.k_w), w.dtype)
+        if s1:
+            conv2d_depthwise_backward_weight_s1(
+                dy, x, g.pad_h, g.pad_w, g.dil_h, g.dil_w, dw,
+                _depthwise_s1_scratch(g, workspace, w.dtype), partial_sums, accumulate)
+        else:
+            scratch = workspace.per_thread(
+                "conv2d", depthwise_scratch_size(g.k_h, g.k_w, g.out_w), w.dtype)
+            conv2d_depthwise_backward_weight(dy, x, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                                             g.dil_h, g.dil_w, dw, scratch, partial_sums,
+                                             accumulate)
+
+
+def _stride_1_any(g):
+    """Stride 1, any dilation."""
     return g.stride_h == 1 and g.stride_w == 1
 
 
+def _stride_1(g):
+    return g.stride_h == 1 and g.stride_w == 1 and not g.dilated and g.groups == 1
+
+
+def _stride_1_dilated(g):
+    return g.stride_h == 1 and g.stride_w == 1 and g.groups == 1
+
+
 def _any_shape(g):
-    return True
+    return g.groups == 1
 
 
 def _always(g, pass_):
@@ -204,11 +294,21 @@ def _always(g, pass_):
 #: of its variants that suits the shapes, else its first).
 FAMILIES = {f.name: f for f in (
     Family(
+        name="depthwise", family="depthwise", variant="",
+        kernels="conv2d_depthwise: forward, dx and dw as per-plane stencils; stride 1 over "
+                "whole rows of a zero-padded copy of the plane (3x3: the nine taps in one row "
+                "loop), other strides one multiply-add over a run of valid columns per tap; "
+                "dw in fixed groups of samples",
+        accepts=_depthwise, needs="groups == in_channels (depthwise)", suits=_always,
+        forward=_depthwise_forward, backward=_depthwise_backward,
+        layout=(depthwise_s1_scratch_size, depthwise_scratch_size, depthwise_partial_shape),
+    ),
+    Family(
         name="batched", family="batched", variant="",
         kernels="conv2d_batched: forward and dx as sums of shifted rows (shifted_sums_2), dw "
                 "as dot products (shifted_dots), on chunks of up to 64 samples copied to "
                 "(C, Hp, Wp, samples) order",
-        accepts=_stride_1, needs="stride 1",
+        accepts=_stride_1, needs="stride 1 and dilation 1",
         # small planes in a batch, where the shifted family's dropped columns would waste
         # over a quarter of the work
         suits=lambda g, pass_: (g.n_batch >= MIN_BATCH_FOR_BATCHED
@@ -219,7 +319,7 @@ FAMILIES = {f.name: f for f in (
         name="shifted", family="shifted", variant="",
         kernels="conv2d_shifted: forward and dx as sums of shifted runs of the zero-padded "
                 "planes (shifted_sums_2), dw as dot products (shifted_dots), sample by sample",
-        accepts=_stride_1, needs="stride 1", suits=_always,
+        accepts=_stride_1_dilated, needs="stride 1", suits=_always,
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
     ),
     Family(
@@ -248,8 +348,8 @@ FAMILIES = {f.name: f for f in (
 #: order per kind of CPU (``isa``); where an instruction set changes which family wins,
 #: its order (or its own entries) goes here.
 PREFERENCE = {
-    "avx512": ("batched", "shifted", "patches_dots", "patches_rows"),
-    "avx2": ("batched", "shifted", "patches_dots", "patches_rows"),
+    "avx512": ("depthwise", "batched", "shifted", "patches_dots", "patches_rows"),
+    "avx2": ("depthwise", "batched", "shifted", "patches_dots", "patches_rows"),
 }
 CPU_KIND = "avx512" if MASKED_VECTORS else "avx2"
 
@@ -269,9 +369,13 @@ def refusal(name, g):
     entries = named(name)
     if not entries:
         return f"family must be None or one of {', '.join(NAMES)}, got {name!r}"
-    if not any(f.accepts(g) for f in entries):
-        stride = (g.stride_h, g.stride_w)
-        return f"conv2d family {name!r} needs {entries[0].needs}, got stride {stride}"
+    if not any(f.accepts(g) or f.accepts(g.one_group()) for f in entries):
+        got = f"stride {(g.stride_h, g.stride_w)}"
+        if g.dilated:
+            got += f", dilation {(g.dil_h, g.dil_w)}"
+        if g.groups > 1 or entries[0].family == "depthwise":
+            got += f", groups {g.groups} of {g.c_in} input channels"
+        return f"conv2d family {name!r} needs {entries[0].needs}, got {got}"
     return None
 
 
@@ -280,7 +384,8 @@ def choose(g, pass_, name=None):
     """The entry that runs ``pass_`` ("forward" or "backward") on shapes g: the first in
     preference order (of ``named(name)`` when given) that accepts and suits g, else the
     first that accepts g (a family asked for by name on shapes it does not suit). The
-    caller has checked ``name`` (``refusal``)."""
+    caller has checked ``name`` (``refusal``). With groups, g is one group's geometry
+    (``Geometry.one_group``) unless ``takes_groups`` found a family for the whole."""
     order = named(name) if name is not None else [FAMILIES[n] for n in PREFERENCE[CPU_KIND]]
     candidates = [f for f in order if f.accepts(g)]
     for f in candidates:
@@ -289,41 +394,111 @@ def choose(g, pass_, name=None):
     return candidates[0]
 
 
-def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None, family=None):
+def _group_channels(a, group, groups, workspace, name):
+    """Channels of ``group`` (of ``groups`` equal slices along axis 1) of a (N, K, H, W)
+    array, as a contiguous copy in ``workspace``'s array ``name``."""
+    size = a.shape[1] // groups
+    copy = workspace.array(name, (a.shape[0], size, *a.shape[2:]), a.dtype)
+    copy[...] = a[:, group * size:(group + 1) * size]
+    return copy
+
+
+def _group_output(a, groups, workspace, name):
+    """A contiguous (N, K / groups, H, W) array of ``workspace`` to compute one group's
+    channels of a into."""
+    return workspace.array(name, (a.shape[0], a.shape[1] // groups, *a.shape[2:]), a.dtype)
+
+
+def _by_groups_forward(g, x, w, b, y, workspace, family):
+    """The forward group by group: y's channels of group k from x's channels of group k
+    and w[k*O/G:(k+1)*O/G] (contiguous already)."""
+    one = g.one_group()
+    entry = choose(one, "forward", family)
+    c_out = one.c_out
+    y_group = _group_output(y, g.groups, workspace, "conv2d group y")
+    for k in range(g.groups):
+        out = slice(k * c_out, (k + 1) * c_out)
+        x_group = _group_channels(x, k, g.groups, workspace, "conv2d group x")
+        entry.forward(one, x_group, w[out], b[out], y_group, workspace)
+        y[:, out] = y_group
+
+
+def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family):
+    """The backward group by group, as ``_by_groups_forward``; dw's rows of a group are a
+    contiguous slice of dw, written (or added to) in place."""
+    one = g.one_group()
+    entry = choose(one, "backward", family)
+    c_out = one.c_out
+    dx_group = None if dx is None else _group_output(dx, g.groups, workspace, "conv2d group dx")
+    for k in range(g.groups):
+        out = slice(k * c_out, (k + 1) * c_out)
+        dy_group = _group_channels(dy, k, g.groups, workspace, "conv2d group dy")
+        x_group = None if dw is None else _group_channels(x, k, g.groups, workspace,
+                                                            "conv2d group x")
+        entry.backward(one, dy_group, x_group, w[out], dx_group,
+                       None if dw is None else dw[out], workspace, accumulate)
+        if dx is not None:
+            c_in = one.c_in
+            dx[:, k * c_in:(k + 1) * c_in] = dx_group
+
+
+def takes_groups(g, pass_, name=None):
+    """For a grouped g: the entry that computes all its groups at once (as ``choose``: the
+    first of ``named(name)`` or the preference that accepts and suits g, else the first
+    that accepts it), or None when it is to run group by group."""
+    order = named(name) if name is not None else [FAMILIES[n] for n in PREFERENCE[CPU_KIND]]
+    candidates = [f for f in order if f.accepts(g)]
+    for f in candidates:
+        if f.suits(g, pass_):
+            return f
+    return candidates[0] if candidates and name is not None else None
+
+
+def conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace=None, family=None,
+                   dilation=(1, 1), groups=1):
     """Writes y (N, O, OH, OW):
-    ``y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj]``."""
-    g = Geometry.of(x.shape, w.shape, y.shape, stride_h, stride_w, pad_h, pad_w)
-    choose(g, "forward", family).forward(g, x, w, b, y, workspace or Workspace())
+    ``y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c + G(o) C/G, i*sh + ki*dh - ph, j*sw + kj*dw - pw] * w[o, c, ki, kj]``
+    with ``G(o) = o // (O / groups)`` and c over the C / groups channels of a group."""
+    g = Geometry.of(x.shape, w.shape, y.shape, stride_h, stride_w, pad_h, pad_w, *dilation,
+                    groups)
+    workspace = workspace or Workspace()
+    if groups == 1 or takes_groups(g, "forward", family):
+        choose(g, "forward", family).forward(g, x, w, b, y, workspace)
+    else:
+        _by_groups_forward(g, x, w, b, y, workspace, family)
 
 
 def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspace=None,
-                    accumulate=False, family=None):
-    """Writes dx (N, C, H, W) unless it is None, and dw (O, C, KH, KW) unless it is None
-    (adds the gradient to dw with ``accumulate``); x may be None when dw is.
+                    accumulate=False, family=None, dilation=(1, 1), groups=1):
+    """Writes dx (N, C, H, W) unless it is None, and dw (O, C / groups, KH, KW) unless it
+    is None (adds the gradient to dw with ``accumulate``); x may be None when dw is.
 
     dx is the convolution of the stride-dilated dy with the flipped, channel-transposed
     kernel (see ``conv2d_patches_backward_input``);
-    ``dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw]``.
+    ``dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c + G(o) C/G, i*sh + ki*dh - ph, j*sw + kj*dw - pw]``.
     Asking for both at once lets the batched family copy dy into its layout once.
     """
     g = Geometry.of((x if dx is None else dx).shape, w.shape, dy.shape, stride_h, stride_w,
-                    pad_h, pad_w)
-    choose(g, "backward", family).backward(g, dy, x, w, dx, dw, workspace or Workspace(),
-                                           accumulate)
+                    pad_h, pad_w, *dilation, groups)
+    workspace = workspace or Workspace()
+    if groups == 1 or takes_groups(g, "backward", family):
+        choose(g, "backward", family).backward(g, dy, x, w, dx, dw, workspace, accumulate)
+    else:
+        _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family)
 
 
 def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None,
-                          family=None):
+                          family=None, dilation=(1, 1), groups=1):
     """Writes dx (N, C, H, W) alone: ``conv2d_backward`` without dw."""
     conv2d_backward(dy, None, w, stride_h, stride_w, pad_h, pad_w, dx, None, workspace,
-                    family=family)
+                    family=family, dilation=dilation, groups=groups)
 
 
 def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspace=None,
-                           family=None):
-    """Writes dw (O, C, KH, KW) alone: ``conv2d_backward`` without dx."""
+                           family=None, dilation=(1, 1), groups=1):
+    """Writes dw (O, C / groups, KH, KW) alone: ``conv2d_backward`` without dx."""
     conv2d_backward(dy, x, dw, stride_h, stride_w, pad_h, pad_w, None, dw, workspace,
-                    family=family)
+                    family=family, dilation=dilation, groups=groups)
 
 
 @reduction_kernel

@@ -121,7 +121,7 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
     n_taps = c_in * k_h * k_w
     in_size = c_in * padded_h * padded_w  # per sample
     coef = in_four_columns(w.reshape(c_out, n_taps))
-    offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1]), n_batch)
+    offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1], 1, 1), n_batch)
     _, _, rows_start, row_pair = batched_layout(n_batch, c_in, height, width, c_out, out_h,
                                                 out_w, pad_h, pad_w)
     pairs = (c_out + 1) // 2
@@ -175,7 +175,7 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, ac
                                                           out_h, out_w, pad_h, pad_w)
     coef = in_four_columns(w.reshape(c_out, n_taps).T)
     dx_offsets = chunk_offsets(row_offsets(c_out, out_w, coef.shape[1]), n_batch)
-    dw_offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps), n_batch)
+    dw_offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps, 1, 1), n_batch)
     pairs = (c_in + 1) // 2
     per_channel = k_h * k_w
     x_jobs = 0

@@ -44,23 +44,24 @@ def padded_depth(depth):
 
 
 @serial_kernel
-def band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w):
+def band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w, dil_h, dil_w):
     """(rows, columns) of the zero-padded input band the forward by dots copies a block's
-    input rows into (per channel)."""
+    input rows into (per channel); a dilated kernel spans ``dil * (k - 1) + 1``."""
     rows = blocking(out_h, out_w)[1]
-    return ((rows - 1) * stride_h + k_h,
-            max(width + 2 * pad_w, (out_w - 1) * stride_w + k_w))
+    return ((rows - 1) * stride_h + dil_h * (k_h - 1) + 1,
+            max(width + 2 * pad_w, (out_w - 1) * stride_w + dil_w * (k_w - 1) + 1))
 
 
 @serial_kernel
 def patches_forward_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
-                           out_w, length):
+                           out_w, length, dil_h=1, dil_w=1):
     """A thread's scratch row for the forward of a block of ``length`` positions, in
     elements: (band, patches_t, size). At 0, the block's output (O, L); by dots, the input
     band at ``band`` and the patch rows (L, padded depth) at ``patches_t``; in the axpy
     form, the patches (C*KH*KW, L) at ``band``. The scratch is sized for a full block."""
     n_taps = c_in * k_h * k_w
-    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
+    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
+                                   dil_h, dil_w)
     band = line_up(c_out * length)
     patches_t = band + line_up(band_rows * band_w * c_in)
     return band, patches_t, max(patches_t + length * padded_depth(n_taps), band + n_taps * length)
@@ -92,21 +93,22 @@ def patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w,
 
 
 @serial_kernel
-def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w):
+def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
+                         dil_h=1, dil_w=1):
     """Scratch per thread, in elements, for any of the three passes (their layouts)."""
     args = (c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
     per_block, rows = blocking(out_h, out_w)
-    return max(patches_forward_layout(*args, per_block * rows * out_w)[2],
+    return max(patches_forward_layout(*args, per_block * rows * out_w, dil_h, dil_w)[2],
                patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[2])
 
 
 @serial_kernel
 def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
-                   patches, start):
+                   patches, start, dil_h, dil_w):
     """Write the patches of output rows [r0, r1) of one sample into columns from ``start``:
 
-    ``patches[(c, ki, kj), start + (i - r0) * out_w + j] = planes[c, i*sh + ki - ph, j*sw + kj - pw]``,
-    zero where that index falls outside the (C, H, W) planes.
+    ``patches[(c, ki, kj), start + (i - r0) * out_w + j] = planes[c, i*sh + ki*dh - ph, j*sw + kj*dw - pw]``,
+    zero where that index falls outside the (C, H, W) planes (taps at offsets ``k * dilation``).
     """
     n_planes, height, width = planes.shape
     k = 0
@@ -115,11 +117,11 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
         for ki in range(k_h):
             for kj in range(k_w):
                 dst = patches[k]
-                shift = kj - pad_w
+                shift = kj * dil_w - pad_w
                 lo, hi = valid_columns(shift, stride_w, width, out_w)
                 for i in range(r0, r1):
                     base = start + (i - r0) * out_w
-                    row = i * stride_h + ki - pad_h
+                    row = i * stride_h + ki * dil_h - pad_h
                     if row < 0 or row >= height:
                         fill_run(dst, base, out_w, 0)
                         continue
@@ -136,16 +138,16 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
 
 @serial_kernel
 def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
-                      band, patches_t, start):
+                      band, patches_t, start, dil_h, dil_w):
     """Write the patches of output rows [r0, r1) of one sample as rows from ``start``:
 
-    ``patches_t[start + (i - r0) * out_w + j, (ki, kj, c)] = planes[c, i*sh + ki - ph, j*sw + kj - pw]``
+    ``patches_t[start + (i - r0) * out_w + j, (ki, kj, c)] = planes[c, i*sh + ki*dh - ph, j*sw + kj*dw - pw]``
     (zero outside the planes). The input rows they need are first copied, zero-padded, into
     ``band`` in (row, column, channel) order, so that each (ki) run of KW * C values of a
-    patch is one contiguous copy.
+    patch is one contiguous copy (one run of C per (ki, kj) with a dilated kernel).
     """
     n_planes, height, width = planes.shape
-    band_rows = (r1 - r0 - 1) * stride_h + k_h
+    band_rows = (r1 - r0 - 1) * stride_h + dil_h * (k_h - 1) + 1
     band_w = band.shape[1]
     first = r0 * stride_h - pad_h
     for r in range(band_rows):
@@ -163,39 +165,45 @@ def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1
         for j in range(out_w):
             dst = patches_t[start + (i - r0) * out_w + j]
             for ki in range(k_h):
-                src = band[(i - r0) * stride_h + ki].reshape(band_w * n_planes)
-                copy_run(src, j * stride_w * n_planes, dst, ki * run, run)
+                src = band[(i - r0) * stride_h + ki * dil_h].reshape(band_w * n_planes)
+                if dil_w == 1:
+                    copy_run(src, j * stride_w * n_planes, dst, ki * run, run)
+                else:
+                    for kj in range(k_w):
+                        copy_run(src, (j * stride_w + kj * dil_w) * n_planes, dst,
+                                 ki * run + kj * n_planes, n_planes)
 
 
 @serial_kernel
 def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                          n0, n1, r0, r1, out_w, band, patches_t, out):
+                          n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w):
     """out (O, L) = weights_hwc (O, KH*KW*C) @ patches of output rows [r0, r1) of samples
     [n0, n1), as dot products over contiguous (L, KH*KW*C) patch rows ``patches_t``."""
     segment = (r1 - r0) * out_w
     patches_t[:, band.shape[2] * k_h * k_w:] = 0
     for n in range(n0, n1):
         gather_patch_rows(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
-                          band, patches_t, (n - n0) * segment)
+                          band, patches_t, (n - n0) * segment, dil_h, dil_w)
     gemm_nt(weights_hwc, patches_t, out, False)
 
 
 @serial_kernel
 def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                          n0, n1, r0, r1, out_w, patches, out):
+                          n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w):
     """The same product as ``forward_block_by_dots`` in axpy form over (C*KH*KW, L) patches:
     no horizontal sums, which wins when C*KH*KW is short or C too small for long runs."""
     segment = (r1 - r0) * out_w
     length = (n1 - n0) * segment
     for n in range(n0, n1):
         gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
-                       patches, (n - n0) * segment)
+                       patches, (n - n0) * segment, dil_h, dil_w)
     gemm_nn(weights, patches, length, out)
 
 
 @reduction_kernel
-def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch, by_dots):
-    """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki - ph, j*sw + kj - pw] * w[o, c, ki, kj].
+def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch, by_dots,
+                           dil_h, dil_w):
+    """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki*dh - ph, j*sw + kj*dw - pw] * w[o, c, ki, kj].
 
     Per block, out (O, L) = w (O, C*KH*KW) @ patches (C*KH*KW, L): with ``gemm_nt`` over
     patch rows ``by_dots``, otherwise in axpy form. Parallel over blocks, each owning its
@@ -218,7 +226,8 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     row_blocks = (out_h + rows - 1) // rows
-    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
+    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
+                                   dil_h, dil_w)
     band_size = band_rows * band_w * c_in
     depth = weights_hwc.shape[1]
     for job in prange(((n_batch + per_block - 1) // per_block) * row_blocks):
@@ -231,17 +240,17 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
         buffer = scratch[get_thread_id()]
         band_at, patches_t_at, _ = patches_forward_layout(c_in, width, c_out, k_h, k_w,
                                                           stride_h, stride_w, pad_w, out_h,
-                                                          out_w, length)
+                                                          out_w, length, dil_h, dil_w)
         out = buffer[:c_out * length].reshape(c_out, length)
         if by_dots:
             band = buffer[band_at:band_at + band_size].reshape(band_rows, band_w, c_in)
             patches_t = buffer[patches_t_at:patches_t_at + length * depth].reshape(length, depth)
             forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                                  n0, n1, r0, r1, out_w, band, patches_t, out)
+                                  n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w)
         else:
             patches = buffer[band_at:band_at + n_taps * length].reshape(n_taps, length)
             forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                                  n0, n1, r0, r1, out_w, patches, out)
+                                  n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w)
         for n in range(n0, n1):
             for o in range(c_out):
                 dst = flat_y[n, o, r0 * out_w:r1 * out_w]
@@ -252,7 +261,8 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
 
 
 @reduction_kernel
-def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch, by_dots):
+def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, scratch, by_dots,
+                                  dil_h, dil_w):
     """dx (N, C, H, W): the convolution of the stride-dilated upstream gradient with the
     flipped, channel-transposed kernel.
 
@@ -260,7 +270,7 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
     ``K - 1 - pad`` and correlate it with ``w_t[c, o, a, b] = w[o, c, KH-1-a, KW-1-b]``:
     ``dx[n, c, r, s] = sum_{o, a, b} dy_dilated_padded[n, o, r + a, s + b] * w_t[c, o, a, b]``.
     Its non-zero terms are exactly the products ``dy[n, o, i, j] * w[o, c, ki, kj]`` with
-    ``r = i*sh + ki - ph`` and ``s = j*sw + kj - pw``, so it is evaluated in that order (a
+    ``r = i*sh + ki*dh - ph`` and ``s = j*sw + kj*dw - pw`` (dilation d), so it is evaluated in that order (a
     transposed convolution): per block, ``taps (C*KH*KW, L) = w.T @ dy_block`` (``gemm_nt``
     over O ``by_dots``, else ``gemm_nn``), then each row of taps is added onto the dx
     cells it reaches. The dilation zeros are never multiplied. Parallel over blocks of
@@ -304,13 +314,13 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
                 for t in range(n_taps):
                     c = t // (k_h * k_w)
                     ki = (t // k_w) % k_h
-                    shift = t % k_w - pad_w
+                    shift = (t % k_w) * dil_w - pad_w
                     lo, hi = valid_columns(shift, stride_w, width, out_w)
                     if lo >= hi:
                         continue
                     plane = dx[n, c]
                     for i in range(r0, r1):
-                        r = i * stride_h + ki - pad_h
+                        r = i * stride_h + ki * dil_h - pad_h
                         if r < 0 or r >= height:
                             continue
                         base = (n - n0) * segment + (i - r0) * out_w
@@ -330,8 +340,8 @@ def patches_partial_shape(n_batch, c_out, n_taps):
 
 @reduction_kernel
 def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch, partial,
-                                   accumulate):
-    """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki - ph, j*sw + kj - pw].
+                                   accumulate, dil_h, dil_w):
+    """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki*dh - ph, j*sw + kj*dw - pw].
 
     The correlation of the input with the upstream gradient: per block,
     ``patches (C*KH*KW, L) @ dy_block.T`` with ``gemm_nt``. Samples are split into fixed
@@ -368,7 +378,7 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
                 for n in range(n0, n1):
                     start = (n - n0) * segment
                     gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
-                                   out_w, patches, start)
+                                   out_w, patches, start, dil_h, dil_w)
                     for o in range(c_out):
                         copy_run(flat_dy[n, o], r0 * out_w, grad[o], start, segment)
                 gemm_nt(patches, grad, acc, True)

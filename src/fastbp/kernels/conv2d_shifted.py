@@ -1,9 +1,9 @@
 """Stride-1 convolution on zero-padded "wide" planes: no patches are gathered.
 
 Shapes as in ``conv2d.py``. Pad each (H, W) plane to (Hp, Wp) = (H + 2 ph, W + 2 pw) and
-flatten it. With stride 1, output (i, j) reads the padded plane at ``p + ki * Wp + kj``
-where ``p = i * Wp + j``: every tap (c, ki, kj) reads the same run of positions, shifted by
-``offset = c * Hp * Wp + ki * Wp + kj``. Outputs are therefore computed at all "wide"
+flatten it. With stride 1, output (i, j) reads the padded plane at ``p + ki*dh * Wp + kj*dw``
+where ``p = i * Wp + j`` (dilation d; 1 for an ordinary kernel): every tap (c, ki, kj)
+reads the same run of positions, shifted by ``offset = c * Hp * Wp + ki*dh * Wp + kj*dw``. Outputs are therefore computed at all "wide"
 positions ``p < L = (OH - 1) * Wp + OW`` (row i at ``i * Wp``; the columns j >= OW between
 rows are computed and dropped, a (Wp - OW) / OW overhead), and every pass is a sum of
 shifted runs or a dot product with shifted runs (``shifted.py``). Wide planes of the
@@ -32,14 +32,15 @@ def wide_length(out_h, out_w, padded_w):
 
 
 @serial_kernel
-def tap_offsets(c_in, k_h, k_w, padded_h, padded_w, count):
-    """uint64 (count,): offset of tap (c, ki, kj) in (c, ki, kj) order, zero beyond the taps."""
+def tap_offsets(c_in, k_h, k_w, padded_h, padded_w, count, dil_h, dil_w):
+    """uint64 (count,): offset of tap (c, ki, kj) in (c, ki, kj) order, zero beyond the taps
+    (a dilated kernel's taps ``dilation`` apart)."""
     offsets = np.zeros(count, np.uint64)
     t = 0
     for c in range(c_in):
         for ki in range(k_h):
             for kj in range(k_w):
-                offsets[t] = c * padded_h * padded_w + ki * padded_w + kj
+                offsets[t] = c * padded_h * padded_w + ki * dil_h * padded_w + kj * dil_w
                 t += 1
     return offsets
 
@@ -84,7 +85,7 @@ def shifted_partial_shape(n_batch, c_out, n_taps):
 
 
 @reduction_kernel
-def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
+def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch, dil_h, dil_w):
     """y (N, O, OH, OW) = b + the stride-1 correlation of x with w, per sample:
     wide output rows (O, L) += sum over taps of w[o, tap] * padded x shifted by the tap's
     offset, two output channels per pass (``shifted_sums_2``)."""
@@ -95,7 +96,7 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
     n_taps = c_in * k_h * k_w
     length = wide_length(out_h, out_w, padded_w)
     coef = in_four_columns(w.reshape(c_out, n_taps))
-    offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1])
+    offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1], dil_h, dil_w)
     plane_size = c_in * padded_h * padded_w
     start, _, _ = shifted_layout(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w)
     for n in prange(n_batch):
@@ -118,7 +119,7 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch):
 
 
 @reduction_kernel
-def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
+def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch, dil_h, dil_w):
     """dx (N, C, H, W) for stride 1: the full convolution of dy with the flipped kernel,
     in scatter order: for every tap (c, ki, kj), the padded dx plane c shifted by the tap's
     offset += sum_o w[o, c, ki, kj] * wide dy row o. Two input channels per pass (their
@@ -142,7 +143,7 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
         zero(padded)
         for ki in range(k_h):
             for kj in range(k_w):
-                shift = ki * padded_w + kj
+                shift = ki * dil_h * padded_w + kj * dil_w
                 tap = ki * k_w + kj
                 for c in range(0, c_in - 1, 2):
                     shifted_sums_2(coef[c * per_channel + tap], coef[(c + 1) * per_channel + tap],
@@ -158,7 +159,8 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch):
 
 
 @reduction_kernel
-def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate):
+def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate, dil_h,
+                                   dil_w):
     """dw (O, C, KH, KW) for stride 1: dw[o, tap] = sum over samples of the dot product of
     wide dy row o with the padded x shifted by the tap's offset (``shifted_dots``).
     partial (``shifted_partial_shape``): one sum per group of samples, added in order
@@ -169,7 +171,7 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, ac
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
     length = wide_length(out_h, out_w, padded_w)
-    offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps)
+    offsets = tap_offsets(c_in, k_h, k_w, padded_h, padded_w, n_taps, dil_h, dil_w)
     plane_size = c_in * padded_h * padded_w
     n_groups = (n_batch + GROUP - 1) // GROUP
     start, _, _ = shifted_layout(c_in, height, width, c_out, out_h, out_w, pad_h, pad_w)

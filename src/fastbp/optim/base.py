@@ -39,7 +39,10 @@ class Optimizer:
     iterable of parameter names (each must be one of the parameters) or a callable
     ``name -> bool``; by default (None) every parameter except those whose name's last
     dotted part is ``"bias"`` (a model's biases; in a plain mapping such as CS231n's
-    ``{"W1", "b1", ...}`` pass ``decay={"W1", "W2"}``).
+    ``{"W1", "b1", ...}`` pass ``decay={"W1", "W2"}``), and, when built from a model,
+    except the parameters its layers name in ``no_decay`` (a batch norm's "weight":
+    ``model.no_decay``). Built from ``model.params`` (a plain mapping), only the name rule
+    applies.
     """
 
     #: hyper-parameter names, in constructor order; subclasses extend it
@@ -89,7 +92,10 @@ class Optimizer:
                 raise ValueError(f"decay names unknown parameters {unknown}; the parameters are "
                                  f"{sorted(self.params)}")
             decay = frozenset(decay)
-        self.decayed = {name: is_decayed(name, decay) for name in self.params}
+        # The default rule also spares what the model's layers declare in ``no_decay``
+        # (batch norm's scale and shift).
+        spared = frozenset(getattr(self._source, "no_decay", ())) if decay is None else frozenset()
+        self.decayed = {name: is_decayed(name, decay) and name not in spared for name in self.params}
         self.step_count = 0
         self.buffers = {
             buffer: {name: np.zeros_like(array) for name, array in self.params.items()}
@@ -174,11 +180,14 @@ class Optimizer:
         return {name: getattr(self, name) for name in self.hyper_names}
 
     def state_dict(self):
-        """``{"type", "hyper", "step", "buffers": {buffer: {param name: array copy}}}``."""
+        """``{"type", "hyper", "step", "decayed", "buffers": {buffer: {param name: array
+        copy}}}``; "decayed" lists the parameters weight decay applies to, so that a
+        restored optimiser keeps a ``decay=`` rule it was built with."""
         return {
             "type": type(self).__name__,
             "hyper": self.hyper(),
             "step": self.step_count,
+            "decayed": sorted(name for name, decayed in self.decayed.items() if decayed),
             "buffers": {b: {n: a.copy() for n, a in arrays.items()} for b, arrays in self.buffers.items()},
         }
 
@@ -225,6 +234,12 @@ class Optimizer:
             for name, array in arrays.items():
                 self.buffers[buffer][name][...] = array
         self.step_count = int(state.get("step", 0))
+        if "decayed" in state:  # absent from states saved before it was recorded
+            decayed = state["decayed"]
+            if not isinstance(decayed, list) or not set(decayed) <= set(self.params):
+                raise ValueError(f"state['decayed'] must list parameters of this optimiser, got "
+                                 f"{describe(decayed)}")
+            self.decayed = {name: name in decayed for name in self.params}
 
     def __repr__(self):
         inner = ", ".join(f"{k}={v!r}" for k, v in self.hyper().items())

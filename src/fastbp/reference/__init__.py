@@ -4,7 +4,8 @@ Written for obviousness, not speed; float64 throughout; imports only NumPy. Each
 cites the formula it computes; README's "From the notes to the code" maps each one to its
 fast kernel and to the test that ties them. ``dense`` holds the affine layer, the delta
 recursion, the activations and maxout; ``conv`` convolution, padding and pooling;
-``losses`` the losses and their gradients; ``sgd`` the update with L2 weight decay.
+``losses`` the losses and their gradients; ``sgd`` the update with L2 weight decay;
+``norm`` batch normalisation and global average pooling.
 Everything is importable from ``fastbp.reference`` itself.
 
 Conventions (the notes write one sample as a column vector; fastbp stacks the batch as
@@ -63,6 +64,13 @@ from .losses import (
     softmax,
     softmax_cross_entropy,
 )
+from .norm import (
+    batch_norm,
+    batch_norm_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    running_stats,
+)
 from .sgd import sgd_step
 
 __all__ = [
@@ -77,5 +85,7 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "mse_loss", "log_sigmoid", "logistic_loss", "logistic_pm1_loss", "softmax",
     "softmax_cross_entropy", "hinge_loss",
+    "batch_norm", "batch_norm_backward", "running_stats", "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "sgd_step",
 ]

@@ -22,6 +22,13 @@ def _taps(x_padded, ki, kj, out_hw, stride):
     return x_padded[:, :, ki:ki + sh * (oh - 1) + 1:sh, kj:kj + sw * (ow - 1) + 1:sw]
 
 
+def _dilated_taps(x_padded, ki, kj, out_hw, stride, dilation):
+    """x_padded[:, :, ki * dh + i * sh, kj * dw + j * sw] for every output position (i, j):
+    the taps of a dilated kernel sit ``dilation`` apart."""
+    (dh, dw) = dilation
+    return _taps(x_padded, ki * dh, kj * dw, out_hw, stride)
+
+
 def conv2d(x, w, b=None, stride=1, padding=0):
     """Convolution forward with stride s and padding p:
     ``Y^{c'}_{u',v'} = sum_{i,j,k} K(i,j)^{c'}_k X^k_{u's+i, v's+j} + b^{c'}`` over the
@@ -166,3 +173,111 @@ def avg_pool2d_backward(dy, x, kernel, stride=None, padding=0):
         for r, q in cells:
             dx[n, c, r, q] += dy[n, c, i, j] / area
     return dx
+
+
+def conv2d_dilated_grouped(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """Convolution forward with stride s, padding p, dilation d and G groups (PyTorch's
+    conventions): w is (C', C / G, KH, KW); output channel c' of group
+    ``g = c' // (C' / G)`` reads the input channels ``k`` of group g only, and its taps sit
+    d apart:
+    ``Y^{c'}_{u',v'} = sum_{i,j} sum_{k in group g} K(i,j)^{c'}_{k - g C/G} X^k_{u's+id, v's+jd} + b^{c'}``
+    over the zero-padded X; ``OH = (H + 2p - d (KH - 1) - 1) // s + 1``. With d = 1 and
+    G = 1 it is ``conv2d``. Plain loops over groups and kernel offsets."""
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    (kh, kw), (dh, dw) = w.shape[2:], dilation
+    c_group, o_group = x.shape[1] // groups, w.shape[0] // groups
+    xp = zero_pad(x, padding)
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // stride[0] + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // stride[1] + 1
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for g in range(groups):
+        xs, os = slice(g * c_group, (g + 1) * c_group), slice(g * o_group, (g + 1) * o_group)
+        for ki in range(kh):
+            for kj in range(kw):
+                taps = _dilated_taps(xp[:, xs], ki, kj, (oh, ow), stride, dilation)
+                y[:, os] += np.einsum("nchw,oc->nohw", taps, w[os, :, ki, kj])
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def conv2d_dilated_grouped_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Backward of ``conv2d_dilated_grouped``, by the chain rule through each tap, group by
+    group: ``dX^k_{u's+id, v's+jd} += sum_{c' in group g} K(i,j)^{c'}_{k - g C/G} dY^{c'}_{u',v'}``,
+    ``dK(i,j)^{c'}_{k - g C/G} = sum_{n,u',v'} dY^{c'}_{u',v'} X^k_{u's+id, v's+jd}``,
+    ``db^{c'} = sum_{n,u',v'} dY^{c'}_{u',v'}``. Returns ``(dx, dw, db)``."""
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    (ph, pw), (kh, kw) = padding, w.shape[2:]
+    c_group, o_group = x.shape[1] // groups, w.shape[0] // groups
+    xp = zero_pad(x, padding)
+    dxp = np.zeros_like(xp, dtype=np.float64)
+    dw = np.zeros(w.shape)
+    out_hw = dy.shape[2:]
+    for g in range(groups):
+        xs, os = slice(g * c_group, (g + 1) * c_group), slice(g * o_group, (g + 1) * o_group)
+        for ki in range(kh):
+            for kj in range(kw):
+                _dilated_taps(dxp[:, xs], ki, kj, out_hw, stride, dilation)[...] += np.einsum(
+                    "nohw,oc->nchw", dy[:, os], w[os, :, ki, kj])
+                dw[os, :, ki, kj] = np.einsum(
+                    "nohw,nchw->oc", dy[:, os],
+                    _dilated_taps(xp[:, xs], ki, kj, out_hw, stride, dilation))
+    dx = dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+    return dx, dw, dy.sum((0, 2, 3))
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed convolution, by its definition: every input cell spreads over the output
+    cells a convolution with the same arguments reads it from,
+    ``Y^{o}_{u s + i d - p, v s + j d - p} += K(i,j)^{k}_{o - g O/G} X^k_{u,v}`` for the
+    input channels k of group g and the O/G output channels o of that group; w is
+    (C, O / G, KH, KW), ``OH = (H - 1) s - 2p + d (KH - 1) + output_padding + 1``."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (dh, dw), (eh, ew) = _pair(dilation), _pair(output_padding)
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    c_group, o_group = c // groups, w.shape[1]
+    oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + eh + 1
+    ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + ew + 1
+    # scatter onto a canvas holding every cell the taps reach, then cut out the output
+    canvas = np.zeros((n, o_group * groups, (h - 1) * sh + dh * (kh - 1) + 1 + eh + ph,
+                       (wd - 1) * sw + dw * (kw - 1) + 1 + ew + pw))
+    for g in range(groups):
+        xs, os = slice(g * c_group, (g + 1) * c_group), slice(g * o_group, (g + 1) * o_group)
+        for i in range(kh):
+            for j in range(kw):
+                canvas[:, os, i * dh:i * dh + (h - 1) * sh + 1:sh,
+                       j * dw:j * dw + (wd - 1) * sw + 1:sw] += np.einsum(
+                    "nkuv,ko->nouv", x[:, xs], w[xs, :, i, j])
+    y = canvas[:, :, ph:ph + oh, pw:pw + ow].copy()
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1):
+    """Backward of ``conv_transpose2d`` by the chain rule through each tap:
+    ``dX^k_{u,v} = sum_{o,i,j} K(i,j)^k_{o - g O/G} dY^o_{u s + i d - p, v s + j d - p}``,
+    ``dK(i,j)^k_{o'} = sum_{n,u,v} X^k_{u,v} dY^{o' + g O/G}_{u s + i d - p, v s + j d - p}``
+    (dY zero outside the output), ``db^o = sum dY^o``. Returns ``(dx, dw, db)``."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (dh, dw_), (eh, ew) = _pair(dilation), _pair(output_padding)
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    c_group, o_group = c // groups, w.shape[1]
+    canvas = np.zeros((n, dy.shape[1], (h - 1) * sh + dh * (kh - 1) + 1 + eh + ph,
+                       (wd - 1) * sw + dw_ * (kw - 1) + 1 + ew + pw))
+    canvas[:, :, ph:ph + dy.shape[2], pw:pw + dy.shape[3]] = dy
+    dx = np.zeros(x.shape)
+    dw = np.zeros(w.shape)
+    for g in range(groups):
+        xs, os = slice(g * c_group, (g + 1) * c_group), slice(g * o_group, (g + 1) * o_group)
+        for i in range(kh):
+            for j in range(kw):
+                taps = canvas[:, os, i * dh:i * dh + (h - 1) * sh + 1:sh,
+                              j * dw_:j * dw_ + (wd - 1) * sw + 1:sw]
+                dx[:, xs] += np.einsum("nouv,ko->nkuv", taps, w[xs, :, i, j])
+                dw[xs, :, i, j] = np.einsum("nouv,nkuv->ko", taps, x[:, xs])
+    return dx, dw, dy.sum((0, 2, 3))

@@ -138,6 +138,10 @@ class Trainer:
         self.comm = distributed._check_comm(comm)
         self.rank, self.size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
         self.micro_batches = distributed.check_micro_batches(micro_batches, self.size)
+        if self.size > 1 and getattr(model, "buffers", None):
+            raise ValueError("a model with batch norm cannot train on several ranks bit for bit: "
+                             "each rank would update its running statistics from its own "
+                             "micro-batches only")
         if self.size > 1 and any(isinstance(layer, Dropout) and layer.p > 0 for layer in model.layers):
             raise ValueError("a model with Dropout cannot train on several ranks bit for bit: each "
                              "rank's dropout draws its own random numbers")

@@ -1,0 +1,175 @@
+"""Transposed convolution: against the NumPy reference (``reference.conv.conv_transpose2d``),
+finite differences, PyTorch where installed, fuzzed shapes, thread counts, arguments, the
+layer and its checkpoint."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_matches
+import fastbp
+from fastbp import checkpoint
+from fastbp import functional as F
+from fastbp.gradcheck import gradcheck, gradcheck_layer
+from fastbp.reference import conv as ref
+
+# (N, C, H, W), O, (KH, KW), stride, padding, output_padding, groups, dilation
+CASES = [
+    ((2, 4, 5, 6), 6, (3, 3), 2, 1, 1, 2, 1),
+    ((2, 4, 5, 6), 4, (4, 4), 2, 1, 0, 1, 1),
+    ((1, 3, 4, 4), 6, (3, 3), 1, 2, 1, 3, 2),  # depthwise, dilated, output_padding < dilation
+    ((2, 4, 3, 5), 2, (2, 3), (3, 2), (0, 1), (2, 1), 2, (2, 1)),
+    ((9, 4, 5, 5), 4, (3, 3), 1, 1, 0, 1, 1),  # batched family for dx
+    ((2, 5, 7, 6), 33, (3, 3), 2, 1, 1, 1, 1),  # dot-product paths
+]
+
+
+def _data(case, dtype):
+    x_shape, o, k, stride, padding, output_padding, groups, dilation = case
+    rng = np.random.default_rng(CASES.index(case))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((x_shape[1], o // groups, *k)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    args = (stride, padding, output_padding, groups, dilation)
+    dy = rng.standard_normal(ref.conv_transpose2d(x, w, b, *args).shape).astype(dtype)
+    return x, w, b, dy, args
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_transpose_matches_reference(case, dtype):
+    x, w, b, dy, args = _data(case, dtype)
+    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
+    want = (ref.conv_transpose2d(x64, w64, b64, *args),
+            *ref.conv_transpose2d_backward(dy64, x64, w64, *args))
+    got = (F.conv_transpose2d(x, w, b, *args), *F.conv_transpose2d_backward(dy, x, w, *args))
+    for a, e in zip(got, want):
+        assert_matches(a, e, dtype)
+    none, dw, db = F.conv_transpose2d_backward(dy, x, w, *args, input_grad=False)
+    assert none is None and dw.tobytes() == got[2].tobytes() and db.tobytes() == got[3].tobytes()
+    targets = (np.ones_like(w), np.ones_like(b))
+    F.conv_transpose2d_backward(dy, x, w, *args, add_to=targets)
+    assert_matches(targets[0], want[2] + 1, dtype)
+    assert_matches(targets[1], want[3] + 1, dtype)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_transpose_matches_torch(case, dtype):
+    torch = pytest.importorskip("torch")
+    x, w, b, dy, (stride, padding, output_padding, groups, dilation) = _data(case, dtype)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv_transpose2d(xt, wt, bt, stride, padding, output_padding,
+                                              groups, dilation)
+    yt.backward(torch.tensor(dy))
+    args = (stride, padding, output_padding, groups, dilation)
+    got = (F.conv_transpose2d(x, w, b, *args), *F.conv_transpose2d_backward(dy, x, w, *args))
+    for a, e in zip(got, (yt.detach(), xt.grad, wt.grad, bt.grad)):
+        assert_matches(a, e.numpy().astype(np.float64), dtype)
+
+
+def test_conv_transpose_is_the_adjoint_of_conv2d(rng):
+    """<conv2d(u, w), v> = <u, conv_transpose2d(v, w)>: the transposed convolution is the
+    convolution's input gradient."""
+    u = rng.standard_normal((2, 6, 11, 10))
+    w = rng.standard_normal((4, 3, 3, 3))
+    y = F.conv2d(u, w, None, 2, 1, 2, 2)
+    v = rng.standard_normal(y.shape)
+    back = F.conv_transpose2d(v, w, None, 2, 1, (0, 1), 2, 2)
+    assert back.shape == u.shape
+    np.testing.assert_allclose(np.sum(y * v), np.sum(u * back), rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", CASES[:4])
+def test_conv_transpose_gradients_by_finite_differences(case):
+    x, w, b, dy, args = _data(case, np.float64)
+    x, dy = x[:1].copy(), dy[:1]
+
+    def objective():
+        return float(np.sum(F.conv_transpose2d(x, w, b, *args) * dy))
+
+    dx, dw, db = F.conv_transpose2d_backward(dy, x, w, *args)
+    gradcheck(objective, x, dx, rtol=1e-5, atol=1e-6)
+    gradcheck(objective, w, dw, rtol=1e-5, atol=1e-6)
+    gradcheck(objective, b, db, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_transpose_bit_identical_across_thread_counts(case, dtype):
+    x, w, b, dy, args = _data(case, dtype)
+    before = fastbp.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2):
+            fastbp.set_num_threads(threads)
+            results[threads] = [a.tobytes() for a in (
+                F.conv_transpose2d(x, w, b, *args), *F.conv_transpose2d_backward(dy, x, w, *args))]
+    finally:
+        fastbp.set_num_threads(before)
+    assert results[1] == results[2]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.sampled_from([1, 2, 9]), groups=st.integers(1, 3), c_per=st.integers(1, 3),
+    o_per=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6),
+    kh=st.integers(1, 4), kw=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2),
+    d=st.integers(1, 3), extra=st.integers(0, 2), seed=st.integers(0, 2**16),
+    use_f32=st.booleans(),
+)
+def test_conv_transpose_fuzzed_shapes(n, groups, c_per, o_per, h, w, kh, kw, s, p, d, extra,
+                                      seed, use_f32):
+    dtype = np.float32 if use_f32 else np.float64
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, groups * c_per, h, w)).astype(dtype)
+    weight = rng.standard_normal((groups * c_per, o_per, kh, kw)).astype(dtype)
+    b = rng.standard_normal(groups * o_per).astype(dtype)
+    args = (s, p, extra, groups, d)
+    if extra >= max(s, d):
+        with pytest.raises(ValueError, match="output_padding"):
+            F.conv_transpose2d(x, weight, b, *args)
+        return
+    out = [(size - 1) * s - 2 * p + d * (k - 1) + extra + 1 for size, k in ((h, kh), (w, kw))]
+    if min(out) < 1:
+        with pytest.raises(ValueError, match="leaves no output"):
+            F.conv_transpose2d(x, weight, b, *args)
+        return
+    x64, w64 = x.astype(np.float64), weight.astype(np.float64)
+    y = F.conv_transpose2d(x, weight, b, *args)
+    assert_matches(y, ref.conv_transpose2d(x64, w64, b.astype(np.float64), *args), dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = ref.conv_transpose2d_backward(dy.astype(np.float64), x64, w64, *args)
+    for got, want in zip(F.conv_transpose2d_backward(dy, x, weight, *args), expected):
+        assert_matches(got, want, dtype)
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(stride=2, output_padding=2), "output_padding .* must be smaller than the stride"),
+    (dict(output_padding=1), "output_padding .* must be smaller than the stride"),
+    (dict(dilation=0), "dilation must be >= 1"),
+    (dict(groups=3), "groups=3 must divide the 4 input channels"),
+    (dict(groups=0), "groups must be a positive int"),
+])
+def test_bad_arguments_are_value_errors_naming_them(options, message):
+    x, w = np.ones((1, 4, 5, 5)), np.ones((4, 2, 3, 3))
+    with pytest.raises(ValueError, match=message):
+        F.conv_transpose2d(x, w, **options)
+    with pytest.raises(ValueError, match=message):
+        F.conv_transpose2d_backward(np.ones((1, 2, 7, 7)), x, w, **options)
+    with pytest.raises(ValueError, match="output_padding"):
+        fastbp.ConvTranspose2D(4, 2, 3, stride=2, output_padding=2)
+
+
+def test_layer_gradients_and_checkpoint(tmp_path):
+    layer = fastbp.ConvTranspose2D(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2,
+                                   dtype=np.float64, seed=1)
+    assert layer.params["weight"].shape == (4, 3, 3, 3)
+    assert fastbp.ConvTranspose2D.param_shapes(**layer.config()) == {
+        "weight": (4, 3, 3, 3), "bias": (6,)}
+    x = np.random.default_rng(0).standard_normal((2, 4, 4, 3))
+    assert layer.forward(x).shape == (2, 6, 8, 6)
+    gradcheck_layer(layer, x)
+    model = fastbp.Sequential(layer)
+    checkpoint.save(tmp_path / "m.npz", model)
+    loaded = checkpoint.load_model(tmp_path / "m.npz")
+    assert loaded.layers[0].config() == layer.config()
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
