@@ -15,30 +15,7 @@ import numpy as np
 from .._validation import float_array, optional_workspace, pair, positive_int, same_dtype, same_shape
 from ..kernels.conv2d import conv2d_backward as _conv2d_backward
 from ..kernels.conv2d import conv2d_backward_bias, conv2d_backward_input, conv2d_forward
-from .linear import optional_bias
-
-
-def _gradient_targets(add_to, out, w, n_out):
-    """``linear.gradient_targets`` for a bias of ``n_out`` (O) entries, not w.shape[0] (C):
-    (dw, db, add)."""
-    if add_to is not None and out is not None:
-        raise ValueError("pass add_to (add the gradients) or out (write them), not both")
-    if add_to is None and out is None:
-        return np.empty_like(w), np.empty(n_out, w.dtype), False
-    name = "add_to" if out is None else "out"
-    targets = add_to if out is None else out
-    if not isinstance(targets, (tuple, list)) or len(targets) != 2:
-        raise ValueError(f"{name} must be a pair (dw, db) of arrays, got {targets!r:.80}")
-    dw, db = targets
-    for part, target, shape in (("dw", dw, w.shape), ("db", db, (n_out,))):
-        if target is None and part == "db":
-            continue
-        if (not isinstance(target, np.ndarray) or target.shape != shape
-                or target.dtype != w.dtype or not target.flags.c_contiguous
-                or not target.flags.writeable):
-            raise ValueError(f"{name}'s {part} must be a writeable C-contiguous {w.dtype} "
-                             f"array of shape {shape}")
-    return dw, db, out is None
+from .linear import gradient_targets, optional_bias
 
 
 def _checked(x, w, stride, padding, output_padding, groups, dilation, workspace):
@@ -110,7 +87,7 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     dy = float_array("dy", dy, 4, "(N, O, OH, OW)")
     same_dtype(dy=dy, x=x, w=w)
     same_shape("dy", dy, out_shape, "the shape of conv_transpose2d's output")
-    dw, db, add = _gradient_targets(add_to, out, w, out_shape[1])
+    dw, db, add = gradient_targets(add_to, out, w, out_shape[1])
     dx = None
     if input_grad:
         dx = np.empty_like(x)

@@ -59,21 +59,22 @@ def linear_backward(dy, x, w, input_grad=True, workspace=None, add_to=None, out=
     return dx, dw, db
 
 
-def gradient_targets(add_to, out, w):
+def gradient_targets(add_to, out, w, bias_size=None):
     """``(dw, db, add)``: where a backward puts the parameter gradients of weight ``w``,
     and whether it adds to them. New arrays when ``add_to`` and ``out`` are both None;
     otherwise the given pair of writeable C-contiguous arrays of w's dtype, shaped like
-    w and (O,) (db may be None: not computed)."""
+    w and (bias_size,) (default: w's first axis; db may be None: not computed)."""
+    bias_size = w.shape[0] if bias_size is None else bias_size
     if add_to is not None and out is not None:
         raise ValueError("pass add_to (add the gradients) or out (write them), not both")
     if add_to is None and out is None:
-        return np.empty_like(w), np.empty(w.shape[0], w.dtype), False
+        return np.empty_like(w), np.empty(bias_size, w.dtype), False
     name = "add_to" if out is None else "out"
     pair = add_to if out is None else out
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(f"{name} must be a pair (dw, db) of arrays, got {pair!r:.80}")
     dw, db = pair
-    for part, target, shape in (("dw", dw, w.shape), ("db", db, w.shape[:1])):
+    for part, target, shape in (("dw", dw, w.shape), ("db", db, (bias_size,))):
         if target is None and part == "db":
             continue
         if (not isinstance(target, np.ndarray) or target.shape != shape
