@@ -315,6 +315,10 @@ def test_a_trainer_refuses_what_ranks_cannot_share():
     model = models.mlp(64, hidden=(8,), out_features=10, dropout=0.5, seed=0)
     with pytest.raises(ValueError, match="Dropout"):
         Trainer(model, optim.SGD(model, 0.1), micro_batches=2, comm=comm)
+    nested = fastbp.Sequential(fastbp.Linear(64, 8, seed=0), fastbp.Residual(
+        fastbp.Sequential(fastbp.ReLU(), fastbp.Dropout(0.5, seed=1))), fastbp.Linear(8, 10, seed=2))
+    with pytest.raises(ValueError, match="Dropout"):
+        Trainer(nested, optim.SGD(nested, 0.1), micro_batches=2, comm=comm)
     model = models.resnet(8, blocks=(1, 1, 1), seed=0)
     with pytest.raises(ValueError, match="batch norm cannot train on several ranks"):
         Trainer(model, optim.SGD(model, 0.1), micro_batches=2, comm=comm)

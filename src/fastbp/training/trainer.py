@@ -11,7 +11,7 @@ from .. import checkpoint as ckpt
 from .. import distributed
 from .._validation import class_labels, positive_int
 from ..data import minibatches
-from ..layers import Dropout
+from ..layers import Dropout, Residual
 from ..optim import SGD, Optimizer, Schedule, schedule_from_config
 from ..sequential import Sequential
 from .history import History
@@ -31,6 +31,17 @@ class NonFiniteLossError(FloatingPointError):
             f"the training loss became {loss} at epoch {epoch}/{epochs}, step {step}/{steps} "
             f"(learning rate {lr:.4g}); training stopped. Try a smaller learning rate."
         )
+
+
+def _all_layers(layers):
+    """Every layer, those inside nested Sequentials and Residuals included."""
+    for layer in layers:
+        if isinstance(layer, Sequential):
+            yield from _all_layers(layer.layers)
+        elif isinstance(layer, Residual):
+            yield from _all_layers([part for part in (layer.block, layer.shortcut) if part is not None])
+        else:
+            yield layer
 
 
 def _paired(name, data):
@@ -138,11 +149,12 @@ class Trainer:
         self.comm = distributed._check_comm(comm)
         self.rank, self.size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
         self.micro_batches = distributed.check_micro_batches(micro_batches, self.size)
-        if self.size > 1 and getattr(model, "buffers", None):
+        if self.size > 1 and model.buffers:
             raise ValueError("a model with batch norm cannot train on several ranks bit for bit: "
                              "each rank would update its running statistics from its own "
                              "micro-batches only")
-        if self.size > 1 and any(isinstance(layer, Dropout) and layer.p > 0 for layer in model.layers):
+        if self.size > 1 and any(isinstance(layer, Dropout) and layer.p > 0
+                                 for layer in _all_layers(model.layers)):
             raise ValueError("a model with Dropout cannot train on several ranks bit for bit: each "
                              "rank's dropout draws its own random numbers")
         self.progress = progress
