@@ -73,3 +73,24 @@ def test_both_gemm_tiles_compute_the_product(tile, m, k, p, accumulate, dtype, r
     expected = a.astype(np.float64) @ b.T.astype(np.float64) + (start if accumulate else 0)
     assert_matches(out, expected, dtype)
     assert gemm.gemm_nt is (gemm.gemm_nt_4x4 if isa.MASKED_VECTORS else gemm.gemm_nt_4x2)
+
+
+@pytest.mark.parametrize("tile", ["dots_at_4x2", "dots_at_4x4"])
+@pytest.mark.parametrize("m, length, n_offsets", [(4, 16, 4), (9, 37, 11), (1, 5, 3), (6, 20, 8),
+                                                  (7, 1, 9), (3, 12, 2)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_both_tiles_take_runs_at_any_offsets(tile, m, length, n_offsets, accumulate, dtype, rng):
+    """dots_at: dot products of a's rows with overlapping runs of one flat array, the
+    stride-1 convolution's taps; every tail (1 to 3 rows, 1 to 3 offsets) included."""
+    from fastbp.kernels import gemm, isa
+
+    a = rng.standard_normal((m, length + 3)).astype(dtype)  # rows longer than the runs
+    src = rng.standard_normal(length + 40).astype(dtype)
+    offsets = rng.integers(0, 41, n_offsets).astype(np.uint64)
+    start = rng.standard_normal((m, n_offsets)).astype(dtype)
+    out = start.copy()
+    getattr(gemm, tile)(a, src, offsets, length, out, accumulate)
+    runs = np.stack([src[o:o + length] for o in offsets.astype(np.int64)])
+    expected = a[:, :length].astype(np.float64) @ runs.T.astype(np.float64)
+    assert_matches(out, expected + (start if accumulate else 0), dtype)
+    assert gemm.dots_at is (gemm.dots_at_4x4 if isa.MASKED_VECTORS else gemm.dots_at_4x2)

@@ -306,7 +306,7 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="batched", family="batched", variant="",
         kernels="conv2d_batched: forward and dx as sums of shifted rows (shifted_sums_2), dw "
-                "as dot products (shifted_dots), on chunks of up to 64 samples copied to "
+                "as dot products (dots_at), on chunks of up to 64 samples copied to "
                 "(C, Hp, Wp, samples) order",
         accepts=_stride_1, needs="stride 1 and dilation 1",
         # small planes in a batch, where the shifted family's dropped columns would waste
@@ -318,7 +318,7 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="shifted", family="shifted", variant="",
         kernels="conv2d_shifted: forward and dx as sums of shifted runs of the zero-padded "
-                "planes (shifted_sums_2), dw as dot products (shifted_dots), sample by sample",
+                "planes (shifted_sums_2), dw as dot products (dots_at), sample by sample",
         accepts=_stride_1_dilated, needs="stride 1", suits=_always,
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
     ),

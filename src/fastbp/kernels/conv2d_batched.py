@@ -19,9 +19,10 @@ from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .conv2d_shifted import tap_offsets
+from .gemm import dots_at
 from .partials import sum_partials
 from .runs import zero
-from .shifted import in_four_columns, row_offsets, shifted_dots, shifted_sums, shifted_sums_2
+from .shifted import in_four_columns, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
 CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in L2
@@ -224,6 +225,6 @@ def conv2d_batched_backward(dy, x, w, pad_h, pad_w, dx, dw, scratch, partial, ac
             for i in prange(out_h):
                 acc = partial[chunk * out_h + i]
                 zero(acc)
-                shifted_dots(rows[i], inputs[i * padded_w * nb:], shifts, length, acc)
+                dots_at(rows[i], inputs[i * padded_w * nb:], shifts, length, acc, True)
     if dw is not None:
         sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)

@@ -19,9 +19,10 @@ import numpy as np
 from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
+from .gemm import dots_at
 from .partials import GROUP, sum_partials
 from .runs import copy_run, zero
-from .shifted import in_four_columns, row_offsets, shifted_dots, shifted_sums, shifted_sums_2
+from .shifted import in_four_columns, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
 
@@ -162,7 +163,7 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch, dil_h, dil_w
 def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate, dil_h,
                                    dil_w):
     """dw (O, C, KH, KW) for stride 1: dw[o, tap] = sum over samples of the dot product of
-    wide dy row o with the padded x shifted by the tap's offset (``shifted_dots``).
+    wide dy row o with the padded x shifted by the tap's offset (``gemm.dots_at``).
     partial (``shifted_partial_shape``): one sum per group of samples, added in order
     (and to dw with ``accumulate``)."""
     n_batch, c_in, height, width = x.shape
@@ -184,5 +185,5 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, ac
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
             pad_planes(x[n], pad_h, pad_w, padded)
             widen(dy[n], padded_w, wide_dy)
-            shifted_dots(wide_dy, padded, offsets, length, acc)
+            dots_at(wide_dy, padded, offsets, length, acc, True)
     sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)

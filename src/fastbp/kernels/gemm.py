@@ -1,10 +1,12 @@
 """The matrix-product micro-kernels every dense and convolution kernel is built on.
 
-``gemm_nt`` computes ``out = a @ b.T`` with both operands read along contiguous rows:
-every output cell is a dot product, and cells are computed in tiles of rows of ``a`` by
-rows of ``b`` whose running sums stay in vector registers (LLVM vectorises the shared
-loop over k, since the reduction kernels allow re-association), so each loaded vector
-feeds several FMAs. The tile is the largest the register file holds (``kernels.isa``):
+``dots_at`` computes dot products of rows of ``a`` with runs of a flat array that start at
+given offsets: the rows of ``b`` in ``gemm_nt`` (``out = a @ b.T``, offsets ``p * K``), or
+the taps of a stride-1 convolution, each a run of the flat padded plane shifted by the
+tap's offset (``conv2d_shifted``). Both operands are read along contiguous memory, and
+cells are computed in tiles of rows of ``a`` by runs whose running sums stay in vector
+registers (LLVM vectorises the shared loop over k, since the reduction kernels allow
+re-association), so each loaded vector feeds several FMAs. The tile is the largest the register file holds (``kernels.isa``):
 4 x 4 with AVX-512's 32 vector registers, 4 x 2 with AVX2's or NEON's 16, where the 16
 sums of a 4 x 4 tile spill. Measured on one core (Zen 4), GFLOP/s:
 
@@ -15,10 +17,11 @@ sums of a 4 x 4 tile spill. Measured on one core (Zen 4), GFLOP/s:
 A cell's tile depends only on its indices, never on how work was split between threads.
 """
 
-from numba import prange
+from numba import prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
 from .isa import MASKED_VECTORS
+from .shifted import row_offsets
 
 
 @serial_kernel
@@ -39,63 +42,52 @@ def gemm_nn(a, b, length, out):
 
 
 @serial_kernel
-def dot(a, b):
-    """sum_k a[k] * b[k] for 1-D rows of equal length."""
-    total = a.dtype.type(0)
-    for k in range(a.shape[0]):
-        total += a[k] * b[k]
-    return total
+def dots_at_4x2(a, src, offsets, length, out, accumulate):
+    """out[m, t] (+)= sum_p a[m, p] * src[offsets[t] + p] for p < length, in 4 x 2 tiles.
 
-
-@serial_kernel
-def gemm_nt_4x2(a, b, out, accumulate):
-    """out[m, p] (+)= sum_k a[m, k] * b[p, k]; a (M, K), b (P, K), out (M, P), in 4 x 2 tiles.
-
-    Rows of a and b must be contiguous; out may be any 2-D view. With ``accumulate`` the
-    products are added to out, otherwise they replace it.
+    a (M, >= length) with contiguous rows; src 1-D; offsets uint64 (T,); out (M, T), any
+    2-D view. Every row of b in ``gemm_nt`` and every tap of a stride-1 convolution's
+    weight gradient (a run of the flat padded plane, ``conv2d_shifted``) is such a run of
+    src. With ``accumulate`` the products are added to out, otherwise they replace it.
     """
-    m_rows, depth = a.shape
-    p_rows = b.shape[0]
-    m_main = m_rows - m_rows % 4
-    p_main = p_rows - p_rows % 2
+    m_rows, n_offsets = a.shape[0], offsets.shape[0]
+    m_main, t_main = m_rows - m_rows % 4, n_offsets - n_offsets % 2
     zero = out.dtype.type(0)
     for m in range(0, m_main, 4):
         a0, a1, a2, a3 = a[m], a[m + 1], a[m + 2], a[m + 3]
-        for p in range(0, p_main, 2):
-            b0, b1 = b[p], b[p + 1]
+        for t in range(0, t_main, 2):
+            u0, u1 = offsets[t], offsets[t + 1]
             s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = zero
-            for k in range(depth):
-                u, v = b0[k], b1[k]
-                s00 += a0[k] * u
-                s01 += a0[k] * v
-                s10 += a1[k] * u
-                s11 += a1[k] * v
-                s20 += a2[k] * u
-                s21 += a2[k] * v
-                s30 += a3[k] * u
-                s31 += a3[k] * v
-            store_4x2(out, m, p, accumulate, s00, s01, s10, s11, s20, s21, s30, s31)
-        dots(a[m:m + 4], b[p_main:], out[m:m + 4, p_main:], accumulate)
-    dots(a[m_main:], b, out[m_main:], accumulate)
+            for p in range(uint64(length)):
+                u, v = src[u0 + p], src[u1 + p]
+                s00 += a0[p] * u
+                s01 += a0[p] * v
+                s10 += a1[p] * u
+                s11 += a1[p] * v
+                s20 += a2[p] * u
+                s21 += a2[p] * v
+                s30 += a3[p] * u
+                s31 += a3[p] * v
+            store_4x2(out, m, t, accumulate, s00, s01, s10, s11, s20, s21, s30, s31)
+        cells(a, src, offsets, length, out, accumulate, m, m + 4, t_main)
+    last_rows(a, src, offsets, length, out, accumulate, m_main)
 
 
 @serial_kernel
-def gemm_nt_4x4(a, b, out, accumulate):
-    """``gemm_nt_4x2``'s product in 4 x 4 tiles, for CPUs with 32 vector registers."""
-    m_rows, depth = a.shape
-    p_rows = b.shape[0]
-    m_main = m_rows - m_rows % 4
-    p_main = p_rows - p_rows % 4
+def dots_at_4x4(a, src, offsets, length, out, accumulate):
+    """``dots_at_4x2``'s products in 4 x 4 tiles, for CPUs with 32 vector registers."""
+    m_rows, n_offsets = a.shape[0], offsets.shape[0]
+    m_main, t_main = m_rows - m_rows % 4, n_offsets - n_offsets % 4
     zero = out.dtype.type(0)
     for m in range(0, m_main, 4):
         a0, a1, a2, a3 = a[m], a[m + 1], a[m + 2], a[m + 3]
-        for p in range(0, p_main, 4):
-            b0, b1, b2, b3 = b[p], b[p + 1], b[p + 2], b[p + 3]
+        for t in range(0, t_main, 4):
+            u0, u1, u2, u3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
             s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-            for k in range(depth):
-                u, v, w, x = b0[k], b1[k], b2[k], b3[k]
-                c0, c1, c2, c3 = a0[k], a1[k], a2[k], a3[k]
+            for p in range(uint64(length)):
+                u, v, w, x = src[u0 + p], src[u1 + p], src[u2 + p], src[u3 + p]
+                c0, c1, c2, c3 = a0[p], a1[p], a2[p], a3[p]
                 s00 += c0 * u
                 s01 += c0 * v
                 s02 += c0 * w
@@ -112,10 +104,64 @@ def gemm_nt_4x4(a, b, out, accumulate):
                 s31 += c3 * v
                 s32 += c3 * w
                 s33 += c3 * x
-            store_4x2(out, m, p, accumulate, s00, s01, s10, s11, s20, s21, s30, s31)
-            store_4x2(out, m, p + 2, accumulate, s02, s03, s12, s13, s22, s23, s32, s33)
-        dots(a[m:m + 4], b[p_main:], out[m:m + 4, p_main:], accumulate)
-    dots(a[m_main:], b, out[m_main:], accumulate)
+            store_4x2(out, m, t, accumulate, s00, s01, s10, s11, s20, s21, s30, s31)
+            store_4x2(out, m, t + 2, accumulate, s02, s03, s12, s13, s22, s23, s32, s33)
+        cells(a, src, offsets, length, out, accumulate, m, m + 4, t_main)
+    last_rows(a, src, offsets, length, out, accumulate, m_main)
+
+
+@serial_kernel
+def last_rows(a, src, offsets, length, out, accumulate, m):
+    """The rows from m on that a 4-row tile leaves over (at most 3): in tiles of 2 rows,
+    then 1, by 4 offsets, so that each loaded run of src still feeds several sums."""
+    m_rows, n_offsets = a.shape[0], offsets.shape[0]
+    t_main = n_offsets - n_offsets % 4
+    zero = out.dtype.type(0)
+    if m_rows - m >= 2:
+        a0, a1 = a[m], a[m + 1]
+        for t in range(0, t_main, 4):
+            u0, u1, u2, u3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            for p in range(uint64(length)):
+                v0, v1, v2, v3 = src[u0 + p], src[u1 + p], src[u2 + p], src[u3 + p]
+                s00 += a0[p] * v0
+                s01 += a0[p] * v1
+                s02 += a0[p] * v2
+                s03 += a0[p] * v3
+                s10 += a1[p] * v0
+                s11 += a1[p] * v1
+                s12 += a1[p] * v2
+                s13 += a1[p] * v3
+            store_1x4(out, m, t, accumulate, s00, s01, s02, s03)
+            store_1x4(out, m + 1, t, accumulate, s10, s11, s12, s13)
+        cells(a, src, offsets, length, out, accumulate, m, m + 2, t_main)
+        m += 2
+    if m < m_rows:
+        row = a[m]
+        for t in range(0, t_main, 4):
+            u0, u1, u2, u3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
+            s0 = s1 = s2 = s3 = zero
+            for p in range(uint64(length)):
+                r = row[p]
+                s0 += r * src[u0 + p]
+                s1 += r * src[u1 + p]
+                s2 += r * src[u2 + p]
+                s3 += r * src[u3 + p]
+            store_1x4(out, m, t, accumulate, s0, s1, s2, s3)
+        cells(a, src, offsets, length, out, accumulate, m, m + 1, t_main)
+
+
+@serial_kernel
+def cells(a, src, offsets, length, out, accumulate, m0, m1, t0):
+    """out[m, t] for m0 <= m < m1 and t >= t0, one dot product each: what tiles leave over."""
+    for m in range(m0, m1):
+        row = a[m]
+        for t in range(t0, offsets.shape[0]):
+            offset = offsets[t]
+            total = out.dtype.type(0)
+            for p in range(uint64(length)):
+                total += row[p] * src[offset + p]
+            out[m, t] = out[m, t] + total if accumulate else total
 
 
 @serial_kernel
@@ -137,12 +183,35 @@ def store_4x2(out, m, p, accumulate, s00, s01, s10, s11, s20, s21, s30, s31):
 
 
 @serial_kernel
-def dots(a, b, out, accumulate):
-    """out[m, p] (+)= dot(a[m], b[p]), one cell at a time: the cells a tile leaves over."""
-    for m in range(a.shape[0]):
-        for p in range(b.shape[0]):
-            total = dot(a[m], b[p])
-            out[m, p] = out[m, p] + total if accumulate else total
+def store_1x4(out, m, p, accumulate, s0, s1, s2, s3):
+    """out[m, p:p + 4] (+)= the sums."""
+    if accumulate:
+        s0 += out[m, p]
+        s1 += out[m, p + 1]
+        s2 += out[m, p + 2]
+        s3 += out[m, p + 3]
+    out[m, p], out[m, p + 1], out[m, p + 2], out[m, p + 3] = s0, s1, s2, s3
+
+
+#: The tile this CPU's register file holds (see the module docstring); both are tested.
+dots_at = dots_at_4x4 if MASKED_VECTORS else dots_at_4x2
+
+
+@serial_kernel
+def gemm_nt_4x2(a, b, out, accumulate):
+    """out (M, P) (+)= a (M, K) @ b (P, K).T with ``dots_at_4x2``; b C-contiguous, a's rows
+    contiguous, out any 2-D view (added to with ``accumulate``)."""
+    depth = b.shape[1]
+    offsets = row_offsets(b.shape[0], depth, b.shape[0])
+    dots_at_4x2(a, b.reshape(-1), offsets, depth, out, accumulate)
+
+
+@serial_kernel
+def gemm_nt_4x4(a, b, out, accumulate):
+    """``gemm_nt_4x2`` with ``dots_at_4x4``."""
+    depth = b.shape[1]
+    offsets = row_offsets(b.shape[0], depth, b.shape[0])
+    dots_at_4x4(a, b.reshape(-1), offsets, depth, out, accumulate)
 
 
 #: The tile this CPU's register file holds (see the module docstring); both are tested.
