@@ -77,7 +77,7 @@ def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=Tr
             raise ValueError(f"batch norm in training needs more than one value per channel, got x of "
                              f"shape {np.shape(x)}")
         mean, var, inv_std = (np.empty(n_ch) for _ in range(3))
-        for_size(batch_norm_forward_train, x3.size)(x3, weight, bias, float(eps), y3, mean, var, inv_std)
+        batch_norm_forward_train(x3, weight, bias, float(eps), y3, mean, var, inv_std)  # no twin
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
             running_var[...] = (1.0 - momentum) * running_var + momentum * var * (count / (count - 1))
@@ -114,6 +114,6 @@ def batch_norm_backward(dy, cache, weight, input_grad=True, add_to=None, out=Non
     else:
         dweight, dbias = (_running(name, t, n_ch, x3.dtype) for name, t in zip(("dweight", "dbias"), targets))
     dx = np.empty_like(x3) if input_grad else np.empty((1, 1, 1), x3.dtype)
-    for_size(_backward_kernel, x3.size)(dy3, x3, weight, cache.mean, cache.inv_std, cache.batch_stats,
-                                        bool(input_grad), add_to is not None, dx, dweight, dbias)
+    _backward_kernel(dy3, x3, weight, cache.mean, cache.inv_std, cache.batch_stats, bool(input_grad),
+                     add_to is not None, dx, dweight, dbias)
     return (dx.reshape(dy.shape) if input_grad else None), dweight, dbias

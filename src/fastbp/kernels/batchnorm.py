@@ -1,21 +1,23 @@
 """Batch normalisation over the channel axis of x viewed as (N, C, S): S = H*W for NCHW
 images, 1 for (N, C) features.
 
-Every ``prange`` iteration owns one channel: it sums that channel's N*S values in a fixed
-order (n, then s) in float64, so the statistics, and every output cell, are the same bits
-whatever the thread count. Strict IEEE arithmetic (``kernel``, not ``reduction_kernel``):
-with re-association allowed, LLVM vectorised these sums differently in the parallel
-kernels and their serial twins, whose float64 results then differed in the last bits.
+Every ``prange`` iteration owns one channel and sums that channel's N*S values in float64,
+so the statistics, and every output cell, are the same bits whatever the thread count.
+The sums allow re-association (``reduction_kernel``), so that LLVM vectorises them: one
+core, 64x32x32x32 float32, forward 3.7 -> 1.4 ms and backward 3.1 -> 1.6 ms against
+strict IEEE sums (even with 16 running sums written out, which LLVM left scalar). The
+order of the additions is then LLVM's, fixed when a kernel is compiled: the parallel
+kernel runs it at any thread count, but a serial twin (``with_serial_twin``) would be
+compiled on its own and may vectorise differently, so these kernels have none.
 """
 
 import numpy as np
 from numba import prange
 
-from ._jit import kernel, with_serial_twin
+from ._jit import kernel, reduction_kernel, with_serial_twin
 
 
-@with_serial_twin
-@kernel
+@reduction_kernel
 def batch_norm_forward_train(x, weight, bias, eps, y, mean, var, inv_std):
     """y = weight * (x - mean) / sqrt(var + eps) + bias with the batch's mean and (biased)
     variance per channel, written to ``mean``, ``var``, ``inv_std`` (float64, (C,))."""
@@ -58,8 +60,7 @@ def channel_affine(x, scale, shift, y):
                 y[n, c, s] = x[n, c, s] * a + b
 
 
-@with_serial_twin
-@kernel
+@reduction_kernel
 def batch_norm_backward(dy, x, weight, mean, inv_std, batch_stats, input_grad, accumulate,
                         dx, dweight, dbias):
     """Gradients of ``batch_norm_forward_train`` (``batch_stats``) or of the fixed-statistics
@@ -92,12 +93,13 @@ def batch_norm_backward(dy, x, weight, mean, inv_std, batch_stats, input_grad, a
             dbias[c] = sum_dy
         if input_grad:
             k = weight[c] * istd
-            if batch_stats:
-                a = sum_dy / count
+            if batch_stats:  # k * (dy - sum_dy / M - (x - mu) * b), as one multiply-add each
                 b = d_weight * istd / count
+                q = -k * b
+                r = k * (mu * b - sum_dy / count)
                 for n in range(n_batch):
                     for s in range(n_sp):
-                        dx[n, c, s] = k * (dy[n, c, s] - a - (x[n, c, s] - mu) * b)
+                        dx[n, c, s] = k * dy[n, c, s] + q * x[n, c, s] + r
             else:
                 for n in range(n_batch):
                     for s in range(n_sp):
