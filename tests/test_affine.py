@@ -94,3 +94,16 @@ def test_both_tiles_take_runs_at_any_offsets(tile, m, length, n_offsets, accumul
     expected = a[:, :length].astype(np.float64) @ runs.T.astype(np.float64)
     assert_matches(out, expected + (start if accumulate else 0), dtype)
     assert gemm.dots_at is (gemm.dots_at_4x4 if isa.MASKED_VECTORS else gemm.dots_at_4x2)
+
+
+@pytest.mark.parametrize("m, k, length", [(1, 1, 1), (2, 4, 16), (5, 7, 33), (8, 32, 100)])
+def test_gemm_nn_adds_rows_four_at_a_time(m, k, length, dtype, rng):
+    """gemm_nn: out[:, :length] = a @ b[:, :length] from zero-padded coefficients; the
+    cells of out past length are left alone."""
+    from fastbp.kernels import gemm, shifted
+
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, length + 5)).astype(dtype)
+    out = np.full((m, length + 3), 7.0, dtype)
+    gemm.gemm_nn(shifted.in_four_columns(a), b, length, out)
+    assert_matches(out[:, :length], a.astype(np.float64) @ b[:, :length].astype(np.float64), dtype)
+    assert (out[:, length:] == 7.0).all()

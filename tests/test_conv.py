@@ -158,9 +158,11 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 6, 14, 14), 16, 5, 1, 0) == ("batched", "batched")  # LeNet conv2
     assert chosen((4, 6, 14, 14), 16, 5, 1, 0) == ("shifted", "shifted")  # too few samples
     assert chosen((64, 1, 28, 28), 6, 5, 1, 2) == ("shifted", "shifted")  # LeNet conv1: wide
-    assert chosen((8, 64, 32, 32), 128, 3, 2, 1) == ("patches_dots", "patches_dots")
-    assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_dots")  # stem
+    assert chosen((8, 64, 32, 32), 128, 3, 2, 1) == ("patches_dots", "patches_rows")
+    assert chosen((8, 64, 32, 32), 256, 3, 2, 1) == ("patches_dots", "patches_dots")
+    assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_rows")  # stem
     assert chosen((8, 3, 31, 31), 25, 3, 2, 0) == ("patches_rows", "patches_rows")
+    assert chosen((8, 16, 28, 28), 32, 1, 2, 0) == ("patches_rows", "patches_rows")  # 16 taps
     assert set(table.PREFERENCE[table.CPU_KIND]) == set(table.FAMILIES)
 
 

@@ -69,8 +69,11 @@ from .isa import MASKED_VECTORS
 from .workspace import Workspace
 
 MIN_BATCH_FOR_BATCHED = 8  # a vector of samples
-MIN_CHANNELS_FOR_DOTS = 4  # patches forward: below this, patch rows are too short for dot products
-MIN_DEPTH_FOR_DOTS = 32  # patches input gradient: fewer output channels make too short a dot product
+# Where the patches family's dot products beat its axpy rows (gemm_nn as sums of four rows),
+# measured on one core, float32, both forms side by side (fastbp.bench.kernels, family=):
+MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7x7) faster
+MIN_TAPS_FOR_DOTS = 32  # forward: 16 taps (1x1, 16 channels) -> rows 3.0x faster
+MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
 
 
 class Geometry(NamedTuple):
@@ -327,8 +330,9 @@ FAMILIES = {f.name: f for f in (
         kernels="conv2d_patches: gathered patches; forward and dx as dot products over "
                 "contiguous rows (gemm_nt), dw by gemm_nt",
         accepts=_any_shape, needs="",
-        suits=lambda g, pass_: (g.c_in >= MIN_CHANNELS_FOR_DOTS if pass_ == "forward"
-                                else g.c_out >= MIN_DEPTH_FOR_DOTS),
+        suits=lambda g, pass_: (
+            g.c_in >= MIN_CHANNELS_FOR_DOTS and g.n_taps >= MIN_TAPS_FOR_DOTS
+            if pass_ == "forward" else g.c_out >= MIN_DEPTH_FOR_DOTS),
         forward=partial(_patches_forward, by_dots=True),
         backward=partial(_patches_backward, by_dots=True),
         layout=PATCHES_LAYOUT,

@@ -22,6 +22,7 @@ from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
 from .partials import GROUP, sum_partials
 from .runs import add_run, copy_run, fill_run, zero
+from .shifted import in_four_columns
 from .windows import valid_columns
 from .workspace import line_up
 
@@ -213,7 +214,7 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
     c_out, c_in, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     n_taps = c_in * k_h * k_w
-    weights = w.reshape(c_out, n_taps)
+    weights = in_four_columns(w.reshape(c_out, n_taps))  # gemm_nn's coefficients
     # Taps in patch-row order, zero-padded to a whole number of vectors (see padded_depth).
     weights_hwc = np.zeros((c_out, padded_depth(n_taps)), w.dtype)
     for o in range(c_out):
@@ -283,6 +284,7 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
     n_taps = c_in * k_h * k_w
     w_t = np.empty((n_taps, c_out), w.dtype)
     transpose(w.reshape(c_out, n_taps), w_t)
+    w_t4 = in_four_columns(w_t)  # gemm_nn's coefficients
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     block = per_block * rows * out_w
@@ -309,7 +311,7 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
                 for n in range(n0, n1):
                     for o in range(c_out):
                         copy_run(flat_dy[n, o], r0 * out_w, grad[o], (n - n0) * segment, segment)
-                gemm_nn(w_t, grad, length, taps)
+                gemm_nn(w_t4, grad, length, taps)
             for n in range(n0, n1):
                 for t in range(n_taps):
                     c = t // (k_h * k_w)

@@ -21,24 +21,32 @@ from numba import prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
 from .isa import MASKED_VECTORS
-from .shifted import row_offsets
+from .shifted import row_offsets, shifted_sums, shifted_sums_2
 
 
 @serial_kernel
 def gemm_nn(a, b, length, out):
-    """out[m, :length] = sum_k a[m, k] * b[k, :length]; a (M, K), b (K, >= length), out (M, >= length).
+    """out[m, :length] = sum_k a[m, k] * b[k, :length]; a (M, K4) zero beyond column K,
+    K4 = in_fours(K) (``shifted.in_four_columns``); b (K, >= length) C-contiguous; out
+    (M, >= length).
 
-    The axpy form: no horizontal sums, but every FMA also loads and stores ``out``. It
-    beats ``gemm_nt`` when K is too short for a dot product to pay for its final sum.
+    The axpy form, no horizontal sums: it beats ``dots_at`` when K is too short for a dot
+    product to pay for its final sum. Rows of b are added four at a time into two rows of
+    out (``shifted_sums_2``), so each value of out is loaded and stored once per 8
+    multiply-adds, not once per one (transposed convolution 64x32x16x16 -> 16, 4x4 stride
+    2, one core: its forward 13.7 -> 8.8 ms).
     """
-    for m in range(a.shape[0]):
-        dst = out[m]
-        dst[:length] = 0
-        for k in range(a.shape[1]):
-            coefficient = a[m, k]
-            src = b[k]
-            for j in range(length):
-                dst[j] += coefficient * src[j]
+    m_rows = a.shape[0]
+    depth, width = b.shape
+    offsets = row_offsets(depth, width, a.shape[1])
+    src = b.reshape(-1)
+    for m in range(0, m_rows - 1, 2):
+        out[m, :length] = 0
+        out[m + 1, :length] = 0
+        shifted_sums_2(a[m], a[m + 1], offsets, src, out[m], out[m + 1], length)
+    if m_rows % 2:
+        out[m_rows - 1, :length] = 0
+        shifted_sums(a[m_rows - 1], offsets, src, out[m_rows - 1], length)
 
 
 @serial_kernel
