@@ -1,4 +1,5 @@
-"""2-D convolution: forward, input, weight and bias gradients."""
+"""2-D convolution: forward, input, weight and bias gradients; and the transposed
+convolution's, which run on the same kernels."""
 
 from .common import KernelSuite
 
@@ -6,6 +7,19 @@ from .common import KernelSuite
 class Conv2D(KernelSuite):
     family = "conv"
     params = KernelSuite.parameters("conv")
+
+    def time_kernel(self, *params):
+        self.op.run()
+
+    def track_gflops(self, *params):
+        return self.gflops()
+
+    track_gflops.unit = "GFLOP/s"
+
+
+class ConvTranspose2D(KernelSuite):
+    family = "conv_transpose"
+    params = KernelSuite.parameters("conv_transpose")
 
     def time_kernel(self, *params):
         self.op.run()

@@ -1,5 +1,6 @@
 """Whole SGD training steps (forward, softmax cross-entropy, backward, update) of the MLP
-784-256-128-10 and LeNet-5 through ``fastbp.Sequential``."""
+784-256-128-10, LeNet-5 and the small ResNet (``fastbp.models.resnet``, batch norm in
+training mode) through ``fastbp.Sequential``."""
 
 from fastbp.bench.networks import fastbp_step
 

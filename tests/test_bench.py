@@ -15,13 +15,17 @@ import pytest
 
 from fastbp import functional as F
 from fastbp import machine
-from fastbp.bench import compare, numpy_peer, report, shapes, startup, torch_peer
+from fastbp.bench import compare, networks, numpy_peer, report, shapes, startup, torch_peer
 from fastbp.bench.kernels import kernel_names, kernel_ops
 from fastbp.bench.networks import fastbp_step
 
 ROOT = Path(__file__).resolve().parents[1]
 CONV_GEOMETRIES = [(1, 0), (2, 1), (1, 2)]
 POOL_GEOMETRIES = [(2, 2, 0), (3, 2, 1), (3, 1, 1)]
+# stride, padding, output_padding, dilation, groups
+CONV_TRANSPOSE_GEOMETRIES = [(1, 0, 0, 1, 1), (2, 1, 1, 1, 1), (2, 1, 0, 2, 2), (3, 2, 2, 1, 1)]
+NEW_FAMILIES = ["conv_transpose", "batchnorm"]
+needs_torch = pytest.mark.skipif(not torch_peer.available(), reason="torch is not installed")
 
 
 def close(actual, expected):
@@ -58,6 +62,76 @@ def test_numpy_pooling_matches_fastbp(rng, kind, kernel, stride, padding):
           getattr(F, f"{kind}_pool2d_backward")(dy, x, kernel, stride, padding))
 
 
+@pytest.mark.parametrize("stride, padding, output_padding, dilation, groups",
+                         CONV_TRANSPOSE_GEOMETRIES)
+def test_numpy_conv_transpose_matches_fastbp(rng, stride, padding, output_padding, dilation,
+                                             groups):
+    x, w, b = (rng.standard_normal((2, 4, 5, 6)), rng.standard_normal((4, 6 // groups, 3, 3)),
+               rng.standard_normal(6))
+    geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = numpy_peer.conv_transpose2d(x, w, b, output_padding=output_padding, **geometry)
+    close(y, F.conv_transpose2d(x, w, b, output_padding=output_padding, **geometry))
+    dy = rng.standard_normal(y.shape)
+    for ours, theirs in zip(numpy_peer.conv_transpose2d_backward(dy, x, w, **geometry),
+                            F.conv_transpose2d_backward(dy, x, w, output_padding=output_padding,
+                                                        **geometry)):
+        close(ours, theirs)
+
+
+def test_numpy_batch_norm_matches_fastbp(rng):
+    x, weight, bias = (rng.standard_normal(shape) for shape in ((3, 4, 5, 6), (4,), (4,)))
+    y, mean, inv_std = numpy_peer.batch_norm(x, weight, bias)
+    theirs, cache = F.batch_norm(x, weight, bias)
+    close(y, theirs)
+    dy = rng.standard_normal(y.shape)
+    for ours, theirs in zip(numpy_peer.batch_norm_backward(dy, x, weight, mean, inv_std),
+                            F.batch_norm_backward(dy, cache, weight)):
+        close(ours, theirs)
+
+
+@needs_torch
+@pytest.mark.parametrize("family", NEW_FAMILIES)
+def test_torch_passes_compute_what_fastbp_computes(family):
+    """The ATen calls of the transposed convolution and batch norm passes (training) give
+    fastbp's results: outputs and every gradient, on the tiny shapes' seeded data."""
+    shape, dtype = shapes.tiny(family), np.float64
+    data = shapes.inputs(shape, dtype)
+    x, w, b, dy = data["x"], data["w"], data["b"], data["dy"]
+    torch_passes = torch_peer.passes(shape, dtype)
+    if family == "batchnorm":
+        y, cache = F.batch_norm(x, w, b, eps=shape.eps)
+        gradients = F.batch_norm_backward(dy, cache, w)
+        theirs_y = torch_passes["forward"]()[0]
+    else:
+        geometry = dict(stride=shape.stride, padding=shape.pad, dilation=shape.dilation,
+                        groups=shape.groups, output_padding=shape.output_padding)
+        y = F.conv_transpose2d(x, w, b, **geometry)
+        gradients = F.conv_transpose2d_backward(dy, x, w, **geometry)
+        theirs_y = torch_passes["forward"]()
+    close(theirs_y.numpy(), y)
+    for ours, theirs in zip(gradients, torch_passes["backward"]()):
+        close(theirs.numpy(), ours)
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_mirror_of_the_resnet_computes_fastbp_forward(dtype):
+    """The torch mirror of fastbp.models.resnet, holding the same weights and running
+    statistics, gives fastbp's scores in training mode (the batch's statistics); the running
+    statistics then move alike."""
+    import torch
+
+    model, mirrored = networks.fastbp_network("resnet", dtype), torch_peer.network("resnet", dtype)
+    assert mirrored.training
+    x, _ = networks.batch(shapes.Train("resnet_b8", "resnet", 8), dtype)
+    tolerance = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mirrored(torch.from_numpy(x)).detach().numpy(), model.forward(x),
+                               **tolerance)
+    theirs = mirrored.state_dict()
+    for key, value in model.buffers.items():
+        np.testing.assert_allclose(theirs[key].numpy(), value, **tolerance)
+
+
 def test_numpy_relu_and_loss_match_fastbp(rng):
     x = rng.standard_normal((6, 5))
     close(numpy_peer.relu(x), F.relu(x))
@@ -68,13 +142,14 @@ def test_numpy_relu_and_loss_match_fastbp(rng):
     close(ours[1], theirs[1])
 
 
-@pytest.mark.parametrize("shape", [shapes.tiny("train"), shapes.Train("lenet5_b2", "lenet5", 2)],
-                         ids=lambda s: s.name)
+@pytest.mark.parametrize("shape", [shapes.tiny("train"), shapes.Train("lenet5_b2", "lenet5", 2),
+                                   shapes.BY_NAME["tiny_resnet"]], ids=lambda s: s.name)
 def test_peers_train_the_same_network(shape):
     """Same network, same weights, same data: every peer's losses agree step after step."""
-    steps = {"fastbp": fastbp_step(shape, np.float64), "numpy": numpy_peer.train_step(shape, np.float64)}
-    if torch_peer.available():
-        steps["torch"] = torch_peer.train_step(shape, np.float64)
+    peers = {"numpy": numpy_peer, **({"torch": torch_peer} if torch_peer.available() else {})}
+    steps = {"fastbp": fastbp_step(shape, np.float64)}
+    steps.update({name: peer.train_step(shape, np.float64) for name, peer in peers.items()
+                  if peer.supports(shape)})
     for _ in range(3):
         losses = {name: step() for name, step in steps.items()}
         for loss in losses.values():
@@ -91,6 +166,14 @@ def test_work_counts():
     assert shapes.BY_NAME["linear_784to256_b256"].flops == 2 * 256 * 784 * 256
     pool = shapes.BY_NAME["pool3x3s2_64x32x32x32"]
     assert pool.out_hw == (15, 15) and pool.flops == 64 * 32 * 15 * 15 * 9
+    transposed = shapes.BY_NAME["convT4x4s2_64x32x16x16to16"]
+    assert transposed.out_hw == (32, 32) and shapes.tiny("conv_transpose").out_hw == (10, 10)
+    assert transposed.flops == 2 * 64 * 32 * 16 * 16 * 16 * 4 * 4
+    assert {k: a.shape for k, a in shapes.inputs(transposed, np.float32).items()} == {
+        "x": (64, 32, 16, 16), "w": (32, 16, 4, 4), "b": (16,), "dy": (64, 16, 32, 32)}
+    norm = kernel_ops(shapes.tiny("batchnorm"), np.float32)
+    assert norm["forward"].nbytes == 2 * 4 * 2 * 3 * 4 * 4  # x read, y written
+    assert norm["backward"].nbytes == 3 * 4 * 2 * 3 * 4 * 4  # dy and x read, dx written
 
 
 def test_shape_names_are_unique():
@@ -98,7 +181,7 @@ def test_shape_names_are_unique():
     assert len({s.name for s in every}) == len(every) == len(shapes.BY_NAME)
 
 
-@pytest.mark.parametrize("family", ["conv", "linear", "pool", "activation", "loss"])
+@pytest.mark.parametrize("family", ["conv", "linear", "pool", "activation", "loss", *NEW_FAMILIES])
 def test_kernel_ops_cover_their_names_and_count_work(family):
     ops = kernel_ops(shapes.tiny(family), np.float32)
     assert tuple(ops) == kernel_names(family)
@@ -113,6 +196,16 @@ def test_compare_passes_are_the_kernels_work():
     assert set(fns) == {"forward", "backward"}
     oh, ow = shape.out_hw
     assert work == {"forward": shape.flops, "backward": 2 * shape.flops + shape.n * shape.o * oh * ow}
+    transposed = shapes.tiny("conv_transpose")
+    work = compare.fastbp_passes(transposed, np.float64)[1]
+    dy_size = transposed.n * transposed.o * math.prod(transposed.out_hw)
+    assert work == {"forward": transposed.flops, "backward": 2 * transposed.flops + dy_size}
+    norm = shapes.tiny("batchnorm")
+    x_bytes = 8 * norm.n * norm.c * norm.h * norm.w
+    assert compare.fastbp_passes(norm, np.float64)[1] == {"forward": 2 * x_bytes,
+                                                          "backward": 3 * x_bytes}
+    assert [compare.unit_of(s) for s in (shape, transposed, norm, shapes.tiny("train"))] == [
+        "GFLOP/s", "GFLOP/s", "GB/s", "images/s"]
 
 
 def test_startup_first_calls_time_every_family():
@@ -151,6 +244,46 @@ def test_compare_rejects_unknown_shape(capsys):
         compare.main(["--only", "no_such_shape"])
     assert exit_info.value.code == 2
     assert "no_such_shape" in capsys.readouterr().err
+
+
+def test_compare_help_lists_every_compared_family(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(conv, conv_transpose, linear, pool, batchnorm, train)" in out
+
+
+def test_compare_runs_the_new_families_and_leaves_out_a_peer_without_them(tmp_path, capsys):
+    """Transposed convolution (GFLOP/s), batch norm (GB/s) and the ResNet step (images/s),
+    by name and by family; NumPy has no residual network: "-" in its cells, absent from the
+    row's JSON."""
+    out = tmp_path / "compare.json"
+    names = "tiny_conv_transpose,tiny_batchnorm,tiny_resnet"
+    assert compare.main(["--quick", "--repeat", "1", "--threads", "1", "--only", names,
+                         "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    peers = result["peers"]
+    assert [(r["shape"], r["pass"], r["unit"]) for r in result["rows"]] == [
+        ("tiny_conv_transpose", "forward", "GFLOP/s"),
+        ("tiny_conv_transpose", "backward", "GFLOP/s"),
+        ("tiny_batchnorm", "forward", "GB/s"), ("tiny_batchnorm", "backward", "GB/s"),
+        ("tiny_resnet", "step", "images/s")]
+    for row in result["rows"]:
+        expected = [p for p in peers if p != "numpy" or row["shape"] != "tiny_resnet"]
+        assert list(row["ms"]) == list(row["throughput"]) == expected
+        assert list(row["ratio"]) == expected[1:]
+        if row["unit"] == "GB/s":
+            ms = row["ms"]["fastbp"]
+            assert math.isclose(row["throughput"]["fastbp"], row["work"] / ms * 1e-6)
+    resnet_line = next(line for line in printed.splitlines() if line.startswith("| tiny_resnet |"))
+    cells = [cell.strip() for cell in resnet_line.strip("|").split("|")]
+    assert cells[2 + peers.index("numpy")] == "-" and cells[-1] == "-"
+    assert "| tiny_batchnorm | forward |" in printed and "| GB/s |" in printed
+    assert [s.name for s in compare.select(["conv_transpose,batchnorm"], None)] == [
+        "convT4x4s2_64x32x16x16to16", "batchnorm2d_64x32x32x32"]
+    assert "resnet_b64" in [s.name for s in compare.select(["train"], None)]
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 """fastbp side by side with PyTorch CPU (when importable) and NumPy im2col + GEMM.
 
 ``main(argv)`` is ``benchmarks/compare.py`` and ``fastbp bench``. It times the catalogue's
-conv, linear and pool shapes (each pass: forward, backward) and training steps, in one
-process, at one thread count and dtype for every implementation, alternating the
-implementations on each repeat; it prints a Markdown table of median milliseconds,
-GFLOP/s or images/s and fastbp's speed relative to each peer, with NumPy's GEMM rate
-as a roof, and optionally writes JSON (``--json``) and a bar chart (``--plot``).
+conv, transposed conv, linear, pool and batch norm shapes (each pass: forward, backward)
+and training steps, in one process, at one thread count and dtype for every
+implementation, alternating the implementations on each repeat; it prints a Markdown
+table of median milliseconds, GFLOP/s, GB/s (batch norm) or images/s and fastbp's speed
+relative to each peer, with NumPy's GEMM rate as a roof, and optionally writes JSON
+(``--json``) and a bar chart (``--plot``). A peer that does not implement a shape
+(``supports``: NumPy has no residual network) is left out of its rows.
 """
 
 import argparse
@@ -25,31 +27,43 @@ from .networks import fastbp_step
 from .shapes import BY_NAME, DEFAULT, of_family
 from .timing import alternating_samples, gemm_gflops, median
 
-COMPARED = ("conv", "linear", "pool", "train")
+COMPARED = ("conv", "conv_transpose", "linear", "pool", "batchnorm", "train")
 PASSES = {
     "conv": {"forward": ("forward",),
              "backward": ("backward", "backward_bias")},  # as Conv2D.backward runs them
+    "conv_transpose": {"forward": ("forward",),
+                       "backward": ("backward_input", "backward_weight", "backward_bias")},
     "linear": {"forward": ("forward",), "backward": ("backward_input", "backward_params")},
     "pool": {name: (name,) for name in KERNELS["pool"]},
+    "batchnorm": {"forward": ("forward",), "backward": ("backward",)},
 }
+UNITS = {"batchnorm": "GB/s", "train": "images/s"}  # the other families: GFLOP/s
 GEMM_SIZE = 1024
 
 
+def unit_of(shape):
+    """The throughput unit of a shape's rows: GB/s for the memory-bound families (their
+    kernels count bytes), images/s for training steps, GFLOP/s otherwise."""
+    return UNITS.get(shape.family, "GFLOP/s")
+
+
 def fastbp_passes(shape, dtype):
-    """({pass: callable}, {pass: FLOPs}): fastbp's kernels, grouped into the compared passes."""
+    """({pass: callable}, {pass: work}): fastbp's kernels, grouped into the compared passes;
+    the work is FLOPs, or bytes where ``unit_of(shape)`` is GB/s."""
     ops = kernel_ops(shape, dtype)
+    count = "nbytes" if unit_of(shape) == "GB/s" else "flops"
     fns, work = {}, {}
     for name, kernels in PASSES[shape.family].items():
         group = [ops[kernel].run for kernel in kernels]
         fns[name] = lambda group=group: [run() for run in group]
-        work[name] = sum(ops[kernel].flops for kernel in kernels)
+        work[name] = sum(getattr(ops[kernel], count) for kernel in kernels)
     return fns, work
 
 
 def row(shape, pass_name, unit, work, samples):
     """One result: median ms, throughput and ratios from ``{peer: [seconds per call]}``."""
     seconds = {peer: median(values) for peer, values in samples.items()}
-    scale = 1e9 if unit == "GFLOP/s" else 1.0
+    scale = 1e9 if unit in ("GFLOP/s", "GB/s") else 1.0
     return {
         "shape": shape.name,
         "family": shape.family,
@@ -64,17 +78,19 @@ def row(shape, pass_name, unit, work, samples):
 
 
 def measure(shape, dtype, peers, timing):
-    """The rows of one shape: one per pass, or one "step" for a training shape."""
+    """The rows of one shape: one per pass, or one "step" for a training shape; the peers
+    that do not support the shape are left out."""
+    peers = {name: peer for name, peer in peers.items() if peer.supports(shape)}
     if shape.family == "train":
         fns = {"fastbp": fastbp_step(shape, dtype)}
         fns.update({name: peer.train_step(shape, dtype) for name, peer in peers.items()})
-        return [row(shape, "step", "images/s", shape.batch, alternating_samples(fns, **timing))]
+        return [row(shape, "step", unit_of(shape), shape.batch, alternating_samples(fns, **timing))]
     fast, work = fastbp_passes(shape, dtype)
     theirs = {name: peer.passes(shape, dtype) for name, peer in peers.items()}
     rows = []
     for pass_name, fn in fast.items():
         fns = {"fastbp": fn, **{name: passes[pass_name] for name, passes in theirs.items()}}
-        rows.append(row(shape, pass_name, "GFLOP/s", work[pass_name],
+        rows.append(row(shape, pass_name, unit_of(shape), work[pass_name],
                         alternating_samples(fns, **timing)))
     return rows
 
@@ -124,7 +140,8 @@ def parser():
     p.add_argument("--repeat", type=int, default=None,
                    help="timed samples per implementation; the median is reported (default 5, 3 with --quick)")
     p.add_argument("--only", action="append", metavar="NAMES",
-                   help="comma-separated shape names or families (conv, linear, pool, train); repeatable")
+                   help=f"comma-separated shape names or families ({', '.join(COMPARED)}); "
+                        "repeatable")
     p.add_argument("--quick", action="store_true",
                    help="fewer and shorter samples: a rough check, not figures to publish")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if importable")

@@ -16,6 +16,7 @@ from ..functional.pooling import is_2x2, max_pool2d_2x2_with_winner, max_pool2d_
 from ..kernels import activations as act
 from ..kernels import losses
 from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
+from ..kernels.batchnorm import batch_norm_backward, batch_norm_forward_train
 from ..kernels.conv2d import (
     conv2d_backward,
     conv2d_backward_bias,
@@ -36,7 +37,7 @@ from .shapes import inputs, random_array, random_labels
 @dataclass(frozen=True)
 class Op:
     """A kernel call on preallocated arrays, with its work: FLOPs, or bytes moved for the
-    memory-bound element-wise kernels (whose ``flops`` is 0)."""
+    memory-bound element-wise and batch norm kernels (whose ``flops`` is 0)."""
 
     run: Callable[[], object]
     flops: int = 0
@@ -62,6 +63,52 @@ def conv_ops(s, dtype, family=None):
         "backward": Op(
             lambda: conv2d_backward(dy, x, w, st, st, p, p, dx, dw, work, False, f, **dg),
             2 * s.flops),
+    }
+
+
+def conv_transpose_ops(s, dtype):
+    """forward (y, then its bias added in place), backward_input, backward_weight,
+    backward_bias of the 2-D transposed convolution, on the convolution kernels as
+    ``fastbp.functional.conv_transpose2d`` and ``conv_transpose2d_backward`` call them: its
+    forward is conv2d's input gradient, its dx conv2d's forward of dy (bias zero), its dw
+    conv2d's weight gradient with x and dy swapped."""
+    x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
+    y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    st, p, work = s.stride, s.pad, Workspace()
+    no_bias, bias = np.zeros(s.c, dtype), b[:, None, None]
+    dg = dict(dilation=(s.dilation, s.dilation), groups=s.groups)
+
+    def forward():
+        conv2d_backward_input(x, w, st, st, p, p, y, work, **dg)
+        np.add(y, bias, out=y)
+
+    return {
+        "forward": Op(forward, s.flops),
+        "backward_input": Op(
+            lambda: conv2d_forward(dy, w, no_bias, st, st, p, p, dx, work, **dg), s.flops),
+        "backward_weight": Op(
+            lambda: conv2d_backward_weight(x, dy, st, st, p, p, dw, work, **dg), s.flops),
+        "backward_bias": Op(lambda: conv2d_backward_bias(dy, db, False), dy.size),
+    }
+
+
+def batchnorm_ops(s, dtype):
+    """forward (y, and the batch's mean, variance and 1/std per channel) and backward (dx,
+    dweight, dbias) of batch norm with the batch's statistics, over x viewed as (N, C, H*W):
+    the kernels ``fastbp.functional.batch_norm`` and ``batch_norm_backward`` call (without
+    the forward's update of the C running statistics). Memory-bound, so the work is the
+    bytes read and written once: x and y; dy, x and dx."""
+    x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
+    x, dy = x.reshape(s.n, s.c, -1), dy.reshape(s.n, s.c, -1)
+    y, dx, dw, db = np.empty_like(x), np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    mean, var, inv_std = (np.empty(s.c) for _ in range(3))
+    forward = lambda: batch_norm_forward_train(x, w, b, s.eps, y, mean, var, inv_std)  # noqa: E731
+    forward()  # the statistics the backward reads
+    return {
+        "forward": Op(forward, nbytes=2 * x.nbytes),
+        "backward": Op(
+            lambda: batch_norm_backward(dy, x, w, mean, inv_std, True, True, False, dx, dw, db),
+            nbytes=3 * x.nbytes),
     }
 
 
@@ -164,12 +211,16 @@ def loss_ops(s, dtype):
 
 KERNELS = {
     "conv": ("forward", "backward_input", "backward_weight", "backward_bias", "backward"),
+    "conv_transpose": ("forward", "backward_input", "backward_weight", "backward_bias"),
+    "batchnorm": ("forward", "backward"),
     "linear": ("forward", "backward_input", "backward_params"),
     "pool": ("max_forward", "max_backward", "avg_forward", "avg_backward"),
     "loss": ("softmax_cross_entropy", "hinge", "mse", "logistic", "logistic_pm1"),
 }
 BUILDERS = {
     "conv": conv_ops,
+    "conv_transpose": conv_transpose_ops,
+    "batchnorm": batchnorm_ops,
     "linear": linear_ops,
     "pool": pool_ops,
     "activation": activation_ops,

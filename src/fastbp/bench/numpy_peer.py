@@ -3,8 +3,11 @@
 This is what a user without fastbp would write: every product is one BLAS GEMM, the
 windows of the zero-padded input are copied into a (N * OH * OW, C * K * K) matrix
 (im2col), and gradients flow back onto the input by summing the K * K taps over strided
-slices (col2im). Same conventions as ``fastbp.functional``: NCHW, cross-correlation,
-integer stride and padding, mean pooling counting padded cells as zeros.
+slices (col2im); the transposed convolution is the same products with the roles of x
+and dy swapped, batch norm whole-array reductions. Same conventions as
+``fastbp.functional``: NCHW, cross-correlation, integer stride and padding, mean pooling
+counting padded cells as zeros. The training steps build the spec-list networks
+(``fastbp.bench.networks.NETWORKS``) only: no residual network.
 """
 
 import numpy as np
@@ -84,13 +87,71 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, cols=None, *, dilation=1, gro
                                  w[g * o:(g + 1) * o], stride, padding, dilation=dilation)
                  for g in range(groups)]
         return tuple(np.concatenate(p, axis=a) for p, a in zip(zip(*parts), (1, 0, 0)))
-    (n, o, oh, ow), (_, c, k, _) = dy.shape, w.shape
+    (_, o, oh, ow), k = dy.shape, w.shape[2]
     if cols is None:
         cols = im2col(x, k, stride, padding, dilation)
     rows = dy.transpose(0, 2, 3, 1).reshape(-1, o)
     dw = (rows.T @ cols).reshape(w.shape)
-    taps = (rows @ w.reshape(o, -1)).reshape(n, oh, ow, c, k, k).transpose(0, 3, 1, 2, 4, 5)
-    return _col2im(taps, x.shape, stride, padding, dilation), dw, rows.sum(0)
+    return _input_grad(rows, w, x.shape, (oh, ow), stride, padding, dilation), dw, rows.sum(0)
+
+
+def _input_grad(rows, w, x_shape, out_hw, stride, padding, dilation):
+    """dx (x_shape) = col2im(rows @ w_rows) for dy's rows (N * OH * OW, O), w (O, C, K, K)."""
+    (n, c), (o, _, k, _) = x_shape[:2], w.shape
+    taps = (rows @ w.reshape(o, -1)).reshape(n, *out_hw, c, k, k).transpose(0, 3, 1, 2, 4, 5)
+    return _col2im(taps, x_shape, stride, padding, dilation)
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, *, dilation=1,
+                     groups=1):
+    """y (N, O, OH, OW) from x (N, C, H, W), w (C, O // groups, K, K), b (O,): conv2d's input
+    gradient with x in the role of dy (col2im of x's rows @ w's rows), plus b; with
+    ``groups``, group by group."""
+    if groups > 1:
+        c, o = x.shape[1] // groups, w.shape[1]
+        return np.concatenate([
+            conv_transpose2d(x[:, g * c:(g + 1) * c], w[g * c:(g + 1) * c],
+                             None if b is None else b[g * o:(g + 1) * o], stride, padding,
+                             output_padding, dilation=dilation) for g in range(groups)], axis=1)
+    (n, c, h, wd), (_, o, k, _) = x.shape, w.shape
+    oh, ow = ((size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+              for size in (h, wd))
+    rows = x.transpose(0, 2, 3, 1).reshape(-1, c)
+    y = _input_grad(rows, w, (n, o, oh, ow), (h, wd), stride, padding, dilation)
+    return y if b is None else y + b[:, None, None]
+
+
+def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, *, dilation=1, groups=1):
+    """(dx, dw, db): dx = conv2d(dy, w) and dw = x's rows.T @ im2col(dy) (conv2d's weight
+    gradient, x and dy swapped), on one im2col of dy; db sums dy; with ``groups``, group by
+    group."""
+    if groups > 1:
+        c, o = x.shape[1] // groups, w.shape[1]
+        parts = [conv_transpose2d_backward(dy[:, g * o:(g + 1) * o], x[:, g * c:(g + 1) * c],
+                                           w[g * c:(g + 1) * c], stride, padding,
+                                           dilation=dilation) for g in range(groups)]
+        return tuple(np.concatenate(p, axis=a) for p, a in zip(zip(*parts), (1, 0, 0)))
+    cols = im2col(dy, w.shape[2], stride, padding, dilation)
+    rows = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+    dx = conv2d(dy, w, None, stride, padding, cols, dilation=dilation)
+    return dx, (rows.T @ cols).reshape(w.shape), dy.sum(axis=(0, 2, 3))
+
+
+def batch_norm(x, weight, bias, eps=1e-5):
+    """(y, mean, inv_std): x (N, C, H, W) normalised per channel by the batch's mean and
+    (biased) variance, times weight (C,) plus bias (C,)."""
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    inv_std = 1 / np.sqrt(var + eps)
+    y = (x - mean[:, None, None]) * (weight * inv_std)[:, None, None] + bias[:, None, None]
+    return y, mean, inv_std
+
+
+def batch_norm_backward(dy, x, weight, mean, inv_std):
+    """(dx, dweight, dbias) of ``batch_norm``, from its mean and inv_std."""
+    xhat = (x - mean[:, None, None]) * inv_std[:, None, None]
+    dbias, dweight = dy.sum(axis=(0, 2, 3)), (dy * xhat).sum(axis=(0, 2, 3))
+    mean_dy = (dbias[:, None, None] + xhat * dweight[:, None, None]) / (x.size // x.shape[1])
+    return (weight * inv_std)[:, None, None] * (dy - mean_dy), dweight, dbias
 
 
 def linear(x, w, b=None):
@@ -156,19 +217,32 @@ def softmax_cross_entropy(logits, labels):
     return float(-log_p[np.arange(n), labels].mean()), grad / logits.dtype.type(n)
 
 
+def supports(shape):
+    """Every kernel shape; of the training steps, the spec-list networks'."""
+    return shape.family != "train" or shape.net in NETWORKS
+
+
 def passes(shape, dtype):
-    """Zero-argument callables for the compared passes of a conv, linear or pool shape."""
+    """Zero-argument callables for the compared passes of a conv, transposed conv, linear,
+    pool or batch norm shape."""
     data = inputs(shape, dtype)
-    x, dy = data["x"], data["dy"]
+    x, dy, w, b = (data.get(name) for name in ("x", "dy", "w", "b"))
     if shape.family == "linear":
-        w, b = data["w"], data["b"]
         return {"forward": lambda: linear(x, w, b), "backward": lambda: linear_backward(dy, x, w)}
-    geometry = (shape.k, shape.stride, shape.pad)
+    if shape.family == "batchnorm":
+        mean, inv_std = batch_norm(x, w, b, shape.eps)[1:]
+        return {"forward": lambda: batch_norm(x, w, b, shape.eps),
+                "backward": lambda: batch_norm_backward(dy, x, w, mean, inv_std)}
+    st, pad = shape.stride, shape.pad
     if shape.family == "conv":
-        w, b = data["w"], data["b"]
         dg = dict(dilation=shape.dilation, groups=shape.groups)
-        return {"forward": lambda: conv2d(x, w, b, shape.stride, shape.pad, **dg),
-                "backward": lambda: conv2d_backward(dy, x, w, shape.stride, shape.pad, **dg)}
+        return {"forward": lambda: conv2d(x, w, b, st, pad, **dg),
+                "backward": lambda: conv2d_backward(dy, x, w, st, pad, **dg)}
+    if shape.family == "conv_transpose":
+        dg, extra = dict(dilation=shape.dilation, groups=shape.groups), shape.output_padding
+        return {"forward": lambda: conv_transpose2d(x, w, b, st, pad, extra, **dg),
+                "backward": lambda: conv_transpose2d_backward(dy, x, w, st, pad, **dg)}
+    geometry = (shape.k, st, pad)
     argmax = max_pool2d_with_argmax(x, *geometry)[1]
     return {
         "max_forward": lambda: max_pool2d_with_argmax(x, *geometry),

@@ -34,11 +34,15 @@ def table_head(peers):
 
 
 def table_row(row, peers):
+    """One Markdown row; "-" for a peer without this shape (its values absent from ``row``)."""
+    def cell(values, peer, text):
+        return text(values[peer]) if peer in values else "-"
+
     cells = ([row["shape"], row["pass"]]
-             + [_number(row["ms"][p]) for p in peers]
-             + [_number(row["throughput"][p]) for p in peers]
+             + [cell(row["ms"], p, _number) for p in peers]
+             + [cell(row["throughput"], p, _number) for p in peers]
              + [row["unit"]]
-             + [f"{row['ratio'][p]:.2f}" for p in peers[1:]])
+             + [cell(row["ratio"], p, "{:.2f}".format) for p in peers[1:]])
     return "| " + " | ".join(cells) + " |"
 
 
@@ -56,7 +60,8 @@ def plot_ratios(result, path):
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 2), 5.5))
     for i, peer in enumerate(peers):
         positions = [j + (i - (len(peers) - 1) / 2) * width for j in range(len(rows))]
-        ax.bar(positions, [row["ratio"][peer] for row in rows], width, label=f"vs {peer}")
+        ratios = [row["ratio"].get(peer, float("nan")) for row in rows]  # nan: no bar
+        ax.bar(positions, ratios, width, label=f"vs {peer}")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xticks(range(len(rows)))

@@ -46,6 +46,38 @@ class Conv:
 
 
 @dataclass(frozen=True)
+class ConvTranspose:
+    """x (n, c, h, w) spread by w (c, o // groups, k, k) onto y (n, o, OH, OW), the transposed
+    convolution at ``stride``, ``pad`` and ``output_padding`` (PyTorch's layout and sizes)."""
+
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    k: int
+    stride: int = 1
+    pad: int = 0
+    output_padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    family = "conv_transpose"
+
+    @property
+    def out_hw(self):
+        """``(size - 1) * stride - 2 * pad + dilation * (k - 1) + output_padding + 1`` each."""
+        return tuple((size - 1) * self.stride - 2 * self.pad + self.dilation * (self.k - 1)
+                     + self.output_padding + 1 for size in (self.h, self.w))
+
+    @property
+    def flops(self):
+        """2 * N * C * H * W * (O / groups) * K * K: the forward's, and each of dx's and dw's
+        (those of the convolution it transposes)."""
+        return 2 * self.n * self.c * self.h * self.w * (self.o // self.groups) * self.k * self.k
+
+
+@dataclass(frozen=True)
 class Dense:
     """x (n, d_in) times w (d_out, d_in).T."""
 
@@ -88,6 +120,21 @@ class Pool:
     def flops(self):
         """One comparison (max) or addition (mean) per window cell: N * C * OH * OW * K * K."""
         return self.outputs * self.k * self.k
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """Batch norm of x (n, c, h, w) with the batch's statistics (training), weight and bias (c,).
+    Memory-bound: its work is bytes (``nbytes`` of the kernels in ``fastbp.bench.kernels``)."""
+
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+    family = "batchnorm"
 
 
 @dataclass(frozen=True)
@@ -149,7 +196,10 @@ TRAIN = (
     Train("mlp_b256", "mlp", 256),
     Train("lenet5_b64", "lenet5", 64),
     Train("lenet5_b256", "lenet5", 256),
+    Train("resnet_b64", "resnet", 64),
 )
+CONV_TRANSPOSE = (ConvTranspose("convT4x4s2_64x32x16x16to16", 64, 32, 16, 16, 16, 4, 2, 1),)
+BATCHNORM = (BatchNorm("batchnorm2d_64x32x32x32", 64, 32, 32, 32),)
 TINY = (
     Conv("tiny_conv", 2, 3, 9, 9, 4, 3, 2, 1),
     Dense("tiny_linear", 4, 16, 8),
@@ -157,14 +207,17 @@ TINY = (
     Elementwise("tiny_act", (2, 3, 4, 4)),
     Scores("tiny_logits", 4, 5),
     Train("tiny_mlp", "mlp", 4),
+    ConvTranspose("tiny_conv_transpose", 2, 3, 5, 5, 4, 3, 2, 1, output_padding=1),
+    BatchNorm("tiny_batchnorm", 2, 3, 4, 4),
+    Train("tiny_resnet", "resnet", 2),
 )
 
-DEFAULT = CONV + DENSE + POOL + ELEMENTWISE + SCORES + TRAIN
+DEFAULT = CONV + CONV_TRANSPOSE + DENSE + POOL + BATCHNORM + ELEMENTWISE + SCORES + TRAIN
 BY_NAME = {shape.name: shape for shape in DEFAULT + TINY}
 
 
 def of_family(family, tiny=False):
-    """The shapes of one family ("conv", "linear", ...): the default ones, or the tiny one."""
+    """The shapes of one family ("conv", "linear", ...): the default ones, or the tiny ones."""
     return tuple(s for s in (TINY if tiny else DEFAULT) if s.family == family)
 
 
@@ -183,21 +236,28 @@ def random_labels(n, classes, seed):
     return np.random.default_rng(seed).integers(0, classes, n)
 
 
+def array_shapes(shape):
+    """``{name: shape}`` of the arrays ``inputs`` makes for a kernel shape."""
+    family = shape.family
+    if family == "linear":
+        return {"x": (shape.n, shape.d_in), "dy": (shape.n, shape.d_out),
+                "w": (shape.d_out, shape.d_in), "b": (shape.d_out,)}
+    x_shape = (shape.n, shape.c, shape.h, shape.w)
+    if family == "conv":
+        return {"x": x_shape, "dy": (shape.n, shape.o, *shape.out_hw),
+                "w": (shape.o, shape.c // shape.groups, shape.k, shape.k), "b": (shape.o,)}
+    if family == "conv_transpose":
+        return {"x": x_shape, "dy": (shape.n, shape.o, *shape.out_hw),
+                "w": (shape.c, shape.o // shape.groups, shape.k, shape.k), "b": (shape.o,)}
+    if family == "batchnorm":
+        return {"x": x_shape, "dy": x_shape, "w": (shape.c,), "b": (shape.c,)}
+    return {"x": x_shape, "dy": (shape.n, shape.c, *shape.out_hw)}
+
+
 def inputs(shape, dtype):
-    """The seeded arrays every peer computes on, for a conv, linear or pool shape:
-    ``x``, the upstream gradient ``dy`` and, for conv and linear, ``w`` and ``b``."""
-    if shape.family == "linear":
-        x_shape, w_shape, y_shape = (
-            (shape.n, shape.d_in), (shape.d_out, shape.d_in), (shape.n, shape.d_out))
-    elif shape.family == "conv":
-        x_shape = (shape.n, shape.c, shape.h, shape.w)
-        w_shape = (shape.o, shape.c // shape.groups, shape.k, shape.k)
-        y_shape = (shape.n, shape.o, *shape.out_hw)
-    else:
-        x_shape, w_shape, y_shape = (
-            (shape.n, shape.c, shape.h, shape.w), None, (shape.n, shape.c, *shape.out_hw))
-    arrays = {"x": random_array(x_shape, dtype, 0), "dy": random_array(y_shape, dtype, 3)}
-    if w_shape is not None:
-        arrays["w"] = random_array(w_shape, dtype, 1)
-        arrays["b"] = random_array(w_shape[:1], dtype, 2)
-    return arrays
+    """The seeded arrays every peer computes on, for a conv, transposed conv, linear, pool
+    or batch norm shape: ``x``, the upstream gradient ``dy`` and, but for pooling, ``w``
+    and ``b`` (batch norm's weight and bias)."""
+    seeds = {"x": 0, "w": 1, "b": 2, "dy": 3}
+    return {name: random_array(array_shape, dtype, seeds[name])
+            for name, array_shape in array_shapes(shape).items()}

@@ -1,15 +1,18 @@
 """The PyTorch CPU peer. Optional: fastbp never depends on torch; ``available()`` says
 whether it can be imported (``pip install torch==2.13.0`` gives the CPU build).
 
-Forward passes call ``torch.nn.functional``; backward passes call the ATen backward
-operators directly (what autograd would run), so no autograd graph is timed.
+Forward passes call ``torch.nn.functional`` (batch norm: ATen's ``native_batch_norm``);
+backward passes call the ATen backward operators directly (what autograd would run), so no
+autograd graph is timed. The training steps run a mirror of fastbp's network (``mirror``)
+with autograd.
 """
 
+import functools
 import importlib.util
 
 import numpy as np
 
-from .networks import LEARNING_RATE, NETWORKS, batch, initial_params
+from .networks import LEARNING_RATE, batch, fastbp_network, initial_params
 from .shapes import inputs
 
 
@@ -29,27 +32,46 @@ def set_num_threads(n):
     torch.set_num_threads(n)
 
 
+def supports(shape):
+    """Every catalogue shape."""
+    return True
+
+
 def passes(shape, dtype):
-    """Zero-argument callables for the compared passes of a conv, linear or pool shape."""
+    """Zero-argument callables for the compared passes of a conv, transposed conv, linear,
+    pool or batch norm shape."""
     import torch
     import torch.nn.functional as F
 
     aten = torch.ops.aten
     t = {name: torch.from_numpy(array) for name, array in inputs(shape, dtype).items()}
-    x, dy = t["x"], t["dy"]
+    x, dy, w, b = (t.get(name) for name in ("x", "dy", "w", "b"))
     if shape.family == "linear":
-        w, b = t["w"], t["b"]
         return {"forward": lambda: F.linear(x, w, b),
                 "backward": lambda: (dy @ w, dy.t() @ x, dy.sum(0))}
-    k, s, p = [shape.k] * 2, [shape.stride] * 2, [shape.pad] * 2
+    if shape.family == "batchnorm":  # training: the batch's statistics; the running ones move
+        mean, var = torch.zeros_like(w), torch.ones_like(w)  # the running statistics
+        eps, momentum = shape.eps, shape.momentum
+        saved = aten.native_batch_norm(x, w, b, mean, var, True, momentum, eps)[1:]
+        return {"forward": lambda: aten.native_batch_norm(x, w, b, mean, var, True, momentum, eps),
+                "backward": lambda: aten.native_batch_norm_backward(
+                    dy, x, w, mean, var, *saved, True, eps, [True, True, True])}
+    s, p = [shape.stride] * 2, [shape.pad] * 2
     if shape.family == "conv":
-        w, b = t["w"], t["b"]
         d, g = [shape.dilation] * 2, shape.groups
         return {
             "forward": lambda: F.conv2d(x, w, b, s, p, d, g),
             "backward": lambda: aten.convolution_backward(
                 dy, x, w, [shape.o], s, p, d, False, [0, 0], g, [True, True, True]),
         }
+    if shape.family == "conv_transpose":
+        d, g, extra = [shape.dilation] * 2, shape.groups, [shape.output_padding] * 2
+        return {
+            "forward": lambda: F.conv_transpose2d(x, w, b, s, p, extra, g, d),
+            "backward": lambda: aten.convolution_backward(
+                dy, x, w, [shape.o], s, p, d, True, extra, g, [True, True, True]),
+        }
+    k = [shape.k] * 2
     indices = aten.max_pool2d_with_indices(x, k, s, p)[1]
     return {
         "max_forward": lambda: aten.max_pool2d_with_indices(x, k, s, p),
@@ -60,29 +82,67 @@ def passes(shape, dtype):
     }
 
 
-def _module(spec):
+@functools.cache
+def _residual_class():
     import torch.nn as nn
 
-    kind, *args = spec
-    if kind == "linear":
-        return nn.Linear(*args)
-    if kind == "conv":
-        c_in, c_out, k, stride, pad = args
-        return nn.Conv2d(c_in, c_out, k, stride, pad)
-    if kind == "maxpool":
-        return nn.MaxPool2d(args[0])
-    return {"relu": nn.ReLU, "flatten": nn.Flatten}[kind]()
+    class Residual(nn.Module):
+        """``block(x) + (shortcut(x) if shortcut else x)``, as ``fastbp.layers.Residual``."""
+
+        def __init__(self, block, shortcut):
+            super().__init__()
+            self.block, self.shortcut = block, shortcut
+
+        def forward(self, x):
+            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    return Residual
+
+
+def mirror(layer):
+    """The ``torch.nn`` module computing what the fastbp layer (or ``Sequential``) does, its
+    parameters and buffers named as fastbp names them (``"3.block.0.weight"``); their
+    values are torch's defaults (load ``initial_params``)."""
+    import torch.nn as nn
+
+    from .. import layers as L
+    from ..sequential import Sequential
+
+    if isinstance(layer, Sequential):
+        return nn.Sequential(*(mirror(part) for part in layer.layers))
+    if isinstance(layer, L.Residual):
+        shortcut = None if layer.shortcut is None else mirror(layer.shortcut)
+        return _residual_class()(mirror(layer.block), shortcut)
+    if isinstance(layer, L.Conv2D):
+        return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                         layer.padding, layer.dilation, layer.groups, bias="bias" in layer.params)
+    if isinstance(layer, L.BatchNorm2D):
+        return nn.BatchNorm2d(layer.num_features, layer.eps, layer.momentum)
+    if isinstance(layer, L.Linear):
+        return nn.Linear(layer.in_features, layer.out_features, bias="bias" in layer.params)
+    if isinstance(layer, L.MaxPool2D):
+        return nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+    if isinstance(layer, L.GlobalAvgPool2D):
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    plain = {L.ReLU: nn.ReLU, L.Flatten: nn.Flatten}
+    if type(layer) in plain:
+        return plain[type(layer)]()
+    raise TypeError(f"no torch mirror for {type(layer).__name__}")
 
 
 def network(net, dtype):
-    """``torch.nn.Sequential`` of the network, holding ``initial_params``."""
+    """The torch mirror (``mirror``) of ``fastbp.bench.networks.fastbp_network(net)``,
+    holding ``initial_params``; in training mode."""
     import torch
 
-    model = torch.nn.Sequential(*(_module(spec) for spec in NETWORKS[net][1]))
+    model = mirror(fastbp_network(net, dtype))
     model.to(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
     state = {key: torch.from_numpy(value) for key, value in initial_params(net, dtype).items()}
-    model.load_state_dict(state)
-    return model
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not key.endswith("num_batches_tracked") for key in missing):
+        raise RuntimeError(f"the torch mirror of {net} does not match: missing {missing}, "
+                           f"unexpected {unexpected}")
+    return model.train()
 
 
 def train_step(shape, dtype):
