@@ -158,6 +158,8 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 6, 14, 14), 16, 5, 1, 0) == ("batched", "batched")  # LeNet conv2
     assert chosen((4, 6, 14, 14), 16, 5, 1, 0) == ("shifted", "shifted")  # too few samples
     assert chosen((64, 1, 28, 28), 6, 5, 1, 2) == ("shifted", "shifted")  # LeNet conv1: wide
+    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == ("batched", "batched")  # ResNet: small
+    assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")
     assert chosen((8, 64, 32, 32), 128, 3, 2, 1) == ("patches_dots", "patches_rows")
     assert chosen((8, 64, 32, 32), 256, 3, 2, 1) == ("patches_dots", "patches_dots")
     assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_rows")  # stem
