@@ -1,7 +1,10 @@
 """An autoencoder: encoder and decoder trained with squared error to reproduce their input.
 
-Images are standardised and flattened; the encoder (dense ReLU layers) squeezes each one
-into a short code and the mirrored decoder rebuilds it. Prints the test reconstruction
+Images are standardised; the encoder squeezes each one into a short code and the decoder
+rebuilds it: dense ReLU layers on the flattened image and their mirror (``--architecture
+dense``), or two stride-2 convolutions and two stride-2 transposed convolutions
+(``--architecture conv``, ``models.conv_autoencoder``: the code is ``--code-channels``
+maps of a quarter of the image's side). Prints the test reconstruction
 error next to that of PCA with as many components as the code has units (an autoencoder
 is a non-linear PCA), and writes a PNG of test originals (top row) above their
 reconstructions (bottom row).
@@ -14,6 +17,7 @@ times 2 * std**2 / pixels.
 
     python examples/autoencoder.py                           # Fashion-MNIST, 30 epochs
     python examples/autoencoder.py --dataset digits --hidden 32 8 --epochs 50
+    python examples/autoencoder.py --architecture conv --code-channels 4 --epochs 10
 """
 
 import argparse
@@ -31,8 +35,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=training.DATASETS, default="fashion-mnist",
                         help="data set (default: %(default)s)")
+    parser.add_argument("--architecture", choices=("dense", "conv"), default="dense",
+                        help="dense layers, or convolutions and transposed convolutions "
+                             "(default: %(default)s)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 32], metavar="N",
-                        help="encoder layer sizes; the last is the code size (default: 256 32)")
+                        help="dense: encoder layer sizes; the last is the code size (default: 256 32)")
+    parser.add_argument("--code-channels", type=int, default=4, metavar="C",
+                        help="conv: maps of the code, each a quarter of the image's side "
+                             "(default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default: %(default)s)")
@@ -50,8 +60,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or args.count < 1 or not args.lr > 0:
         parser.error("--epochs, --batch-size and --count must be positive and --lr > 0")
-    if min(args.hidden) < 1:
-        parser.error("--hidden sizes must be positive")
+    if min(args.hidden) < 1 or args.code_channels < 1:
+        parser.error("--hidden sizes and --code-channels must be positive")
     return args
 
 
@@ -117,19 +127,32 @@ def main(argv=None):
     if args.threads:
         fastbp.set_num_threads(args.threads)
     start = time.perf_counter()
-    data = training.load_dataset(args.dataset, "flat", train_limit=args.train_limit)
-    x_train, x_test = data.train[0], data.test[0]
+    conv = args.architecture == "conv"
+    data = training.load_dataset(args.dataset, "image" if conv else "flat", train_limit=args.train_limit)
+    inputs_train, inputs_test = data.train[0], data.test[0]  # (N, 1, H, W) or (N, H * W)
+    x_train, x_test = (inputs.reshape(len(inputs), -1) for inputs in (inputs_train, inputs_test))
     features = x_train.shape[1]
-    model = models.autoencoder(features, args.hidden, seed=args.seed)
+    if conv:
+        side = data.image_shape[0]
+        if side % 4:
+            print(f"--architecture conv needs a side that is a multiple of 4, got {data.image_shape}",
+                  file=sys.stderr)
+            return 2
+        model = models.conv_autoencoder(side, code_channels=args.code_channels, seed=args.seed)
+        code = args.code_channels * (side // 4) ** 2
+        shape = f"convolutional, code {args.code_channels}x{side // 4}x{side // 4}"
+    else:
+        model = models.autoencoder(features, args.hidden, seed=args.seed)
+        code = args.hidden[-1]
+        shape = f"{features}-{'-'.join(map(str, args.hidden))}-...-{features}"
     trainer = fastbp.Trainer(model, optim.Adam(model, args.lr), "mse", batch_size=args.batch_size,
                              seed=args.seed, progress=not args.no_progress)
-    print(f"{args.dataset}: autoencoder {features}-{'-'.join(map(str, args.hidden))}-...-{features}, "
-          f"{plural(len(x_train), 'training image')}; {plural(fastbp.get_num_threads(), 'thread')}")
+    print(f"{args.dataset}: autoencoder {shape}, {plural(len(x_train), 'training image')}; "
+          f"{plural(fastbp.get_num_threads(), 'thread')}")
     print(f"loss: half the squared error summed over an image's {features} standardised pixels, "
           f"mean over the images")
-    trainer.fit((x_train, x_train), (x_test, x_test), epochs=args.epochs)
-    reconstructed = training.predict(model, x_test)
-    code = args.hidden[-1]
+    trainer.fit((inputs_train, x_train), (inputs_test, x_test), epochs=args.epochs)
+    reconstructed = training.predict(model, inputs_test)
     print(f"PCA baseline: the top {plural(code, 'principal axis', 'principal axes')} of the "
           f"training images, from their {features}x{features} covariance...", flush=True)
     pca = pca_reconstruction(x_train, x_test, code)

@@ -110,6 +110,18 @@ def test_autoencoder_on_digits(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_convolutional_autoencoder_on_digits(capsys):
+    """--architecture conv: convolutions down to a 4x2x2 code, transposed convolutions back;
+    the loss falls and the PCA baseline has as many components as the code."""
+    assert load("autoencoder").main(["--dataset", "digits", "--architecture", "conv",
+                                     "--code-channels", "4", "--epochs", "6", "--no-png"]) == 0
+    captured = capsys.readouterr()
+    assert "autoencoder convolutional, code 4x2x2" in captured.out
+    assert re.search(r"PCA with 16 components +loss", captured.out)
+    losses = [float(v) for v in re.findall(r"test_loss ([\d.]+)", captured.err)]
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0]
+
+
 def test_autoencoder_pca_baseline_matches_an_svd():
     example = load("autoencoder")
     x = training.load_dataset("digits", "flat").train[0]

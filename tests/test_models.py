@@ -64,6 +64,22 @@ def test_autoencoder_mirrors_the_encoder(rng):
     assert model.forward(x).shape == (5, 64)
 
 
+@pytest.mark.parametrize("size", [28, 8])
+def test_conv_autoencoder_halves_twice_and_rebuilds_the_image(rng, size):
+    model = models.conv_autoencoder(size, channels=6, code_channels=3)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "ReLU", "Conv2D", "ReLU", "ConvTranspose2D", "ReLU", "ConvTranspose2D", "Flatten"]
+    x = rng.standard_normal((2, 1, size, size)).astype(np.float32)
+    code = fastbp.Sequential(*model.layers[:4]).forward(x)
+    assert code.shape == (2, 3, size // 4, size // 4)
+    assert model.forward(x).shape == (2, size * size)
+    small = models.conv_autoencoder(8, channels=2, code_channels=1, dtype=np.float64, seed=3)
+    for name, value in small.params.items():  # zero biases behind a dead ReLU sit on its kink
+        if name.endswith("bias"):
+            value[...] = rng.uniform(0.1, 0.5, value.shape)
+    assert fastbp.gradcheck_layer(small, rng.standard_normal((2, 1, 8, 8)))
+
+
 def test_build_classifier_by_name():
     model, layout = models.build_classifier("lenet", (8, 8))
     assert layout == "image" and isinstance(model.layers[0], fastbp.Conv2D)
@@ -84,6 +100,8 @@ def test_build_classifier_by_name():
     (lambda: models.resnet(28, widths=(8, 0)), ValueError, "widths"),
     (lambda: models.build_classifier("lenet", (8, 6)), ValueError, "square"),
     (lambda: models.autoencoder(10, hidden=[]), ValueError, "hidden"),
+    (lambda: models.conv_autoencoder(30), ValueError, "multiple of 4"),
+    (lambda: models.conv_autoencoder(28, code_channels=0), ValueError, "code_channels"),
 ])
 def test_bad_builder_arguments(call, error, match):
     with pytest.raises(error, match=match):

@@ -107,6 +107,34 @@ def encoder_depth(hidden):
     return 2 * len(_sizes("hidden", hidden))
 
 
+def conv_autoencoder(image_size=28, in_channels=1, *, channels=16, code_channels=4,
+                     dtype=np.float32, seed=0):
+    """A convolutional autoencoder, x (N, in_channels, S, S) -> reconstruction
+    (N, in_channels * S * S), S = ``image_size`` a multiple of 4.
+
+    Encoder: two 3x3 stride-2 convolutions (``channels`` maps, then ``code_channels``),
+    each followed by ReLU: the code is (code_channels, S/4, S/4). Decoder: two 4x4 stride-2
+    transposed convolutions (padding 1) back to (channels, S/2, S/2) with ReLU, then to
+    (in_channels, S, S), linear; then Flatten, to be trained with the squared error
+    against the flattened (standardised) input. The first two layers' units form the code.
+    """
+    (image_size,) = _sizes("image_size", image_size)
+    (in_channels,) = _sizes("in_channels", in_channels)
+    (channels,) = _sizes("channels", channels)
+    (code_channels,) = _sizes("code_channels", code_channels)
+    if image_size % 4:
+        raise ValueError(f"image_size must be a multiple of 4 (two stride-2 halvings), got {image_size}")
+    rng = make_rng(seed)
+    kw = dict(dtype=dtype, rng=rng)
+    return Sequential(
+        L.Conv2D(in_channels, channels, 3, stride=2, padding=1, **kw), L.ReLU(dtype=dtype),
+        L.Conv2D(channels, code_channels, 3, stride=2, padding=1, **kw), L.ReLU(dtype=dtype),
+        L.ConvTranspose2D(code_channels, channels, 4, stride=2, padding=1, **kw), L.ReLU(dtype=dtype),
+        L.ConvTranspose2D(channels, in_channels, 4, stride=2, padding=1, init="xavier", **kw),
+        L.Flatten(dtype=dtype),
+    )
+
+
 def _conv_bn(c_in, c_out, kernel, stride, kw, groups=1):
     """A bias-free convolution (the batch norm after it shifts) and its batch norm."""
     conv = L.Conv2D(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False, **kw)
