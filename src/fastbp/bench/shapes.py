@@ -46,22 +46,11 @@ class Conv:
 
 
 @dataclass(frozen=True)
-class ConvTranspose:
+class ConvTranspose(Conv):
     """x (n, c, h, w) spread by w (c, o // groups, k, k) onto y (n, o, OH, OW), the transposed
     convolution at ``stride``, ``pad`` and ``output_padding`` (PyTorch's layout and sizes)."""
 
-    name: str
-    n: int
-    c: int
-    h: int
-    w: int
-    o: int
-    k: int
-    stride: int = 1
-    pad: int = 0
     output_padding: int = 0
-    dilation: int = 1
-    groups: int = 1
     family = "conv_transpose"
 
     @property
