@@ -39,7 +39,8 @@ def parse_args(argv=None):
                         help="dense layers, or convolutions and transposed convolutions "
                              "(default: %(default)s)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 32], metavar="N",
-                        help="dense: encoder layer sizes; the last is the code size (default: 256 32)")
+                        help="dense: encoder layer sizes; the last is the code size "
+                             "(default: 256 32)")
     parser.add_argument("--code-channels", type=int, default=4, metavar="C",
                         help="conv: maps of the code, each a quarter of the image's side "
                              "(default: %(default)s)")
@@ -128,15 +129,16 @@ def main(argv=None):
         fastbp.set_num_threads(args.threads)
     start = time.perf_counter()
     conv = args.architecture == "conv"
-    data = training.load_dataset(args.dataset, "image" if conv else "flat", train_limit=args.train_limit)
+    data = training.load_dataset(args.dataset, "image" if conv else "flat",
+                                 train_limit=args.train_limit)
     inputs_train, inputs_test = data.train[0], data.test[0]  # (N, 1, H, W) or (N, H * W)
     x_train, x_test = (inputs.reshape(len(inputs), -1) for inputs in (inputs_train, inputs_test))
     features = x_train.shape[1]
     if conv:
         side = data.image_shape[0]
         if side % 4:
-            print(f"--architecture conv needs a side that is a multiple of 4, got {data.image_shape}",
-                  file=sys.stderr)
+            print(f"--architecture conv needs a side that is a multiple of 4, "
+                  f"got {data.image_shape}", file=sys.stderr)
             return 2
         model = models.conv_autoencoder(side, code_channels=args.code_channels, seed=args.seed)
         code = args.code_channels * (side // 4) ** 2

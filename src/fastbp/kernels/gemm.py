@@ -6,9 +6,9 @@ the taps of a stride-1 convolution, each a run of the flat padded plane shifted 
 tap's offset (``conv2d_shifted``). Both operands are read along contiguous memory, and
 cells are computed in tiles of rows of ``a`` by runs whose running sums stay in vector
 registers (LLVM vectorises the shared loop over k, since the reduction kernels allow
-re-association), so each loaded vector feeds several FMAs. The tile is the largest the register file holds (``kernels.isa``):
-4 x 4 with AVX-512's 32 vector registers, 4 x 2 with AVX2's or NEON's 16, where the 16
-sums of a 4 x 4 tile spill. Measured on one core (Zen 4), GFLOP/s:
+re-association), so each loaded vector feeds several FMAs. The tile is the largest the
+register file holds (``kernels.isa``): 4 x 4 with AVX-512's 32 vector registers, 4 x 2
+with AVX2's or NEON's 16, where the 16 sums of a 4 x 4 tile spill. Measured on one core (Zen 4), GFLOP/s:
 
     product (M, K, P)      AVX-512 4x2 / 4x4     AVX2 4x2 / 4x4
     256, 784, 256          68.9 / 91.9           73.4 / 52.0
