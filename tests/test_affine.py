@@ -5,10 +5,10 @@ from conftest import assert_matches
 from fastbp import functional as F
 from fastbp import reference as ref
 
-# Both sides of MAX_DEPTH_FOR_ROWS (128): the batch for dw, out-features for dx; a batch
+# Both sides of MAX_DEPTH_FOR_ROWS (256): the batch for dw, out-features for dx; a batch
 # over 256 transposes dy and x by strips of rows (gemm.transpose).
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (8, 33, 17), (64, 784, 10), (3, 128, 256),
-          (129, 5, 128), (200, 9, 130), (300, 20, 140)]
+          (129, 5, 128), (200, 9, 130), (300, 20, 140), (40, 9, 260), (257, 6, 257)]
 
 
 @pytest.mark.parametrize("n,d_in,d_out", SHAPES)
@@ -33,7 +33,7 @@ def test_linear_accepts_non_contiguous_inputs(rng):
     np.testing.assert_allclose(dw, np.ones((6, 3)).T @ x, rtol=1e-12)
 
 
-@pytest.mark.parametrize("n", [64, 200])  # the rows form and the dot-product form of dw
+@pytest.mark.parametrize("n", [64, 300])  # the rows form and the dot-product form of dw
 def test_linear_backward_adds_to_given_gradients(n, rng):
     x, w = rng.standard_normal((n, 9)), rng.standard_normal((130, 9))
     dy = rng.standard_normal((n, 130))

@@ -25,8 +25,8 @@ def _calls(rng, dtype):
     wb = rng.standard_normal((6, 1, 3, 3)).astype(dtype)
     dyb3 = rng.standard_normal((70, 6, 6, 5)).astype(dtype)
     dydd = rng.standard_normal((5, 33, 11, 9)).astype(dtype)
-    deep_dy = rng.standard_normal((130, 140)).astype(dtype)  # dot products in linear_backward
-    deep_x, deep_w = a[:, :40].repeat(19, axis=0)[:130], rng.standard_normal((140, 40)).astype(dtype)
+    deep_dy = rng.standard_normal((260, 270)).astype(dtype)  # dot products in linear_backward
+    deep_x, deep_w = a[:, :40].repeat(38, axis=0)[:260], rng.standard_normal((270, 40)).astype(dtype)
     calls = {
         "conv2d": lambda: [F.conv2d(x, w, None, 2, 1)],
         "conv2d_backward": lambda: F.conv2d_backward(dy, x, w, 2, 1),
