@@ -30,6 +30,10 @@ CASES = [
     # a batch of two chunks, the second of 6 samples.
     ((9, 6, 14, 14), (16, 5, 5), 1, 0),
     ((70, 3, 6, 5), (5, 2, 3), 1, 1),
+    # Strides that divide the kernel: the phases family's default (a transposed
+    # convolution's 4x4 stride 2), over the shifted and the batched stride-1 kernels.
+    ((2, 3, 8, 8), (4, 4, 4), 2, 1),
+    ((9, 4, 10, 11), (5, 2, 3), (2, 3), (0, 1)),
 ]
 
 
@@ -141,7 +145,9 @@ def test_family_names_and_strides_are_checked(rng):
     dy = np.ones((2, 4, 3, 3), np.float32)
     with pytest.raises(ValueError, match="family 'shifted' needs stride 1"):
         F.conv2d_backward(dy, x, w, 2, family="shifted")
-    with pytest.raises(ValueError, match="one of depthwise, batched, shifted, patches_dots, patches_rows, patches"):
+    with pytest.raises(ValueError, match=r"family 'phases' needs dilation 1, got stride \(2, 2\), dilation \(2, 2\)"):
+        F.conv2d(x, w, None, 2, 2, 2, family="phases")
+    with pytest.raises(ValueError, match="one of depthwise, batched, shifted, phases, patches_dots, patches_rows, patches"):
         F.conv2d(x, w, family="im2col")
     with pytest.raises(TypeError, match="family must be None or a str"):
         F.conv2d(x, w, family=1)
@@ -165,7 +171,44 @@ def test_the_default_choice_by_shape():
     assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_rows")  # stem
     assert chosen((8, 3, 31, 31), 25, 3, 2, 0) == ("patches_rows", "patches_rows")
     assert chosen((8, 16, 28, 28), 32, 1, 2, 0) == ("patches_rows", "patches_rows")  # 16 taps
+    assert chosen((64, 16, 32, 32), 32, 4, 2, 1) == ("patches_dots", "phases")  # transposed
     assert set(table.PREFERENCE[table.CPU_KIND]) == set(table.FAMILIES)
+
+
+@pytest.mark.parametrize("stride,padding,k", [((2, 2), (1, 1), (4, 4)), ((3, 2), (0, 1), (2, 3)),
+                                               ((2, 3), (2, 0), (5, 1)), ((2, 3), (0, 0), (2, 1))])
+def test_phases_hold_every_padded_input_cell_once(stride, padding, k, rng):
+    """The phases family's copies: every cell of the zero-padded input sits in exactly one
+    phase plane, where the module docstring says; the kernel's taps likewise; and
+    merging gives back the input, or zero where no output reads it."""
+    from fastbp.kernels import conv2d_phases as phases
+
+    x = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((4, 3, *k))
+    (sh, sw), (ph, pw) = stride, padding
+    out_h, out_w = (9 + 2 * ph - k[0]) // sh + 1, (8 + 2 * pw - k[1]) // sw + 1
+    k_hs, k_ws, phase_h, phase_w = phases.phases_shape(*k, out_h, out_w, sh, sw)
+    xs = np.full((2, 3 * sh * sw, phase_h, phase_w), np.nan)
+    phases.split_phases(x, sh, sw, ph, pw, xs)
+    padded = np.zeros((2, 3, phase_h * sh + 2 * ph + 9, phase_w * sw + 2 * pw + 8))
+    padded[:, :, ph:ph + 9, pw:pw + 8] = x
+    ws = np.full((4, 3 * sh * sw, k_hs, k_ws), np.nan)
+    phases.split_phase_weights(w, sh, sw, ws)
+    w_padded = np.zeros((4, 3, k_hs * sh, k_ws * sw))
+    w_padded[:, :, :k[0], :k[1]] = w
+    for a in range(sh):
+        for b in range(sw):
+            plane = [(c * sh + a) * sw + b for c in range(3)]
+            assert np.array_equal(xs[:, plane], padded[:, :, a:phase_h * sh:sh, b:phase_w * sw:sw])
+            assert np.array_equal(ws[:, plane], w_padded[:, :, a::sh, b::sw])
+    merged = np.full_like(x, np.nan)
+    phases.merge_phases(xs, sh, sw, ph, pw, merged)
+    reached = np.zeros((9, 8), bool)
+    reached[:phase_h * sh - ph, :phase_w * sw - pw] = True
+    assert np.array_equal(merged, np.where(reached, x, 0))
+    back = np.ones_like(w)
+    phases.merge_phase_weights(ws, sh, sw, back, True)
+    assert np.array_equal(back, w + 1)
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding", CASES[:10])

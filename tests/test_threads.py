@@ -54,7 +54,7 @@ def _calls(rng, dtype):
     }
     for family in (f for f in FAMILIES if f != "depthwise"):  # every ungrouped conv2d family, stride 1 (and 2 where it takes it)
         def conv(family=family):
-            stride_2 = family.startswith("patches")
+            stride_2 = family.startswith("patches") or family == "phases"
             return [F.conv2d(xb, w, None, 1, 1, family=family),
                     *F.conv2d_backward(dyb, xb, w, 1, 1, family=family),
                     *F.conv2d_backward(dyb, xb, w, 1, 1, input_grad=False, family=family)[1:],

@@ -58,6 +58,13 @@ from .conv2d_patches import (
     patches_scratch_size,
     patches_weight_grad_layout,
 )
+from .conv2d_phases import (
+    merge_phase_weights,
+    merge_phases,
+    phases_shape,
+    split_phase_weights,
+    split_phases,
+)
 from .conv2d_shifted import (
     conv2d_shifted_backward_input,
     conv2d_shifted_backward_weight,
@@ -227,6 +234,54 @@ def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
 PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout)
 
 
+# -- phases: any stride, a stride-1 convolution of the input's phases ---------------------
+
+def _phases_geometry(g):
+    """The stride-1 convolution of the phases that computes g (``conv2d_phases``)."""
+    k_hs, k_ws, phase_h, phase_w = phases_shape(g.k_h, g.k_w, g.out_h, g.out_w, g.stride_h,
+                                                g.stride_w)
+    return Geometry(g.n_batch, g.c_in * g.stride_h * g.stride_w, phase_h, phase_w, g.c_out,
+                    k_hs, k_ws, g.out_h, g.out_w, 1, 1, 0, 0)
+
+
+def _phase_weights(s1, g, w, workspace):
+    ws = workspace.array("conv2d phases w", (g.c_out, s1.c_in, s1.k_h, s1.k_w), w.dtype)
+    split_phase_weights(w, g.stride_h, g.stride_w, ws)
+    return ws
+
+
+def _phase_planes(s1, g, x, workspace, name):
+    return workspace.array(name, (g.n_batch, s1.c_in, s1.height, s1.width), x.dtype)
+
+
+def _phases_forward(g, x, w, b, y, workspace):
+    s1 = _phases_geometry(g)
+    xs = _phase_planes(s1, g, x, workspace, "conv2d phases x")
+    split_phases(x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, xs)
+    choose(s1, "forward").forward(s1, xs, _phase_weights(s1, g, w, workspace), b, y, workspace)
+
+
+def _phases_backward(g, dy, x, w, dx, dw, workspace, accumulate):
+    s1 = _phases_geometry(g)
+    ws = _phase_weights(s1, g, w, workspace)
+    xs = dxs = dws = None
+    if dw is not None:
+        xs = _phase_planes(s1, g, x, workspace, "conv2d phases x")
+        split_phases(x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, xs)
+        dws = workspace.array("conv2d phases dw", ws.shape, w.dtype)
+    if dx is not None:
+        dxs = _phase_planes(s1, g, dx, workspace, "conv2d phases dx")
+    choose(s1, "backward").backward(s1, dy, xs, ws, dxs, dws, workspace, False)
+    if dx is not None:
+        merge_phases(dxs, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dx)
+    if dw is not None:
+        merge_phase_weights(dws, g.stride_h, g.stride_w, dw, accumulate)
+
+
+def _undilated(g):
+    return not g.dilated and g.groups == 1
+
+
 # -- depthwise: groups == C, a stencil per plane -----------------------------------------
 
 def _depthwise(g):
@@ -329,6 +384,16 @@ FAMILIES = {f.name: f for f in (
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
     ),
     Family(
+        name="phases", family="phases", variant="",
+        kernels="conv2d_phases: the input split into its stride x stride phases (space to "
+                "depth), then the stride-1 family the shapes choose on those planes with "
+                "the kernel's taps split likewise; dx and dw moved back",
+        accepts=_undilated, needs="dilation 1",
+        suits=lambda g, pass_: (pass_ == "backward" and g.stride_h * g.stride_w > 1
+                                and g.k_h % g.stride_h == 0 and g.k_w % g.stride_w == 0),
+        forward=_phases_forward, backward=_phases_backward, layout=(phases_shape,),
+    ),
+    Family(
         name="patches_dots", family="patches", variant="dots",
         kernels="conv2d_patches: gathered patches; forward and dx as dot products over "
                 "contiguous rows (gemm_nt), dw by gemm_nt",
@@ -355,8 +420,8 @@ FAMILIES = {f.name: f for f in (
 #: order per kind of CPU (``isa``); where an instruction set changes which family wins,
 #: its order (or its own entries) goes here.
 PREFERENCE = {
-    "avx512": ("depthwise", "batched", "shifted", "patches_dots", "patches_rows"),
-    "avx2": ("depthwise", "batched", "shifted", "patches_dots", "patches_rows"),
+    "avx512": ("depthwise", "batched", "shifted", "phases", "patches_dots", "patches_rows"),
+    "avx2": ("depthwise", "batched", "shifted", "phases", "patches_dots", "patches_rows"),
 }
 CPU_KIND = "avx512" if MASKED_VECTORS else "avx2"
 
