@@ -34,6 +34,11 @@ CASES = [
     # convolution's 4x4 stride 2), over the shifted and the batched stride-1 kernels.
     ((2, 3, 8, 8), (4, 4, 4), 2, 1),
     ((9, 4, 10, 11), (5, 2, 3), (2, 3), (0, 1)),
+    # 3x3 stride 1 by Winograd: the default for 32 channels in and out and 24 or more
+    # columns (of y, and of dx); odd sizes, padding 0 to 2.
+    ((2, 32, 5, 26), (32, 3, 3), 1, 1),
+    ((3, 4, 6, 25), (16, 3, 3), 1, (2, 0)),
+    ((1, 3, 9, 8), (2, 3, 3), 1, (0, 2)),
 ]
 
 
@@ -42,16 +47,18 @@ CASES = [
 FAMILIES = [name for name in table.FAMILIES if name != "depthwise"]
 
 
-def _takes(family, stride):
-    """Whether ``family`` (None: chosen by shape) runs convolutions of this stride."""
-    some_shape = table.Geometry(*[1] * 9, *pair("stride", stride, 1), 0, 0)
+def _takes(family, stride, kernel=(1, 1), padding=0):
+    """Whether ``family`` (None: chosen by shape) runs convolutions of this stride, kernel
+    (KH, KW) and padding."""
+    some_shape = table.Geometry(1, 1, 1, 1, 1, *kernel, 1, 1, *pair("stride", stride, 1),
+                                *pair("padding", padding, 0))
     return family is None or table.FAMILIES[family].accepts(some_shape)
 
 
 # Every case with the default choice (None) and with every family that takes its stride.
 FAMILY_CASES = [pytest.param(case, family, id=f"{k}-{family or 'default'}")
                 for k, case in enumerate(CASES) for family in [None, *FAMILIES]
-                if _takes(family, case[2])]
+                if _takes(family, case[2], case[1][1:], case[3])]
 
 
 def _data(rng, x_shape, w_shape, dtype):
@@ -108,7 +115,8 @@ def test_families_agree_on_the_same_inputs(case, dtype):
     _, _, stride, padding = case
     x, w, b, dy = _case(case, dtype)
     default = _run(case, dtype, None)
-    results = {family: _run(case, dtype, family) for family in FAMILIES if _takes(family, stride)}
+    results = {family: _run(case, dtype, family) for family in FAMILIES
+               if _takes(family, stride, w.shape[2:], padding)}
     geometry = table.Geometry.of(x.shape, w.shape, dy.shape, *pair("s", stride, 1),
                                  *pair("p", padding, 0))
     forward, backward = (table.choose(geometry, way).name for way in ("forward", "backward"))
@@ -129,8 +137,8 @@ def test_families_agree_on_the_same_inputs(case, dtype):
 def test_dx_alone_and_dw_alone_give_the_bits_of_both_at_once(family, dtype, rng):
     """The kernels' backward computes dx unless it is None and dw unless it is None (numba
     compiles each combination apart; x may be None with dw): the same bits either way."""
-    x, w, _ = _data(rng, (70, 3, 6, 5), (5, 2, 3), dtype)  # two chunks of the batched family
-    dy = rng.standard_normal((70, 5, 7, 5)).astype(dtype)
+    x, w, _ = _data(rng, (70, 3, 6, 5), (5, 3, 3), dtype)  # two chunks of the batched family
+    dy = rng.standard_normal((70, 5, 6, 5)).astype(dtype)
     dx, dw, dx_alone, dw_alone = (np.empty_like(a) for a in (x, w, x, w))
     table.conv2d_backward(dy, x, w, 1, 1, 1, 1, dx, dw, family=family)
     table.conv2d_backward_input(dy, w, 1, 1, 1, 1, dx_alone, family=family)
@@ -145,9 +153,13 @@ def test_family_names_and_strides_are_checked(rng):
     dy = np.ones((2, 4, 3, 3), np.float32)
     with pytest.raises(ValueError, match="family 'shifted' needs stride 1"):
         F.conv2d_backward(dy, x, w, 2, family="shifted")
+    with pytest.raises(ValueError, match="family 'winograd' needs a 3x3 kernel, stride 1"):
+        F.conv2d(x, w[:, :, :2], None, 1, family="winograd")
+    with pytest.raises(ValueError, match="family 'winograd' needs .* padding <= 2"):
+        F.conv2d(x, w, None, 1, 3, family="winograd")
     with pytest.raises(ValueError, match=r"family 'phases' needs dilation 1, got stride \(2, 2\), dilation \(2, 2\)"):
         F.conv2d(x, w, None, 2, 2, 2, family="phases")
-    with pytest.raises(ValueError, match="one of depthwise, batched, shifted, phases, patches_dots, patches_rows, patches"):
+    with pytest.raises(ValueError, match="one of depthwise, winograd, batched, shifted, phases, patches_dots, patches_rows, patches"):
         F.conv2d(x, w, family="im2col")
     with pytest.raises(TypeError, match="family must be None or a str"):
         F.conv2d(x, w, family=1)
@@ -165,13 +177,16 @@ def test_the_default_choice_by_shape():
     assert chosen((4, 6, 14, 14), 16, 5, 1, 0) == ("shifted", "shifted")  # too few samples
     assert chosen((64, 1, 28, 28), 6, 5, 1, 2) == ("shifted", "shifted")  # LeNet conv1: wide
     assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == ("batched", "batched")  # ResNet: small
-    assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")
     assert chosen((8, 64, 32, 32), 128, 3, 2, 1) == ("patches_dots", "patches_rows")
     assert chosen((8, 64, 32, 32), 256, 3, 2, 1) == ("patches_dots", "patches_dots")
     assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_rows")  # stem
     assert chosen((8, 3, 31, 31), 25, 3, 2, 0) == ("patches_rows", "patches_rows")
     assert chosen((8, 16, 28, 28), 32, 1, 2, 0) == ("patches_rows", "patches_rows")  # 16 taps
     assert chosen((64, 16, 32, 32), 32, 4, 2, 1) == ("patches_dots", "phases")  # transposed
+    assert chosen((64, 32, 32, 32), 64, 3, 1, 1) == ("winograd", "winograd")
+    assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")  # 16 channels: no gain
+    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == ("batched", "batched")  # 14 px: too small
+    assert chosen((64, 1, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")  # one input channel
     assert set(table.PREFERENCE[table.CPU_KIND]) == set(table.FAMILIES)
 
 
@@ -237,7 +252,10 @@ def test_conv2d_without_bias_equals_zero_bias(rng):
 )
 def test_conv2d_fuzzed_shapes(n, c, o, h, w, kh, kw, sh, sw, ph, pw, seed, use_f32, family):
     dtype = np.float32 if use_f32 else np.float64
-    if not _takes(family, (sh, sw)):
+    if family == "winograd":  # its shapes only
+        kh = kw = 3
+        ph, pw = min(ph, 2), min(pw, 2)
+    if not _takes(family, (sh, sw), (kh, kw), (ph, pw)):
         sh = sw = 1
     rng = np.random.default_rng(seed)
     x, weight, b = _data(rng, (n, c, h, w), (o, kh, kw), dtype)

@@ -72,6 +72,7 @@ from .conv2d_shifted import (
     shifted_layout,
     shifted_partial_shape,
 )
+from .conv2d_winograd import conv2d_winograd_forward, winograd_layout
 from .isa import MASKED_VECTORS
 from .workspace import Workspace
 
@@ -82,6 +83,11 @@ MAX_PLANE_FOR_BATCHED = 256  # output cells per plane up to which batched wins a
 MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7x7) faster
 MIN_TAPS_FOR_DOTS = 32  # forward: 16 taps (1x1, 16 channels) -> rows 3.0x faster
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
+# Where Winograd's transforms pay (measured, one core, against the direct families): 32 px
+# planes of 32 -> 64 channels 1.4x, 28 px 16 -> 16 1.1x; 14 px 0.8x, 7 px 0.4x, 1 input
+# channel 0.3x.
+MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
+MIN_CHANNELS_FOR_WINOGRAD = 32  # input and output channels
 
 
 class Geometry(NamedTuple):
@@ -234,6 +240,47 @@ def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
 PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout)
 
 
+# -- winograd: 3x3, stride 1, F(2x2, 3x3) --------------------------------------------
+
+def _winograd_accepts(g):
+    return (_stride_1(g) and g.k_h == 3 and g.k_w == 3 and g.pad_h <= 2 and g.pad_w <= 2)
+
+
+def _winograd_suits(g, pass_):
+    """By the width of what the transforms produce (y, or dx for the backward, whose dw the
+    direct family computes) and the channels: the input transform's cost is shared by the
+    output channels, the output transform's by the input channels."""
+    width = g.out_w if pass_ == "forward" else g.width
+    return (width >= MIN_WIDTH_FOR_WINOGRAD
+            and min(g.c_in, g.c_out) >= MIN_CHANNELS_FOR_WINOGRAD)
+
+
+def _winograd_scratch(workspace, c_in, c_out, out_h, out_w, dtype):
+    return workspace.per_thread("conv2d", winograd_layout(c_in, c_out, out_h, out_w)[-1], dtype)
+
+
+def _winograd_forward(g, x, w, b, y, workspace):
+    scratch = _winograd_scratch(workspace, g.c_in, g.c_out, g.out_h, g.out_w, x.dtype)
+    conv2d_winograd_forward(x, w, b, g.pad_h, g.pad_w, y, scratch)
+
+
+def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
+    """dx as the forward of the flipped, channel-transposed kernel on dy padded by 2 - pad;
+    dw by the direct stride-1 family."""
+    if dx is not None:
+        flipped = workspace.array("conv2d winograd w", (g.c_in, g.c_out, 3, 3), w.dtype)
+        flipped[...] = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+        no_bias = workspace.array("conv2d winograd b", (g.c_in,), w.dtype)
+        no_bias[...] = 0
+        scratch = _winograd_scratch(workspace, g.c_out, g.c_in, g.height, g.width, w.dtype)
+        conv2d_winograd_forward(dy, flipped, no_bias, 2 - g.pad_h, 2 - g.pad_w, dx, scratch)
+    if dw is not None:
+        direct = FAMILIES["batched"]
+        if not direct.suits(g, "backward"):
+            direct = FAMILIES["shifted"]
+        direct.backward(g, dy, x, w, None, dw, workspace, accumulate)
+
+
 # -- phases: any stride, a stride-1 convolution of the input's phases ---------------------
 
 def _phases_geometry(g):
@@ -363,6 +410,15 @@ FAMILIES = {f.name: f for f in (
         layout=(depthwise_s1_scratch_size, depthwise_scratch_size, depthwise_partial_shape),
     ),
     Family(
+        name="winograd", family="winograd", variant="",
+        kernels="conv2d_winograd: forward and dx by F(2x2, 3x3) (input windows transformed, "
+                "16 products per tile by shifted_sums_2, transformed back), over bands of "
+                "tile rows; dw by the batched or shifted family",
+        accepts=_winograd_accepts, needs="a 3x3 kernel, stride 1, dilation 1 and padding <= 2",
+        suits=_winograd_suits, forward=_winograd_forward, backward=_winograd_backward,
+        layout=(winograd_layout,),
+    ),
+    Family(
         name="batched", family="batched", variant="",
         kernels="conv2d_batched: forward and dx as sums of shifted rows (shifted_sums_2), dw "
                 "as dot products (dots_at), on chunks of up to 64 samples copied to "
@@ -420,8 +476,10 @@ FAMILIES = {f.name: f for f in (
 #: order per kind of CPU (``isa``); where an instruction set changes which family wins,
 #: its order (or its own entries) goes here.
 PREFERENCE = {
-    "avx512": ("depthwise", "batched", "shifted", "phases", "patches_dots", "patches_rows"),
-    "avx2": ("depthwise", "batched", "shifted", "phases", "patches_dots", "patches_rows"),
+    "avx512": ("depthwise", "winograd", "batched", "shifted", "phases", "patches_dots",
+               "patches_rows"),
+    "avx2": ("depthwise", "winograd", "batched", "shifted", "phases", "patches_dots",
+             "patches_rows"),
 }
 CPU_KIND = "avx512" if MASKED_VECTORS else "avx2"
 
@@ -445,6 +503,8 @@ def refusal(name, g):
         got = f"stride {(g.stride_h, g.stride_w)}"
         if g.dilated:
             got += f", dilation {(g.dil_h, g.dil_w)}"
+        if entries[0].family == "winograd":
+            got += f", kernel {(g.k_h, g.k_w)}, padding {(g.pad_h, g.pad_w)}"
         if g.groups > 1 or entries[0].family == "depthwise":
             got += f", groups {g.groups} of {g.c_in} input channels"
         return f"conv2d family {name!r} needs {entries[0].needs}, got {got}"

@@ -1,0 +1,208 @@
+"""3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3).
+
+Shapes as in ``conv2d.py``; kernel 3x3, stride 1, dilation 1, one group. The output is cut
+into 2x2 tiles; tile (ti, tj) reads the 4x4 window d of the zero-padded input whose top
+left corner is padded cell (2*ti, 2*tj). Per tile and channel pair,
+
+    y_tile = A^T [(G g G^T) * (B^T d B)] A
+
+with g the 3x3 kernel, * the product cell by cell, and
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+(Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015). Summed over
+input channels, each of the 16 cells of a transformed tile is a matrix product
+``M[cell] (O, T) = U[cell] (O, C) @ V[cell] (C, T)`` over T tiles: 16 multiply-adds per
+tile and channel pair where the direct sum takes 36. The transforms only add, subtract
+and halve, so the rounding stays close to the direct sum's.
+
+The input gradient is the forward of the flipped, channel-transposed kernel on dy padded
+by ``2 - pad`` (``conv2d.py`` arranges it). The weight gradient stays with the direct
+families: its products (``dU[cell] (O, C) = sum over tiles of Z[cell] V[cell]^T``) are
+dot products over a band's tiles, too short to beat them (measured 0.3-0.8x).
+
+Layout: the jobs are bands of whole tile rows of one sample. A band's padded input rows
+are stored by parity, and every tile row gets one extra "virtual" tile (TW + 1 per row,
+T = rows * (TW + 1)): then tile t's window starts at element 2t of its parity's flat
+rows, and the tile below it is tile t + TW + 1, so every transform is one long loop over
+t with fixed offsets (short loops run in scalar code). Virtual tiles read the next row's
+values and their results are dropped (forward) or multiplied by zero (weight gradient).
+
+Each job writes only its own output cells, so results do not depend on the thread count.
+"""
+
+import numpy as np
+from numba import get_thread_id, prange, uint64
+
+from ._jit import reduction_kernel, serial_kernel
+from .runs import copy_run, zero
+from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
+from .workspace import line_up
+
+TARGET_TILES = 256  # tiles per band: long runs for the products, a band's V in L2
+BLOCK_OUT = 8  # output channels whose products are transformed back while in L1
+
+
+@serial_kernel
+def tiling(out_h, out_w):
+    """(TH, TW, rows per band, T): the 2x2 tiles covering an (out_h, out_w) output, how
+    many tile rows a band takes, and its tiles with the virtual ones ((TW + 1) per row)."""
+    tiles_h, tiles_w = (out_h + 1) // 2, (out_w + 1) // 2
+    most = max(1, min(tiles_h, TARGET_TILES // (tiles_w + 1)))
+    bands = (tiles_h + most - 1) // most
+    band_rows = (tiles_h + bands - 1) // bands  # as even as the bands can be
+    return tiles_h, tiles_w, band_rows, band_rows * (tiles_w + 1)
+
+
+@serial_kernel
+def winograd_layout(c_in, c_out, out_h, out_w):
+    """A thread's scratch row, in elements: (products, rows, sums, wide, size). At 0, a
+    band's transformed input V (16, C, T); at ``products``, the products M (16, BLOCK_OUT,
+    T) of a block of output channels; at ``rows``, the band's padded rows by
+    parity (2, rows + 1, 2 * (TW + 1)) and two spare zeros; at ``sums``, their column
+    transforms (2, 4, (rows + 1) * (TW + 1)); at ``wide``, two output rows per tile row
+    (2, 2 * T)."""
+    _, tiles_w, band_rows, tiles = tiling(out_h, out_w)
+    products = line_up(16 * c_in * tiles)
+    rows = products + line_up(16 * min(BLOCK_OUT, c_out) * tiles)
+    sums = rows + line_up(2 * (band_rows + 1) * 2 * (tiles_w + 1) + 2)
+    wide = sums + line_up(8 * (band_rows + 1) * (tiles_w + 1))
+    return products, rows, sums, wide, wide + line_up(4 * tiles)
+
+
+@serial_kernel
+def transform_weights(w, out):
+    """out (16, O, C4) = G g G^T of every 3x3 kernel g = w[o, c] (w (O, C, 3, 3)), cell
+    (i, k) at 4*i + k; columns from C on zero (the shifted sums take C4 = in_fours(C))."""
+    c_out, c_in = w.shape[0], w.shape[1]
+    zero(out)
+    half = w.dtype.type(0.5)
+    t = np.empty((4, 3), w.dtype)  # G g
+    for o in range(c_out):
+        for c in range(c_in):
+            g = w[o, c]
+            for k in range(3):
+                t[0, k] = g[0, k]
+                t[1, k] = half * (g[0, k] + g[1, k] + g[2, k])
+                t[2, k] = half * (g[0, k] - g[1, k] + g[2, k])
+                t[3, k] = g[2, k]
+            for i in range(4):
+                out[4 * i, o, c] = t[i, 0]
+                out[4 * i + 1, o, c] = half * (t[i, 0] + t[i, 1] + t[i, 2])
+                out[4 * i + 2, o, c] = half * (t[i, 0] - t[i, 1] + t[i, 2])
+                out[4 * i + 3, o, c] = t[i, 2]
+
+
+@serial_kernel
+def transform_band(x_n, pad_h, pad_w, ti0, band_rows, tiles_w, rows, sums, v):
+    """v (16, C, T) = B^T d B for the window d of every tile of tile rows [ti0, ti0 +
+    band_rows) of x_n (C, H, W), tile t = (ti - ti0) * (TW + 1) + tj; rows and sums are
+    scratch (``winograd_layout``)."""
+    per_row = tiles_w + 1
+    padded_w = 2 * per_row
+    height, width = x_n.shape[1], x_n.shape[2]
+    span = (band_rows + 1) * per_row  # column transforms per parity
+    n_tiles = uint64(band_rows * per_row)
+    step = uint64(per_row)
+    zero(rows)
+    for c in range(x_n.shape[0]):
+        plane = x_n[c]
+        for k in range(2 * band_rows + 2):  # padded row 2 * ti0 + k, by parity
+            r = 2 * ti0 + k - pad_h
+            start = (k % 2) * ((band_rows + 1) * padded_w) + (k // 2) * padded_w + pad_w
+            if 0 <= r < height:
+                copy_run(plane[r], 0, rows, start, min(width, padded_w - pad_w))
+            else:
+                rows[start:start + min(width, padded_w - pad_w)] = 0
+        for parity in range(2):  # d B: the window's columns 2t .. 2t + 3 of each row
+            src = rows[parity * (band_rows + 1) * padded_w:]
+            out = sums[parity * 4 * span:]
+            for u in range(uint64(span)):
+                a, b, c2, d = src[2 * u], src[2 * u + 1], src[2 * u + 2], src[2 * u + 3]
+                out[u] = a - c2
+                out[span + u] = b + c2
+                out[2 * span + u] = c2 - b
+                out[3 * span + u] = b - d
+        for k in range(4):  # B^T (d B): rows 2ti .. 2ti + 3 are even[t], odd[t], even[t + 1 row], odd[...]
+            even = sums[k * span:]
+            odd = sums[(4 + k) * span:]
+            v0, v1, v2, v3 = v[k, c], v[4 + k, c], v[8 + k, c], v[12 + k, c]
+            for t in range(n_tiles):
+                e0, o0, e1, o1 = even[t], odd[t], even[t + step], odd[t + step]
+                v0[t] = e0 - e1
+                v1[t] = o0 + e1
+                v2[t] = e1 - o0
+                v3[t] = o0 - o1
+
+
+@serial_kernel
+def untransform_band(m, k, bias, ti0, band_rows, tiles_w, wide, y_plane):
+    """y_plane (OH, OW)'s tile rows [ti0, ti0 + band_rows) = bias + A^T m[:, k, t] A,
+    through wide (2, 2T) rows; cells beyond OH or OW (and virtual tiles) are dropped."""
+    out_h, out_w = y_plane.shape
+    per_row = tiles_w + 1
+    top, bottom = wide[0], wide[1]
+    for t in range(uint64(band_rows * per_row)):
+        a0 = m[0, k, t] + m[4, k, t] + m[8, k, t]
+        a1 = m[1, k, t] + m[5, k, t] + m[9, k, t]
+        a2 = m[2, k, t] + m[6, k, t] + m[10, k, t]
+        a3 = m[3, k, t] + m[7, k, t] + m[11, k, t]
+        b0 = m[4, k, t] - m[8, k, t] - m[12, k, t]
+        b1 = m[5, k, t] - m[9, k, t] - m[13, k, t]
+        b2 = m[6, k, t] - m[10, k, t] - m[14, k, t]
+        b3 = m[7, k, t] - m[11, k, t] - m[15, k, t]
+        top[2 * t] = a0 + a1 + a2 + bias
+        top[2 * t + 1] = a1 - a2 - a3 + bias
+        bottom[2 * t] = b0 + b1 + b2 + bias
+        bottom[2 * t + 1] = b1 - b2 - b3 + bias
+    for j in range(band_rows):
+        r = 2 * (ti0 + j)
+        if r < out_h:
+            copy_run(top, 2 * j * per_row, y_plane[r], 0, out_w)
+        if r + 1 < out_h:
+            copy_run(bottom, 2 * j * per_row, y_plane[r + 1], 0, out_w)
+
+
+@reduction_kernel
+def conv2d_winograd_forward(x, w, b, pad_h, pad_w, y, scratch):
+    """y (N, O, OH, OW) = b + the 3x3 stride-1 correlation of x with w by F(2x2, 3x3): per
+    band, the input windows transformed (``transform_band``), then per block of
+    ``BLOCK_OUT`` output channels the 16 products with the transformed kernels
+    (``shifted_sums_2``) and their transform back. Parallel over (sample, band).
+    scratch (threads, ``winograd_layout`` size)."""
+    n_batch, c_in = x.shape[0], x.shape[1]
+    c_out = w.shape[0]
+    out_h, out_w = y.shape[2], y.shape[3]
+    tiles_h, tiles_w, band_rows, tiles = tiling(out_h, out_w)
+    c4 = in_fours(c_in)
+    u = np.empty((16, c_out, c4), w.dtype)
+    transform_weights(w, u)
+    products_at, rows_at, sums_at, wide_at, _ = winograd_layout(c_in, c_out, out_h, out_w)
+    bands = (tiles_h + band_rows - 1) // band_rows
+    offsets = row_offsets(c_in, tiles, c4)
+    for job in prange(n_batch * bands):
+        n, ti0 = job // bands, (job % bands) * band_rows
+        rows_here = min(band_rows, tiles_h - ti0)
+        buffer = scratch[get_thread_id()]
+        v = buffer[:16 * c_in * tiles].reshape(16, c_in, tiles)
+        transform_band(x[n], pad_h, pad_w, ti0, rows_here, tiles_w, buffer[rows_at:sums_at],
+                       buffer[sums_at:wide_at], v)
+        flat_v = v.reshape(16, c_in * tiles)
+        wide = buffer[wide_at:wide_at + 4 * tiles].reshape(2, 2 * tiles)
+        length = rows_here * (tiles_w + 1)
+        for o0 in range(0, c_out, BLOCK_OUT):
+            block = min(BLOCK_OUT, c_out - o0)
+            m = buffer[products_at:products_at + 16 * block * tiles].reshape(16, block, tiles)
+            zero(m)
+            for cell in range(16):
+                weights, products = u[cell], m[cell]
+                for k in range(0, block - 1, 2):
+                    shifted_sums_2(weights[o0 + k], weights[o0 + k + 1], offsets, flat_v[cell],
+                                   products[k], products[k + 1], length)
+                if block % 2:
+                    shifted_sums(weights[o0 + block - 1], offsets, flat_v[cell],
+                                 products[block - 1], length)
+            for k in range(block):
+                untransform_band(m, k, b[o0 + k], ti0, rows_here, tiles_w, wide, y[n, o0 + k])
