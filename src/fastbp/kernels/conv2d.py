@@ -83,9 +83,9 @@ MAX_PLANE_FOR_BATCHED = 256  # output cells per plane up to which batched wins a
 MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7x7) faster
 MIN_TAPS_FOR_DOTS = 32  # forward: 16 taps (1x1, 16 channels) -> rows 3.0x faster
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
-# Where Winograd's transforms pay (measured, one core, against the direct families): 32 px
-# planes of 32 -> 64 channels 1.4x, 28 px 16 -> 16 1.1x; 14 px 0.8x, 7 px 0.4x, 1 input
-# channel 0.3x.
+# Where Winograd's transforms pay for themselves (one core, float32, forward / dx against
+# the direct family): 32 -> 64 channels on 32 px 1.3x / 1.6x, 32 -> 32 on 28 px 1.2x /
+# 1.3x; 16 -> 16 on 28 px 0.9x, 32 -> 32 on 14 px 0.9x / 1.0x, 7 px 0.4x.
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
 MIN_CHANNELS_FOR_WINOGRAD = 32  # input and output channels
 

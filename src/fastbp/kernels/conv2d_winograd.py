@@ -28,7 +28,7 @@ are stored by parity, and every tile row gets one extra "virtual" tile (TW + 1 p
 T = rows * (TW + 1)): then tile t's window starts at element 2t of its parity's flat
 rows, and the tile below it is tile t + TW + 1, so every transform is one long loop over
 t with fixed offsets (short loops run in scalar code). Virtual tiles read the next row's
-values and their results are dropped (forward) or multiplied by zero (weight gradient).
+values; their results are dropped.
 
 Each job writes only its own output cells, so results do not depend on the thread count.
 """
