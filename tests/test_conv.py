@@ -42,8 +42,8 @@ CASES = [
 ]
 
 
-# batched, shifted, patches_dots, patches_rows: the families of ungrouped convolutions
-# (depthwise takes groups == C only: tests/test_conv_groups.py)
+# winograd, batched, shifted, phases, patches_dots, patches_rows: the families of ungrouped
+# convolutions (depthwise takes groups == C only: tests/test_conv_groups.py)
 FAMILIES = [name for name in table.FAMILIES if name != "depthwise"]
 
 
