@@ -23,8 +23,10 @@ CASES = [
     ((1, 2, 11, 11), (3, 7, 7), 2, 3),
     ((2, 3, 10, 10), (2, 3, 3), 3, 0),
     ((1, 2, 4, 4), (2, 3, 3), 1, 4),
-    # Enough input and output channels for the dot-product paths of forward and dx.
+    # Enough input and output channels for the dot-product paths of forward and dx; 11
+    # channels: the forward's band copied 8 channels at a time, then 3 one by one.
     ((2, 5, 7, 6), (33, 3, 3), 2, 1),
+    ((2, 11, 7, 6), (9, 3, 3), 2, 1),
     ((3, 8, 6, 6), (32, 2, 3), 1, (0, 1)),
     # Stride 1 with the batch as the vector axis (N >= 8, small planes): LeNet's conv2, and
     # a batch of two chunks, the second of 6 samples.
