@@ -21,7 +21,7 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
 from .partials import GROUP, sum_partials
-from .runs import add_run, copy_run, fill_run, zero
+from .runs import add_run, copy_run, fill_run, gather_run, scatter_add_run, zero
 from .shifted import in_four_columns
 from .windows import valid_columns
 from .workspace import line_up
@@ -131,8 +131,7 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
                     if stride_w == 1:
                         copy_run(src, lo + shift, dst, base + lo, hi - lo)
                     else:
-                        for j in range(lo, hi):
-                            dst[base + j] = src[j * stride_w + shift]
+                        gather_run(src, lo * stride_w + shift, stride_w, dst, base + lo, hi - lo)
                     fill_run(dst, base + hi, out_w - hi, 0)
                 k += 1
 
@@ -338,10 +337,8 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
                         if stride_w == 1:
                             add_run(taps[t], base + lo, plane[r], lo + shift, hi - lo)
                         else:
-                            dst = plane[r]
-                            src = taps[t]
-                            for j in range(lo, hi):
-                                dst[j * stride_w + shift] += src[base + j]
+                            scatter_add_run(taps[t], base + lo, plane[r], lo * stride_w + shift,
+                                            stride_w, hi - lo)
 
 
 def patches_partial_shape(n_batch, c_out, n_taps):
