@@ -266,7 +266,7 @@ def _winograd_forward(g, x, w, b, y, workspace):
 
 def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     """dx as the forward of the flipped, channel-transposed kernel on dy padded by 2 - pad;
-    dw by the direct stride-1 family."""
+    dw by the family the table would choose without this one."""
     if dx is not None:
         flipped = workspace.array("conv2d winograd w", (g.c_in, g.c_out, 3, 3), w.dtype)
         flipped[...] = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
@@ -275,10 +275,8 @@ def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
         scratch = _winograd_scratch(workspace, g.c_out, g.c_in, g.height, g.width, w.dtype)
         conv2d_winograd_forward(dy, flipped, no_bias, 2 - g.pad_h, 2 - g.pad_w, dx, scratch)
     if dw is not None:
-        direct = FAMILIES["batched"]
-        if not direct.suits(g, "backward"):
-            direct = FAMILIES["shifted"]
-        direct.backward(g, dy, x, w, None, dw, workspace, accumulate)
+        choose(g, "backward", without="winograd").backward(g, dy, x, w, None, dw, workspace,
+                                                           accumulate)
 
 
 # -- phases: any stride, a stride-1 convolution of the input's phases ---------------------
@@ -512,14 +510,15 @@ def refusal(name, g):
 
 
 @lru_cache(maxsize=1024)
-def choose(g, pass_, name=None):
+def choose(g, pass_, name=None, without=None):
     """The entry that runs ``pass_`` ("forward" or "backward") on shapes g: the first in
     preference order (of ``named(name)`` when given) that accepts and suits g, else the
     first that accepts g (a family asked for by name on shapes it does not suit). The
     caller has checked ``name`` (``refusal``). With groups, g is one group's geometry
-    (``Geometry.one_group``) unless ``takes_groups`` found a family for the whole."""
+    (``Geometry.one_group``) unless ``takes_groups`` found a family for the whole.
+    ``without``: an entry's name to pass over (a family handing part of a pass on)."""
     order = named(name) if name is not None else [FAMILIES[n] for n in PREFERENCE[CPU_KIND]]
-    candidates = [f for f in order if f.accepts(g)]
+    candidates = [f for f in order if f.accepts(g) and f.name != without]
     for f in candidates:
         if f.suits(g, pass_):
             return f

@@ -37,7 +37,7 @@ import numpy as np
 from numba import get_thread_id, prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
-from .runs import copy_run, zero
+from .runs import copy_run, fill_run, zero
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
@@ -106,6 +106,7 @@ def transform_band(x_n, pad_h, pad_w, ti0, band_rows, tiles_w, rows, sums, v):
     span = (band_rows + 1) * per_row  # column transforms per parity
     n_tiles = uint64(band_rows * per_row)
     step = uint64(per_row)
+    columns = min(width, padded_w - pad_w)  # of an input row that tiles read
     zero(rows)
     for c in range(x_n.shape[0]):
         plane = x_n[c]
@@ -113,9 +114,9 @@ def transform_band(x_n, pad_h, pad_w, ti0, band_rows, tiles_w, rows, sums, v):
             r = 2 * ti0 + k - pad_h
             start = (k % 2) * ((band_rows + 1) * padded_w) + (k // 2) * padded_w + pad_w
             if 0 <= r < height:
-                copy_run(plane[r], 0, rows, start, min(width, padded_w - pad_w))
+                copy_run(plane[r], 0, rows, start, columns)
             else:
-                rows[start:start + min(width, padded_w - pad_w)] = 0
+                fill_run(rows, start, columns, rows.dtype.type(0))
         for parity in range(2):  # d B: the window's columns 2t .. 2t + 3 of each row
             src = rows[parity * (band_rows + 1) * padded_w:]
             out = sums[parity * 4 * span:]
@@ -125,7 +126,7 @@ def transform_band(x_n, pad_h, pad_w, ti0, band_rows, tiles_w, rows, sums, v):
                 out[span + u] = b + c2
                 out[2 * span + u] = c2 - b
                 out[3 * span + u] = b - d
-        for k in range(4):  # B^T (d B): rows 2ti .. 2ti + 3 are even[t], odd[t], even[t + 1 row], odd[...]
+        for k in range(4):  # B^T (d B); rows 2ti .. 2ti + 3: even[t], odd[t], even[t + step], odd[...]
             even = sums[k * span:]
             odd = sums[(4 + k) * span:]
             v0, v1, v2, v3 = v[k, c], v[4 + k, c], v[8 + k, c], v[12 + k, c]
