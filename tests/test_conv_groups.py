@@ -27,6 +27,12 @@ CASES = [
     ((2, 8, 12, 12), 8, (5, 5), 1, 4, 2, 8),
     ((2, 3, 13, 13), 33, (3, 3), (1, 2), 0, 3, 3),  # dot-product paths per group
     ((1, 2, 7, 7), 2, (2, 2), 3, 0, 4, 1),
+    # 3x3 stride 1 dilated: winograd's column phases, interleaved two at a time for
+    # dilation 2 (odd padding and widths: a lone first or last column), one at a time else
+    ((2, 3, 9, 11), 4, (3, 3), 1, (1, 3), 2, 1),
+    ((1, 2, 10, 9), 3, (3, 3), 1, (3, 2), (3, 1), 1),
+    ((2, 4, 8, 13), 5, (3, 3), 1, (4, 1), (2, 4), 1),
+    ((2, 32, 12, 25), 32, (3, 3), 1, 2, 2, 1),  # winograd by default
 ]
 
 
@@ -74,6 +80,21 @@ def test_dilated_grouped_conv_matches_reference(case, family, dtype):
     targets = (np.ones_like(w), np.ones_like(b))
     F.conv2d_backward(dy, x, w, stride, padding, dilation, groups, add_to=targets, family=family)
     assert_matches(targets[0], want[2] + 1, dtype)
+
+
+def test_dilated_3x3_runs_winograd_where_it_pays():
+    """The table's choice for dilated 3x3 kernels (see ``conv2d.MIN_PHASE_WIDTH_FOR_WINOGRAD``)."""
+    def chosen(x_shape, o, pad, dilation):
+        n, c, h, w = x_shape
+        out = (n, o, h + 2 * pad - 2 * dilation, w + 2 * pad - 2 * dilation)
+        g = table.Geometry.of(x_shape, (o, c, 3, 3), out, 1, 1, pad, pad, dilation, dilation)
+        return table.choose(g, "forward").name, table.choose(g, "backward").name
+
+    assert chosen((64, 32, 32, 32), 64, 2, 2) == ("winograd", "winograd")  # compare.py's
+    assert chosen((2, 32, 12, 25), 32, 2, 2) == ("winograd", "winograd")  # CASES' last
+    assert chosen((64, 32, 32, 32), 32, 4, 4) == ("shifted", "shifted")  # phases 8 wide
+    assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
+    assert chosen((64, 16, 32, 32), 16, 2, 2) == ("shifted", "shifted")  # 16 channels
 
 
 def test_reference_reduces_to_the_plain_convolution(rng):
@@ -158,8 +179,8 @@ def test_dilated_grouped_fuzzed_shapes(n, groups, c_per, o_per, h, w, kh, kw, sh
     refused = ((family == "batched" and (sh, sw, dh, dw) != (1, 1, 1, 1))
                or (family == "shifted" and (sh, sw) != (1, 1))
                or (family == "phases" and (dh, dw) != (1, 1))
-               or (family == "winograd" and ((sh, sw, dh, dw) != (1, 1, 1, 1) or (kh, kw) != (3, 3)
-                                             or max(ph, pw) > 2)))
+               or (family == "winograd" and ((sh, sw) != (1, 1) or (kh, kw) != (3, 3)
+                                             or ph > 2 * dh or pw > 2 * dw)))
     if refused:
         with pytest.raises(ValueError, match="needs (stride|dilation|a 3x3)"):
             F.conv2d(x, weight, b, *args, family=family)

@@ -36,6 +36,8 @@ def _calls(rng, dtype):
             F.conv2d(xd, wg, None, 2, 2, 2, 5), *F.conv2d_backward(dyg, xd, wg, 2, 2, 2, 5),
             F.conv2d(xb, wb, None, 1, 1, 1, 3), *F.conv2d_backward(dyb3, xb, wb, 1, 1, 1, 3),
             F.conv2d(xd, wd, None, 1, 2, 2), *F.conv2d_backward(dydd, xd, wd, 1, 2, 2),
+            F.conv2d(xd, wd, None, 1, (2, 3), (2, 3), family="winograd"),
+            *F.conv2d_backward(dydd, xd, wd, 1, (2, 3), (2, 3), family="winograd"),
             F.conv2d(xd, wg, None, 2, 2, 2, 5, family="patches"),
             *F.conv2d_backward(dyg, xd, wg, 2, 2, 2, 5, family="patches"),
             F.conv2d(xb, wb, None, 1, 1, 1, 3, family="batched"),

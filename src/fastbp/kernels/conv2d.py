@@ -86,7 +86,10 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # Where Winograd's transforms pay for themselves (one core, float32, forward / dx against
 # the direct family): 32 -> 64 channels on 32 px 1.3x / 1.6x, 32 -> 32 on 28 px 1.2x /
 # 1.3x; 16 -> 16 on 28 px 0.9x, 32 -> 32 on 14 px 0.9x / 1.0x, 7 px 0.4x.
+# Dilated by d, its tiles are those of d x d phase planes side by side: d2 on 32 px
+# (phases of 16 columns) 1.2x / 1.5x, 28 px 1.1x / 1.2x; d4 on 32 px (8 columns) 0.7x / 0.9x.
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
+MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those, per column phase when dilated
 MIN_CHANNELS_FOR_WINOGRAD = 32  # input and output channels
 
 
@@ -243,7 +246,8 @@ PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_wei
 # -- winograd: 3x3, stride 1, F(2x2, 3x3) --------------------------------------------
 
 def _winograd_accepts(g):
-    return (_stride_1(g) and g.k_h == 3 and g.k_w == 3 and g.pad_h <= 2 and g.pad_w <= 2)
+    return (_stride_1_dilated(g) and g.k_h == 3 and g.k_w == 3
+            and g.pad_h <= 2 * g.dil_h and g.pad_w <= 2 * g.dil_w)
 
 
 def _winograd_suits(g, pass_):
@@ -252,28 +256,31 @@ def _winograd_suits(g, pass_):
     output channels, the output transform's by the input channels."""
     width = g.out_w if pass_ == "forward" else g.width
     return (width >= MIN_WIDTH_FOR_WINOGRAD
+            and width >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_w
             and min(g.c_in, g.c_out) >= MIN_CHANNELS_FOR_WINOGRAD)
 
 
-def _winograd_scratch(workspace, c_in, c_out, out_h, out_w, dtype):
-    return workspace.per_thread("conv2d", winograd_layout(c_in, c_out, out_h, out_w)[-1], dtype)
+def _winograd_scratch(g, workspace, c_in, c_out, out_h, out_w, dtype):
+    size = winograd_layout(c_in, c_out, out_h, out_w, g.dil_h, g.dil_w)[-1]
+    return workspace.per_thread("conv2d", size, dtype)
 
 
 def _winograd_forward(g, x, w, b, y, workspace):
-    scratch = _winograd_scratch(workspace, g.c_in, g.c_out, g.out_h, g.out_w, x.dtype)
-    conv2d_winograd_forward(x, w, b, g.pad_h, g.pad_w, y, scratch)
+    scratch = _winograd_scratch(g, workspace, g.c_in, g.c_out, g.out_h, g.out_w, x.dtype)
+    conv2d_winograd_forward(x, w, b, g.pad_h, g.pad_w, g.dil_h, g.dil_w, y, scratch)
 
 
 def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
-    """dx as the forward of the flipped, channel-transposed kernel on dy padded by 2 - pad;
-    dw by the family the table would choose without this one."""
+    """dx as the forward of the flipped, channel-transposed kernel on dy padded by
+    2 * dilation - pad; dw by the family the table would choose without this one."""
     if dx is not None:
         flipped = workspace.array("conv2d winograd w", (g.c_in, g.c_out, 3, 3), w.dtype)
         flipped[...] = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
         no_bias = workspace.array("conv2d winograd b", (g.c_in,), w.dtype)
         no_bias[...] = 0
-        scratch = _winograd_scratch(workspace, g.c_out, g.c_in, g.height, g.width, w.dtype)
-        conv2d_winograd_forward(dy, flipped, no_bias, 2 - g.pad_h, 2 - g.pad_w, dx, scratch)
+        scratch = _winograd_scratch(g, workspace, g.c_out, g.c_in, g.height, g.width, w.dtype)
+        conv2d_winograd_forward(dy, flipped, no_bias, 2 * g.dil_h - g.pad_h,
+                                2 * g.dil_w - g.pad_w, g.dil_h, g.dil_w, dx, scratch)
     if dw is not None:
         choose(g, "backward", without="winograd").backward(g, dy, x, w, None, dw, workspace,
                                                            accumulate)
@@ -411,8 +418,9 @@ FAMILIES = {f.name: f for f in (
         name="winograd", family="winograd", variant="",
         kernels="conv2d_winograd: forward and dx by F(2x2, 3x3) (input windows transformed, "
                 "16 products per tile by shifted_sums_2, transformed back), over bands of "
-                "tile rows; dw by the batched or shifted family",
-        accepts=_winograd_accepts, needs="a 3x3 kernel, stride 1, dilation 1 and padding <= 2",
+                "tile rows of each dilation phase; dw by the batched or shifted family",
+        accepts=_winograd_accepts,
+        needs="a 3x3 kernel, stride 1 and padding <= 2 * dilation",
         suits=_winograd_suits, forward=_winograd_forward, backward=_winograd_backward,
         layout=(winograd_layout,),
     ),

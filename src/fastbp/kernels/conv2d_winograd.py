@@ -1,8 +1,8 @@
-"""3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3).
+"""3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3), dilated or not.
 
-Shapes as in ``conv2d.py``; kernel 3x3, stride 1, dilation 1, one group. The output is cut
-into 2x2 tiles; tile (ti, tj) reads the 4x4 window d of the zero-padded input whose top
-left corner is padded cell (2*ti, 2*tj). Per tile and channel pair,
+Shapes as in ``conv2d.py``; kernel 3x3, stride 1, one group. The output is cut into 2x2
+tiles; tile (ti, tj) reads the 4x4 window d of the zero-padded input whose top left corner
+is padded cell (2*ti, 2*tj). Per tile and channel pair,
 
     y_tile = A^T [(G g G^T) * (B^T d B)] A
 
@@ -18,17 +18,23 @@ input channels, each of the 16 cells of a transformed tile is a matrix product
 tile and channel pair where the direct sum takes 36. The transforms only add, subtract
 and halve, so the rounding stays close to the direct sum's.
 
-The input gradient is the forward of the flipped, channel-transposed kernel on dy padded
-by ``2 - pad`` (``conv2d.py`` arranges it). The weight gradient stays with the direct
-families: its products (``dU[cell] (O, C) = sum over tiles of Z[cell] V[cell]^T``) are
-dot products over a band's tiles, too short to beat them (measured 0.3-0.8x).
+With dilation (dh, dw) the output cells of one phase (rows = py mod dh, columns = px mod
+dw) read only the padded input cells of the same phase, and among those the kernel is
+undilated: the convolution is dh * dw undilated ones on the phase planes, and the tiles
+above are tiles of a phase plane.
 
-Layout: the jobs are bands of whole tile rows of one sample. A band's padded input rows
-are stored by parity, and every tile row gets one extra "virtual" tile (TW + 1 per row,
-T = rows * (TW + 1)): then tile t's window starts at element 2t of its parity's flat
-rows, and the tile below it is tile t + TW + 1, so every transform is one long loop over
-t with fixed offsets (short loops run in scalar code). Virtual tiles read the next row's
-values; their results are dropped.
+The input gradient is the forward of the flipped, channel-transposed kernel on dy padded
+by ``2 * dilation - pad`` (``conv2d.py`` arranges it). The weight gradient stays with the
+direct families: its products (``dU[cell] (O, C) = sum over tiles of Z[cell] V[cell]^T``)
+are dot products over a band's tiles, too short to beat them (measured 0.3-0.8x).
+
+Layout: the jobs are bands of whole tile rows of one row phase of one sample. A band's
+padded input rows are stored by parity, each row holding the column phases side by side,
+and every tile row of a column phase gets one extra "virtual" tile ((TW + 1) * dw per row,
+T = rows * (TW + 1) * dw): then tile t's window starts at element 2t of its parity's flat
+rows, and the tile below it is tile t + (TW + 1) * dw, so every transform is one long loop
+over t with fixed offsets (short loops run in scalar code). Virtual tiles read the next
+phase's or row's values; their results are dropped.
 
 Each job writes only its own output cells, so results do not depend on the thread count.
 """
@@ -37,7 +43,7 @@ import numpy as np
 from numba import get_thread_id, prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
-from .runs import copy_run, fill_run, zero
+from .runs import copy_run, gather_run, scatter_run, zero
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
@@ -46,29 +52,33 @@ BLOCK_OUT = 8  # output channels whose products are transformed back while in L1
 
 
 @serial_kernel
-def tiling(out_h, out_w):
-    """(TH, TW, rows per band, T): the 2x2 tiles covering an (out_h, out_w) output, how
-    many tile rows a band takes, and its tiles with the virtual ones ((TW + 1) per row)."""
-    tiles_h, tiles_w = (out_h + 1) // 2, (out_w + 1) // 2
-    most = max(1, min(tiles_h, TARGET_TILES // (tiles_w + 1)))
+def tiling(out_h, out_w, dil_h, dil_w):
+    """(TH, TW, rows per band, T): the 2x2 tiles covering a phase of an (out_h, out_w)
+    output (the largest phase: ceil(out_h / dil_h) x ceil(out_w / dil_w)), how many tile
+    rows a band takes, and its tiles with the virtual ones ((TW + 1) * dil_w per row)."""
+    tiles_h = ((out_h + dil_h - 1) // dil_h + 1) // 2
+    tiles_w = ((out_w + dil_w - 1) // dil_w + 1) // 2
+    per_row = (tiles_w + 1) * dil_w
+    most = max(1, min(tiles_h, TARGET_TILES // per_row))
     bands = (tiles_h + most - 1) // most
     band_rows = (tiles_h + bands - 1) // bands  # as even as the bands can be
-    return tiles_h, tiles_w, band_rows, band_rows * (tiles_w + 1)
+    return tiles_h, tiles_w, band_rows, band_rows * per_row
 
 
 @serial_kernel
-def winograd_layout(c_in, c_out, out_h, out_w):
+def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1):
     """A thread's scratch row, in elements: (products, rows, sums, wide, size). At 0, a
     band's transformed input V (16, C, T); at ``products``, the products M (16, BLOCK_OUT,
     T) of a block of output channels; at ``rows``, the band's padded rows by
-    parity (2, rows + 1, 2 * (TW + 1)) and two spare zeros; at ``sums``, their column
-    transforms (2, 4, (rows + 1) * (TW + 1)); at ``wide``, two output rows per tile row
-    (2, 2 * T)."""
-    _, tiles_w, band_rows, tiles = tiling(out_h, out_w)
+    parity (2, rows + 1, 2 * (TW + 1) * dil_w) and two spare zeros; at ``sums``, their
+    column transforms (2, 4, (rows + 1) * (TW + 1) * dil_w); at ``wide``, two output rows
+    per tile row (2, 2 * T)."""
+    _, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
+    per_row = (tiles_w + 1) * dil_w
     products = line_up(16 * c_in * tiles)
     rows = products + line_up(16 * min(BLOCK_OUT, c_out) * tiles)
-    sums = rows + line_up(2 * (band_rows + 1) * 2 * (tiles_w + 1) + 2)
-    wide = sums + line_up(8 * (band_rows + 1) * (tiles_w + 1))
+    sums = rows + line_up(2 * (band_rows + 1) * 2 * per_row + 2)
+    wide = sums + line_up(8 * (band_rows + 1) * per_row)
     return products, rows, sums, wide, wide + line_up(4 * tiles)
 
 
@@ -96,27 +106,77 @@ def transform_weights(w, out):
 
 
 @serial_kernel
-def transform_band(x_n, pad_h, pad_w, ti0, band_rows, tiles_w, rows, sums, v):
+def phase_row(src, pad_w, dil_w, phase_w, rows, start):
+    """Copies an input row src (W,) into its column phases: rows[start + px * phase_w + q]
+    = src[px + q * dil_w - pad_w] where that is a column of src (the rest is left as it
+    is, zero)."""
+    width = src.shape[0]
+    if dil_w == 2:  # columns lead + 2i (phase 0) and lead + 2i + 1 (phase 1) in one loop
+        lead = pad_w % 2
+        even = uint64(start + (lead + pad_w) // 2)
+        odd = even + uint64(phase_w)
+        col = uint64(lead)
+        if lead:
+            rows[odd - 1] = src[0]
+        pairs = (width - lead) // 2
+        for i in range(uint64(pairs)):
+            rows[even + i] = src[col + 2 * i]
+            rows[odd + i] = src[col + 2 * i + 1]
+        if (width - lead) % 2:
+            rows[even + pairs] = src[width - 1]
+        return
+    for px in range(dil_w):
+        first = max(0, (pad_w - px + dil_w - 1) // dil_w)
+        column = px + first * dil_w - pad_w
+        if column < width:
+            count = min(phase_w - first, (width - column + dil_w - 1) // dil_w)
+            gather_run(src, column, dil_w, rows, start + px * phase_w + first, count)
+
+
+@serial_kernel
+def output_row(wide_row, start, tiles_w, dil_w, dst):
+    """dst (OW,)[px + q * dil_w] = wide_row[start + px * 2 * (TW + 1) + q]: one output row
+    from its column phases, side by side in a wide row."""
+    out_w = dst.shape[0]
+    phase_w = 2 * (tiles_w + 1)
+    if dil_w == 2:  # interleaved in one loop
+        even, odd = uint64(start), uint64(start + phase_w)
+        for q in range(uint64(out_w // 2)):
+            dst[2 * q] = wide_row[even + q]
+            dst[2 * q + 1] = wide_row[odd + q]
+        if out_w % 2:
+            dst[out_w - 1] = wide_row[start + out_w // 2]
+        return
+    for px in range(min(dil_w, out_w)):
+        scatter_run(wide_row, start + px * phase_w, dst, px, dil_w,
+                    (out_w - px + dil_w - 1) // dil_w)
+
+
+@serial_kernel
+def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w, rows, sums,
+                   v):
     """v (16, C, T) = B^T d B for the window d of every tile of tile rows [ti0, ti0 +
-    band_rows) of x_n (C, H, W), tile t = (ti - ti0) * (TW + 1) + tj; rows and sums are
-    scratch (``winograd_layout``)."""
-    per_row = tiles_w + 1
+    band_rows) of row phase py of x_n (C, H, W), tile t = (ti - ti0) * (TW + 1) * dil_w +
+    px * (TW + 1) + tj; rows and sums are scratch (``winograd_layout``)."""
+    per_row = (tiles_w + 1) * dil_w
     padded_w = 2 * per_row
+    phase_w = 2 * (tiles_w + 1)  # padded columns of one column phase
     height, width = x_n.shape[1], x_n.shape[2]
     span = (band_rows + 1) * per_row  # column transforms per parity
     n_tiles = uint64(band_rows * per_row)
     step = uint64(per_row)
-    columns = min(width, padded_w - pad_w)  # of an input row that tiles read
     zero(rows)
     for c in range(x_n.shape[0]):
         plane = x_n[c]
-        for k in range(2 * band_rows + 2):  # padded row 2 * ti0 + k, by parity
-            r = 2 * ti0 + k - pad_h
-            start = (k % 2) * ((band_rows + 1) * padded_w) + (k // 2) * padded_w + pad_w
-            if 0 <= r < height:
-                copy_run(plane[r], 0, rows, start, columns)
+        for k in range(2 * band_rows + 2):  # the phase's padded row 2 * ti0 + k, by parity
+            r = py + (2 * ti0 + k) * dil_h - pad_h
+            start = (k % 2) * ((band_rows + 1) * padded_w) + (k // 2) * padded_w
+            if not 0 <= r < height:
+                continue  # zero, as zero(rows) left it
+            if dil_w == 1:  # inline: a call per row cost the whole forward 4-6%
+                copy_run(plane[r], 0, rows, start + pad_w, min(width, padded_w - pad_w))
             else:
-                fill_run(rows, start, columns, rows.dtype.type(0))
+                phase_row(plane[r], pad_w, dil_w, phase_w, rows, start)
         for parity in range(2):  # d B: the window's columns 2t .. 2t + 3 of each row
             src = rows[parity * (band_rows + 1) * padded_w:]
             out = sums[parity * 4 * span:]
@@ -139,11 +199,12 @@ def transform_band(x_n, pad_h, pad_w, ti0, band_rows, tiles_w, rows, sums, v):
 
 
 @serial_kernel
-def untransform_band(m, k, bias, ti0, band_rows, tiles_w, wide, y_plane):
-    """y_plane (OH, OW)'s tile rows [ti0, ti0 + band_rows) = bias + A^T m[:, k, t] A,
-    through wide (2, 2T) rows; cells beyond OH or OW (and virtual tiles) are dropped."""
+def untransform_band(m, k, bias, dil_h, dil_w, py, ti0, band_rows, tiles_w, wide, y_plane):
+    """Row phase py of y_plane (OH, OW), tile rows [ti0, ti0 + band_rows): bias + A^T
+    m[:, k, t] A, through wide (2, 2T) rows; cells beyond OH or OW (and virtual tiles) are
+    dropped."""
     out_h, out_w = y_plane.shape
-    per_row = tiles_w + 1
+    per_row = (tiles_w + 1) * dil_w
     top, bottom = wide[0], wide[1]
     for t in range(uint64(band_rows * per_row)):
         a0 = m[0, k, t] + m[4, k, t] + m[8, k, t]
@@ -159,40 +220,48 @@ def untransform_band(m, k, bias, ti0, band_rows, tiles_w, wide, y_plane):
         bottom[2 * t] = b0 + b1 + b2 + bias
         bottom[2 * t + 1] = b1 - b2 - b3 + bias
     for j in range(band_rows):
-        r = 2 * (ti0 + j)
+        r = py + 2 * (ti0 + j) * dil_h
+        start = 2 * j * per_row
+        if dil_w == 1:  # inline, as in transform_band
+            if r < out_h:
+                copy_run(top, start, y_plane[r], 0, out_w)
+            if r + dil_h < out_h:
+                copy_run(bottom, start, y_plane[r + dil_h], 0, out_w)
+            continue
         if r < out_h:
-            copy_run(top, 2 * j * per_row, y_plane[r], 0, out_w)
-        if r + 1 < out_h:
-            copy_run(bottom, 2 * j * per_row, y_plane[r + 1], 0, out_w)
+            output_row(top, start, tiles_w, dil_w, y_plane[r])
+        if r + dil_h < out_h:
+            output_row(bottom, start, tiles_w, dil_w, y_plane[r + dil_h])
 
 
 @reduction_kernel
-def conv2d_winograd_forward(x, w, b, pad_h, pad_w, y, scratch):
-    """y (N, O, OH, OW) = b + the 3x3 stride-1 correlation of x with w by F(2x2, 3x3): per
-    band, the input windows transformed (``transform_band``), then per block of
-    ``BLOCK_OUT`` output channels the 16 products with the transformed kernels
-    (``shifted_sums_2``) and their transform back. Parallel over (sample, band).
-    scratch (threads, ``winograd_layout`` size)."""
+def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch):
+    """y (N, O, OH, OW) = b + the 3x3 stride-1 correlation of x with w dilated by (dil_h,
+    dil_w), by F(2x2, 3x3): per band, the input windows transformed (``transform_band``),
+    then per block of ``BLOCK_OUT`` output channels the 16 products with the transformed
+    kernels (``shifted_sums_2``) and their transform back. Parallel over (sample, row
+    phase, band). scratch (threads, ``winograd_layout`` size)."""
     n_batch, c_in = x.shape[0], x.shape[1]
     c_out = w.shape[0]
     out_h, out_w = y.shape[2], y.shape[3]
-    tiles_h, tiles_w, band_rows, tiles = tiling(out_h, out_w)
+    tiles_h, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
     c4 = in_fours(c_in)
     u = np.empty((16, c_out, c4), w.dtype)
     transform_weights(w, u)
-    products_at, rows_at, sums_at, wide_at, _ = winograd_layout(c_in, c_out, out_h, out_w)
+    products_at, rows_at, sums_at, wide_at, _ = winograd_layout(c_in, c_out, out_h, out_w,
+                                                                dil_h, dil_w)
     bands = (tiles_h + band_rows - 1) // band_rows
     offsets = row_offsets(c_in, tiles, c4)
-    for job in prange(n_batch * bands):
-        n, ti0 = job // bands, (job % bands) * band_rows
+    for job in prange(n_batch * dil_h * bands):
+        n, py, ti0 = job // (dil_h * bands), job // bands % dil_h, (job % bands) * band_rows
         rows_here = min(band_rows, tiles_h - ti0)
         buffer = scratch[get_thread_id()]
         v = buffer[:16 * c_in * tiles].reshape(16, c_in, tiles)
-        transform_band(x[n], pad_h, pad_w, ti0, rows_here, tiles_w, buffer[rows_at:sums_at],
-                       buffer[sums_at:wide_at], v)
+        transform_band(x[n], pad_h, pad_w, dil_h, dil_w, py, ti0, rows_here, tiles_w,
+                       buffer[rows_at:sums_at], buffer[sums_at:wide_at], v)
         flat_v = v.reshape(16, c_in * tiles)
         wide = buffer[wide_at:wide_at + 4 * tiles].reshape(2, 2 * tiles)
-        length = rows_here * (tiles_w + 1)
+        length = rows_here * (tiles_w + 1) * dil_w
         for o0 in range(0, c_out, BLOCK_OUT):
             block = min(BLOCK_OUT, c_out - o0)
             m = buffer[products_at:products_at + 16 * block * tiles].reshape(16, block, tiles)
@@ -206,4 +275,5 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, y, scratch):
                     shifted_sums(weights[o0 + block - 1], offsets, flat_v[cell],
                                  products[block - 1], length)
             for k in range(block):
-                untransform_band(m, k, b[o0 + k], ti0, rows_here, tiles_w, wide, y[n, o0 + k])
+                untransform_band(m, k, b[o0 + k], dil_h, dil_w, py, ti0, rows_here, tiles_w,
+                                 wide, y[n, o0 + k])

@@ -29,6 +29,14 @@ def gather_run(src, src_start, step, dst, dst_start, count):
 
 
 @serial_kernel
+def scatter_run(src, src_start, dst, dst_start, step, count):
+    """dst[dst_start + t * step] = src[src_start + t] for t < count."""
+    s, d, k = uint64(src_start), uint64(dst_start), uint64(step)
+    for t in range(uint64(count)):
+        dst[d + t * k] = src[s + t]
+
+
+@serial_kernel
 def scatter_add_run(src, src_start, dst, dst_start, step, count):
     """dst[dst_start + t * step] += src[src_start + t] for t < count."""
     s, d, k = uint64(src_start), uint64(dst_start), uint64(step)
