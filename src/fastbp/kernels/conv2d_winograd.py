@@ -199,13 +199,14 @@ def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w,
 
 
 @serial_kernel
-def untransform_band(m, k, bias, dil_h, dil_w, py, ti0, band_rows, tiles_w, wide, y_plane):
+def untransform_band(m, k, bias, dil_h, dil_w, py, ti0, band_rows, tiles_w, top, bottom,
+                     y_plane):
     """Row phase py of y_plane (OH, OW), tile rows [ti0, ti0 + band_rows): bias + A^T
-    m[:, k, t] A, through wide (2, 2T) rows; cells beyond OH or OW (and virtual tiles) are
-    dropped."""
+    m[:, k, t] A, through the wide rows top and bottom (2T,); cells beyond OH or OW (and
+    virtual tiles) are dropped. top and bottom come as arguments: taken here as rows of
+    one array, the loop's stores ran 4x slower (LLVM could not tell them apart)."""
     out_h, out_w = y_plane.shape
     per_row = (tiles_w + 1) * dil_w
-    top, bottom = wide[0], wide[1]
     for t in range(uint64(band_rows * per_row)):
         a0 = m[0, k, t] + m[4, k, t] + m[8, k, t]
         a1 = m[1, k, t] + m[5, k, t] + m[9, k, t]
@@ -276,4 +277,4 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch):
                                  products[block - 1], length)
             for k in range(block):
                 untransform_band(m, k, b[o0 + k], dil_h, dil_w, py, ti0, rows_here, tiles_w,
-                                 wide, y[n, o0 + k])
+                                 wide[0], wide[1], y[n, o0 + k])
