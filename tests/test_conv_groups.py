@@ -32,7 +32,7 @@ CASES = [
     ((2, 3, 9, 11), 4, (3, 3), 1, (1, 3), 2, 1),
     ((1, 2, 10, 9), 3, (3, 3), 1, (3, 2), (3, 1), 1),
     ((2, 4, 8, 13), 5, (3, 3), 1, (4, 1), (2, 4), 1),
-    ((2, 32, 12, 25), 32, (3, 3), 1, 2, 2, 1),  # winograd by default
+    ((1, 32, 24, 25), 32, (3, 3), 1, 2, 2, 1),  # winograd by default
 ]
 
 
@@ -86,13 +86,16 @@ def test_dilated_3x3_runs_winograd_where_it_pays():
     """The table's choice for dilated 3x3 kernels (see ``conv2d.MIN_PHASE_WIDTH_FOR_WINOGRAD``)."""
     def chosen(x_shape, o, pad, dilation):
         n, c, h, w = x_shape
-        out = (n, o, h + 2 * pad - 2 * dilation, w + 2 * pad - 2 * dilation)
-        g = table.Geometry.of(x_shape, (o, c, 3, 3), out, 1, 1, pad, pad, dilation, dilation)
+        (dh, dw), (ph, pw) = pair("d", dilation, 1), pair("p", pad, 0)
+        out = (n, o, h + 2 * ph - 2 * dh, w + 2 * pw - 2 * dw)
+        g = table.Geometry.of(x_shape, (o, c, 3, 3), out, 1, 1, ph, pw, dh, dw)
         return table.choose(g, "forward").name, table.choose(g, "backward").name
 
     assert chosen((64, 32, 32, 32), 64, 2, 2) == ("winograd", "winograd")  # compare.py's
-    assert chosen((2, 32, 12, 25), 32, 2, 2) == ("winograd", "winograd")  # CASES' last
+    assert chosen((1, 32, 24, 25), 32, 2, 2) == ("winograd", "winograd")  # CASES' last
     assert chosen((64, 32, 32, 32), 32, 4, 4) == ("shifted", "shifted")  # phases 8 wide
+    assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("shifted", "shifted")  # 8 tall
+    assert chosen((64, 32, 32, 32), 32, (2, 1), (2, 1)) == ("winograd", "winograd")
     assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
     assert chosen((64, 16, 32, 32), 16, 2, 2) == ("shifted", "shifted")  # 16 channels
 

@@ -87,9 +87,10 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # the direct family): 32 -> 64 channels on 32 px 1.3x / 1.6x, 32 -> 32 on 28 px 1.2x /
 # 1.3x; 16 -> 16 on 28 px 0.9x, 32 -> 32 on 14 px 0.9x / 1.0x, 7 px 0.4x.
 # Dilated by d, its tiles are those of d x d phase planes side by side: d2 on 32 px
-# (phases of 16 columns) 1.2x / 1.5x, 28 px 1.1x / 1.2x; d4 on 32 px (8 columns) 0.7x / 0.9x.
+# (phases of 16 columns) 1.2x / 1.5x, 28 px 1.1x / 1.2x; d4 on 32 px (8 columns) 0.7x / 0.9x,
+# (4, 1) and (1, 4) 0.9x / 1.1x.
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
-MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those, per column phase when dilated
+MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those and of the rows, per phase when dilated
 MIN_CHANNELS_FOR_WINOGRAD = 32  # input and output channels
 
 
@@ -254,9 +255,10 @@ def _winograd_suits(g, pass_):
     """By the width of what the transforms produce (y, or dx for the backward, whose dw the
     direct family computes) and the channels: the input transform's cost is shared by the
     output channels, the output transform's by the input channels."""
-    width = g.out_w if pass_ == "forward" else g.width
+    height, width = (g.out_h, g.out_w) if pass_ == "forward" else (g.height, g.width)
     return (width >= MIN_WIDTH_FOR_WINOGRAD
             and width >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_w
+            and height >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_h
             and min(g.c_in, g.c_out) >= MIN_CHANNELS_FOR_WINOGRAD)
 
 
