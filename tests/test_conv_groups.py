@@ -97,6 +97,8 @@ def test_dilated_3x3_runs_winograd_where_it_pays():
     assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("shifted", "shifted")  # 8 tall
     assert chosen((64, 32, 32, 32), 32, (2, 1), (2, 1)) == ("winograd", "winograd")
     assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
+    assert chosen((16, 32, 64, 64), 32, 3, 3) == ("winograd", "winograd")
+    assert chosen((16, 32, 64, 64), 32, 4, 4) == ("shifted", "shifted")  # phases gathered
     assert chosen((64, 16, 32, 32), 16, 2, 2) == ("shifted", "shifted")  # 16 channels
 
 

@@ -88,9 +88,11 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # 1.3x; 16 -> 16 on 28 px 0.9x, 32 -> 32 on 14 px 0.9x / 1.0x, 7 px 0.4x.
 # Dilated by d, its tiles are those of d x d phase planes side by side: d2 on 32 px
 # (phases of 16 columns) 1.2x / 1.5x, 28 px 1.1x / 1.2x; d4 on 32 px (8 columns) 0.7x / 0.9x,
-# (4, 1) and (1, 4) 0.9x / 1.1x.
+# (4, 1) and (1, 4) 0.9x / 1.1x. Beyond 2 its copies gather each phase apart: d3 on 48 and
+# 64 px 1.0x / 1.2x, d4 on 64 px (16 columns) 0.6x / 0.9x.
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
 MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those and of the rows, per phase when dilated
+MAX_DILATION_FOR_WINOGRAD = 3
 MIN_CHANNELS_FOR_WINOGRAD = 32  # input and output channels
 
 
@@ -259,6 +261,7 @@ def _winograd_suits(g, pass_):
     return (width >= MIN_WIDTH_FOR_WINOGRAD
             and width >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_w
             and height >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_h
+            and max(g.dil_h, g.dil_w) <= MAX_DILATION_FOR_WINOGRAD
             and min(g.c_in, g.c_out) >= MIN_CHANNELS_FOR_WINOGRAD)
 
 
