@@ -99,7 +99,7 @@ def test_dilated_3x3_runs_winograd_where_it_pays():
     assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
     assert chosen((16, 32, 64, 64), 32, 3, 3) == ("winograd", "winograd")
     assert chosen((16, 32, 64, 64), 32, 4, 4) == ("shifted", "shifted")  # phases gathered
-    assert chosen((64, 16, 32, 32), 16, 2, 2) == ("shifted", "shifted")  # 16 channels
+    assert chosen((64, 8, 32, 32), 8, 2, 2) == ("shifted", "shifted")  # 8 channels
 
 
 def test_reference_reduces_to_the_plain_convolution(rng):

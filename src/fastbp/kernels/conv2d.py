@@ -85,7 +85,9 @@ MIN_TAPS_FOR_DOTS = 32  # forward: 16 taps (1x1, 16 channels) -> rows 3.0x faste
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
 # Where Winograd's transforms pay for themselves (one core, float32, forward / dx against
 # the direct family): 32 -> 64 channels on 32 px 1.3x / 1.6x, 32 -> 32 on 28 px 1.2x /
-# 1.3x; 16 -> 16 on 28 px 0.9x, 32 -> 32 on 14 px 0.9x / 1.0x, 7 px 0.4x.
+# 1.3x; 32 -> 32 on 14 px 0.9x / 1.0x, 7 px 0.4x. Since its output transform's fix
+# (commit 1ce97c4) 16 -> 16 on 28 px 1.1x / 1.2x (AVX2 too), 12 -> 12 1.0x / 1.15x,
+# 8 -> 8 0.9x / 1.0x.
 # Dilated by d, its tiles are those of d x d phase planes side by side: d2 on 32 px
 # (phases of 16 columns) 1.2x / 1.5x, 28 px 1.1x / 1.2x; d4 on 32 px (8 columns) 0.7x / 0.9x,
 # (4, 1) and (1, 4) 0.9x / 1.1x. Beyond 2 its copies gather each phase apart: d3 on 48 and
@@ -93,7 +95,7 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
 MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those and of the rows, per phase when dilated
 MAX_DILATION_FOR_WINOGRAD = 3
-MIN_CHANNELS_FOR_WINOGRAD = 32  # input and output channels
+MIN_CHANNELS_FOR_WINOGRAD = 16  # input and output channels
 
 
 class Geometry(NamedTuple):
