@@ -188,6 +188,7 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 32, 32, 32), 64, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("winograd", "winograd")  # ResNet's first
     assert chosen((64, 8, 28, 28), 8, 3, 1, 1) == ("shifted", "shifted")  # 8 channels: no gain
+    assert chosen((64, 32, 8, 32), 32, 3, 1, 1) == ("winograd", "winograd")  # 8 rows will do
     assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == ("batched", "batched")  # 14 px: too small
     assert chosen((64, 1, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")  # one input channel
     assert set(table.PREFERENCE[table.CPU_KIND]) == set(table.FAMILIES)

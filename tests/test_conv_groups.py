@@ -94,7 +94,8 @@ def test_dilated_3x3_runs_winograd_where_it_pays():
     assert chosen((64, 32, 32, 32), 64, 2, 2) == ("winograd", "winograd")  # compare.py's
     assert chosen((1, 32, 24, 25), 32, 2, 2) == ("winograd", "winograd")  # CASES' last
     assert chosen((64, 32, 32, 32), 32, 4, 4) == ("shifted", "shifted")  # phases 8 wide
-    assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("shifted", "shifted")  # 8 tall
+    assert chosen((64, 32, 32, 32), 32, (3, 1), (3, 1)) == ("winograd", "winograd")  # 11 tall
+    assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("shifted", "shifted")  # dilation 4
     assert chosen((64, 32, 32, 32), 32, (2, 1), (2, 1)) == ("winograd", "winograd")
     assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
     assert chosen((16, 32, 64, 64), 32, 3, 3) == ("winograd", "winograd")

@@ -89,11 +89,12 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # (commit 1ce97c4) 16 -> 16 on 28 px 1.1x / 1.2x (AVX2 too), 12 -> 12 1.0x / 1.15x,
 # 8 -> 8 0.9x / 1.0x.
 # Dilated by d, its tiles are those of d x d phase planes side by side: d2 on 32 px
-# (phases of 16 columns) 1.2x / 1.5x, 28 px 1.1x / 1.2x; d4 on 32 px (8 columns) 0.7x / 0.9x,
-# (4, 1) and (1, 4) 0.9x / 1.1x. Beyond 2 its copies gather each phase apart: d3 on 48 and
-# 64 px 1.0x / 1.2x, d4 on 64 px (16 columns) 0.6x / 0.9x.
+# (phases of 16 columns) 1.2x / 1.5x, 28 px 1.1x / 1.2x; d4 on 32 px (8 columns) 0.7x / 0.9x.
+# Few rows cost less: (4, 1) on 32 px (phases 8 rows tall) 1.0x / 1.15-1.2x (AVX2 0.9x /
+# 1.1x), undilated planes 8 and 10 rows tall 1.0-1.1x / 1.1-1.2x. Beyond 2 its copies
+# gather each phase apart: d3 on 48 and 64 px 1.0x / 1.2x, d4 on 64 px (16 columns) 0.6x / 0.9x.
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
-MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those and of the rows, per phase when dilated
+MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those, per column phase when dilated
 MAX_DILATION_FOR_WINOGRAD = 3
 MIN_CHANNELS_FOR_WINOGRAD = 16  # input and output channels
 
@@ -259,10 +260,9 @@ def _winograd_suits(g, pass_):
     """By the width of what the transforms produce (y, or dx for the backward, whose dw the
     direct family computes) and the channels: the input transform's cost is shared by the
     output channels, the output transform's by the input channels."""
-    height, width = (g.out_h, g.out_w) if pass_ == "forward" else (g.height, g.width)
+    width = g.out_w if pass_ == "forward" else g.width
     return (width >= MIN_WIDTH_FOR_WINOGRAD
             and width >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_w
-            and height >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_h
             and max(g.dil_h, g.dil_w) <= MAX_DILATION_FOR_WINOGRAD
             and min(g.c_in, g.c_out) >= MIN_CHANNELS_FOR_WINOGRAD)
 
