@@ -96,6 +96,38 @@ def test_both_tiles_take_runs_at_any_offsets(tile, m, length, n_offsets, accumul
     assert gemm.dots_at is (gemm.dots_at_4x4 if isa.MASKED_VECTORS else gemm.dots_at_4x2)
 
 
+@pytest.mark.parametrize("m, k, d", [(1, 4, 3), (6, 8, 33), (7, 12, 100), (9, 256, 200)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gemm_nn_in_jobs_of_two_or_four_rows_agree_bit_for_bit(m, k, d, accumulate, dtype, rng):
+    """parallel_gemm_nn runs 2 output rows per job (AVX2, NEON) or 4 (AVX-512:
+    affine.rows_per_job); both are checked here, every tail of 1 to 3 rows included, and
+    they sum every cell in the same order."""
+    from fastbp.kernels import affine
+
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, d)).astype(dtype)
+    start = rng.standard_normal((m, d)).astype(dtype)
+    results = []
+    for per_job in (2, 4):
+        out = start.copy()
+        affine.parallel_gemm_nn(a, b, out, accumulate, per_job)
+        results.append(out)
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
+    assert_matches(results[0], expected, dtype)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_gemm_nn_takes_four_rows_with_32_registers_unless_rows_are_4k_apart():
+    from fastbp.kernels import isa
+    from fastbp.kernels.affine import rows_per_job
+
+    assert rows_per_job(784, 4, masked_vectors=True) == 4
+    assert rows_per_job(512, 4, masked_vectors=True) == 4
+    assert rows_per_job(1024, 4, masked_vectors=True) == 2  # 4 KiB apart
+    assert rows_per_job(512, 8, masked_vectors=True) == 2
+    assert rows_per_job(784, 4, masked_vectors=False) == 2
+    assert rows_per_job(784, 4) == (4 if isa.MASKED_VECTORS else 2)
+
+
 @pytest.mark.parametrize("m, k, length", [(1, 1, 1), (2, 4, 16), (5, 7, 33), (8, 32, 100)])
 def test_gemm_nn_adds_rows_four_at_a_time(m, k, length, dtype, rng):
     """gemm_nn: out[:, :length] = a @ b[:, :length] from zero-padded coefficients; the

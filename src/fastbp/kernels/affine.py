@@ -9,11 +9,13 @@ sums, they add whole rows instead (``parallel_gemm_nn``); deeper, they transpose
 operand and use ``gemm_nt``. Scratch comes from ``workspace`` (a new one when None).
 """
 
+import numpy as np
 from numba import prange
 
 from ._jit import for_size, reduction_kernel, with_serial_twin
 from .gemm import gemm_nt, transpose
-from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
+from .isa import MASKED_VECTORS
+from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2, shifted_sums_4
 from .workspace import Workspace
 
 TILE_ROWS = 16
@@ -37,27 +39,46 @@ def parallel_gemm_nt(a, b, out, accumulate):
         gemm_nt(a[m0:m1], b[p0:p1], out[m0:m1, p0:p1], accumulate)
 
 
+def rows_per_job(width, itemsize, masked_vectors=MASKED_VECTORS):
+    """Output rows ``parallel_gemm_nn`` computes per pass over b's rows: 4 where 32 vector
+    registers hold their 16 coefficients (AVX-512), which halves the reloads of b; 2
+    otherwise, and where b's rows are a multiple of 4 KiB apart, so that the 8 runs read
+    and written at once would share their address bits below 4 KiB (one core, float32,
+    out (256, D) = (256, 256) @ (256, D): D = 768-800 1.2-1.35x faster by 4, 512 1.0x,
+    1024 0.72-0.81x; with AVX2 0.94-1.05x)."""
+    if masked_vectors and (width * itemsize) % 4096:
+        return 4
+    return 2
+
+
 @reduction_kernel
-def parallel_gemm_nn(a, b, out, accumulate):
+def parallel_gemm_nn(a, b, out, accumulate, per_job):
     """out (M, D) (+)= a[:, :K] @ b (K, D), as sums of whole rows of b (added to out with
     ``accumulate``).
 
     a (M, K4) holds K4 >= K columns, a multiple of 4, zero beyond K (``shifted_sums``
-    adds rows four at a time). Parallel over pairs of output rows.
+    adds rows four at a time). Parallel over groups of ``per_job`` (2 or 4: see
+    ``rows_per_job``) output rows; every cell is summed in the same order either way.
     """
     m_rows, padded = a.shape
     depth, width = b.shape
     offsets = row_offsets(depth, width, padded)
     rows = b.reshape(depth * width)
-    for pair in prange((m_rows + 1) // 2):
-        m = 2 * pair
+    for job in prange((m_rows + per_job - 1) // per_job):
+        m = per_job * job
+        count = min(per_job, m_rows - m)
         if not accumulate:
-            out[m] = 0
-            if m + 1 < m_rows:
-                out[m + 1] = 0
-        if m + 1 < m_rows:
+            for r in range(m, m + count):
+                out[r] = 0
+        if count == 4:
+            shifted_sums_4(a[m], a[m + 1], a[m + 2], a[m + 3], offsets, rows, out[m],
+                           out[m + 1], out[m + 2], out[m + 3], width)
+            continue
+        if count >= 2:
             shifted_sums_2(a[m], a[m + 1], offsets, rows, out[m], out[m + 1], width)
-        else:
+            m += 2
+            count -= 2
+        if count:
             shifted_sums(a[m], offsets, rows, out[m], width)
 
 
@@ -71,16 +92,35 @@ def add_bias(y, b):
             row[o] += b[o]
 
 
+COLUMN_CHUNK = 256  # columns per job of ``column_sums``: its running sums stay in L1
+
+
 @with_serial_twin
 @reduction_kernel
 def column_sums(a, out, accumulate):
-    """out[k] (+)= sum_m a[m, k], summed over m in order; added to out with ``accumulate``."""
+    """out[k] (+)= sum_m a[m, k], summed over m in order; added to out with ``accumulate``.
+
+    Row by row into running sums of ``COLUMN_CHUNK`` columns, so the loop runs along a's
+    contiguous rows (a column at a time read one cell per cache line: 1024 x 1024 float32,
+    one core, 3.2 -> 0.15 ms). Each column's sum keeps its order, whatever the chunking.
+    """
     m_rows, k_cols = a.shape
-    for k in prange(k_cols):
-        total = a.dtype.type(0)
+    totals = np.empty(k_cols, a.dtype)
+    for chunk in prange((k_cols + COLUMN_CHUNK - 1) // COLUMN_CHUNK):
+        k0 = chunk * COLUMN_CHUNK
+        k1 = min(k_cols, k0 + COLUMN_CHUNK)
+        sums = totals[k0:k1]
+        sums[:] = 0
         for m in range(m_rows):
-            total += a[m, k]
-        out[k] = out[k] + total if accumulate else total
+            row = a[m, k0:k1]
+            for k in range(k1 - k0):
+                sums[k] += row[k]
+        if accumulate:
+            for k in range(k1 - k0):
+                out[k0 + k] += sums[k]
+        else:
+            for k in range(k1 - k0):
+                out[k0 + k] = sums[k]
 
 
 def affine_forward(x, w, b, y):
@@ -103,7 +143,7 @@ def affine_backward_input(dy, w, dx, workspace=None):
         coef = workspace.array("dy padded", (n, in_fours(d_out)), dy.dtype)
         coef[:, :d_out] = dy
         coef[:, d_out:] = 0
-    parallel_gemm_nn(coef, w, dx, False)
+    parallel_gemm_nn(coef, w, dx, False, rows_per_job(w.shape[1], w.itemsize))
 
 
 def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
@@ -121,9 +161,9 @@ def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
         parallel_gemm_nt(dy_t, x_t, dw, accumulate)
         return
     if n % 4 == 0:  # the coefficients are read one at a time: a strided view will do
-        parallel_gemm_nn(dy.T, x, dw, accumulate)
+        parallel_gemm_nn(dy.T, x, dw, accumulate, rows_per_job(x.shape[1], x.itemsize))
         return
     dy_t = workspace.array("dy.T padded", (d_out, in_fours(n)), dy.dtype)
     dy_t[:, :n] = dy.T
     dy_t[:, n:] = 0
-    parallel_gemm_nn(dy_t, x, dw, accumulate)
+    parallel_gemm_nn(dy_t, x, dw, accumulate, rows_per_job(x.shape[1], x.itemsize))
