@@ -4,11 +4,14 @@ import pytest
 from conftest import assert_matches
 from fastbp import functional as F
 from fastbp import reference as ref
+from fastbp.kernels.packed import TILES as PACKED_TILES
 
 # Both sides of MAX_DEPTH_FOR_ROWS (256): the batch for dw, out-features for dx; a batch
 # over 256 transposes dy and x by strips of rows (gemm.transpose).
+# (260, 270, 258): every side of every product >= 256, so packed panels (kernels.packed).
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (8, 33, 17), (64, 784, 10), (3, 128, 256),
-          (129, 5, 128), (200, 9, 130), (300, 20, 140), (40, 9, 260), (257, 6, 257)]
+          (129, 5, 128), (200, 9, 130), (300, 20, 140), (40, 9, 260), (257, 6, 257),
+          (260, 270, 258)]
 
 
 @pytest.mark.parametrize("n,d_in,d_out", SHAPES)
@@ -126,6 +129,40 @@ def test_gemm_nn_takes_four_rows_with_32_registers_unless_rows_are_4k_apart():
     assert rows_per_job(512, 8, masked_vectors=True) == 2
     assert rows_per_job(784, 4, masked_vectors=False) == 2
     assert rows_per_job(784, 4) == (4 if isa.MASKED_VECTORS else 2)
+
+
+TILES = sorted({tile for tile in PACKED_TILES.values() if tile})
+
+
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (8, 3, 32), (9, 20, 33), (17, 1, 70), (24, 64, 31)])
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt"])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_every_packed_tile_computes_the_product(tile, m, k, n, layout, accumulate, dtype, rng):
+    """packed_product with each instruction set's tile (kernels.packed.TILES), whatever
+    this machine has: a and b as they come (transposed views too), partial tiles on both
+    sides, depth 1."""
+    from fastbp.kernels.packed import packed_product
+
+    a = rng.standard_normal((k, m) if layout[0] == "t" else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if layout[1] == "t" else (k, n)).astype(dtype)
+    a, b = (a.T if layout[0] == "t" else a), (b.T if layout[1] == "t" else b)
+    start = rng.standard_normal((m, n)).astype(dtype)
+    out = start.copy()
+    packed_product(a, b, out, accumulate, tile=tile)
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
+    assert_matches(out, expected, dtype)
+
+
+def test_packed_tile_by_instruction_set_and_dtype():
+    from fastbp.kernels import isa
+    from fastbp.kernels.packed import product_tile
+
+    assert product_tile(np.float32, masked_vectors=True) == (8, 32)
+    assert product_tile(np.float64, masked_vectors=True) == (8, 16)
+    assert product_tile(np.float32, masked_vectors=False) == (3, 32)
+    assert product_tile(np.float64, masked_vectors=False) is None
+    assert product_tile(np.float32) == product_tile(np.float32, isa.MASKED_VECTORS)
 
 
 @pytest.mark.parametrize("m, k, length", [(1, 1, 1), (2, 4, 16), (5, 7, 33), (8, 32, 100)])

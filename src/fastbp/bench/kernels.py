@@ -116,10 +116,12 @@ def linear_ops(s, dtype):
     """forward, backward_input (dx), backward_params (dw and db) of the affine layer."""
     x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
     y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    work = Workspace()
     return {
-        "forward": Op(lambda: affine_forward(x, w, b, y), s.flops),
-        "backward_input": Op(lambda: affine_backward_input(dy, w, dx), s.flops),
-        "backward_params": Op(lambda: affine_backward_params(dy, x, dw, db), s.flops + dy.size),
+        "forward": Op(lambda: affine_forward(x, w, b, y, work), s.flops),
+        "backward_input": Op(lambda: affine_backward_input(dy, w, dx, work), s.flops),
+        "backward_params": Op(lambda: affine_backward_params(dy, x, dw, db, work),
+                              s.flops + dy.size),
     }
 
 

@@ -26,13 +26,15 @@ def _checked(x, w):
     return x, w
 
 
-def linear(x, w, b=None):
-    """y (N, Dout) = x (N, Din) @ w.T + b, with w (Dout, Din) and b (Dout,) or None."""
+def linear(x, w, b=None, workspace=None):
+    """y (N, Dout) = x (N, Din) @ w.T + b, with w (Dout, Din) and b (Dout,) or None. Pass
+    the same ``fastbp.Workspace`` to every call to reuse the packed panels' memory."""
     x, w = _checked(x, w)
+    optional_workspace("workspace", workspace)
     b = optional_bias(b, w.shape[0], x.dtype)
     same_dtype(x=x, w=w, b=b)
     y = np.empty((x.shape[0], w.shape[0]), x.dtype)
-    affine_forward(x, w, b, y)
+    affine_forward(x, w, b, y, workspace)
     return y
 
 
@@ -40,7 +42,8 @@ def linear_backward(dy, x, w, input_grad=True, workspace=None, add_to=None, out=
     """Gradients of ``linear``: dx = dy @ w (N, Din), dw = dy.T @ x (Dout, Din), db = dy.sum(0).
 
     With ``input_grad=False`` dx is not computed and None is returned in its place. Pass
-    the same ``fastbp.Workspace`` to every call to reuse the transposes' scratch memory.
+    the same ``fastbp.Workspace`` to every call to reuse the scratch memory (transposes,
+    packed panels).
     ``out=(dw, db)`` writes the parameter gradients into those arrays, ``add_to=(dw, db)``
     adds them (to sum micro-batches); either is returned, filled in one pass without new
     arrays (db may be None: not computed). A layer passes its ``grads``.

@@ -1,12 +1,15 @@
 """Affine (dense) layer kernels, row-per-sample: ``y = x @ w.T + b``.
 
-Shapes: x (N, Din), w (Dout, Din), b (Dout,), y (N, Dout). The forward product is
-``gemm_nt`` (dot products over the contiguous Din), split into tiles of ``TILE_ROWS`` x
-``TILE_COLS`` output cells (multiples of the micro-kernel's 4 x 2 tile), one tile per
-iteration. The backward products sum over the batch (dw) or over Dout (dx). When that
-depth is at most ``MAX_DEPTH_FOR_ROWS``, too short for dot products to pay for their final
-sums, they add whole rows instead (``parallel_gemm_nn``); deeper, they transpose one
-operand and use ``gemm_nt``. Scratch comes from ``workspace`` (a new one when None).
+Shapes: x (N, Din), w (Dout, Din), b (Dout,), y (N, Dout). A product whose every side is
+at least ``MIN_SIDE_FOR_PACKED`` runs on packed panels (``packed.packed_product``, where
+the CPU and dtype have a tile); smaller ones, where packing both operands would cost
+more than it saves, as follows. The forward product is ``gemm_nt`` (dot products over
+the contiguous Din), split into tiles of ``TILE_ROWS`` x ``TILE_COLS`` output cells
+(multiples of the micro-kernel's 4 x 2 tile), one tile per iteration. The backward
+products sum over the batch (dw) or over Dout (dx). When that depth is at most
+``MAX_DEPTH_FOR_ROWS``, too short for dot products to pay for their final sums, they add
+whole rows instead (``parallel_gemm_nn``); deeper, they transpose one operand and use
+``gemm_nt``. Scratch comes from ``workspace`` (a new one when None).
 """
 
 import numpy as np
@@ -15,6 +18,7 @@ from numba import prange
 from ._jit import for_size, reduction_kernel, with_serial_twin
 from .gemm import gemm_nt, transpose
 from .isa import MASKED_VECTORS
+from .packed import packed_product, product_tile
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2, shifted_sums_4
 from .workspace import Workspace
 
@@ -24,6 +28,16 @@ TILE_COLS = 64
 # 256x256x128 dw 0.33 -> 0.25 ms, MLP b256 step 1.03-1.16x on AVX-512 and AVX2); dots win
 # from 512 on (1024^3 dx 25.7 against 37.3 ms).
 MAX_DEPTH_FOR_ROWS = 256
+# Packed panels against the kernels above, one core, float32 (fwd / dx / dw): 256 x 784 ->
+# 256, batch 256, 1.07 / 1.18 / 1.14x (AVX2 1.12 / 1.07 / 1.25x); 1024^3 1.03-1.12x (AVX2
+# 1.21-1.28x); 256 -> 128, batch 256, 1.04-1.20x but AVX2 0.94-1.07x; a side of 64 (batch
+# 64, or dw's depth) 0.61-1.0x; 10 outputs 0.4-0.6x.
+MIN_SIDE_FOR_PACKED = 128 if MASKED_VECTORS else 256
+
+
+def packs(m, n, k, dtype):
+    """Whether out (m, n) = a (m, k) @ b (k, n) runs on packed panels."""
+    return min(m, n, k) >= MIN_SIDE_FOR_PACKED and product_tile(dtype) is not None
 
 
 @reduction_kernel
@@ -123,9 +137,12 @@ def column_sums(a, out, accumulate):
                 out[k0 + k] = sums[k]
 
 
-def affine_forward(x, w, b, y):
+def affine_forward(x, w, b, y, workspace=None):
     """y = x @ w.T + b; writes y (N, Dout)."""
-    parallel_gemm_nt(x, w, y, False)
+    if packs(*y.shape, x.shape[1], y.dtype):
+        packed_product(x, w.T, y, False, workspace)
+    else:
+        parallel_gemm_nt(x, w, y, False)
     for_size(add_bias, y.size)(y, b)
 
 
@@ -133,6 +150,9 @@ def affine_backward_input(dy, w, dx, workspace=None):
     """dx (N, Din) = dy (N, Dout) @ w (Dout, Din)."""
     n, d_out = dy.shape
     workspace = workspace or Workspace()
+    if packs(n, w.shape[1], d_out, dx.dtype):
+        packed_product(dy, w, dx, False, workspace)
+        return
     if d_out > MAX_DEPTH_FOR_ROWS:
         w_t = workspace.array("w.T", w.shape[::-1], w.dtype)
         transpose(w, w_t)
@@ -153,6 +173,9 @@ def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
     workspace = workspace or Workspace()
     if db is not None:
         for_size(column_sums, dy.size)(dy, db, accumulate)
+    if packs(d_out, x.shape[1], n, dw.dtype):
+        packed_product(dy.T, x, dw, accumulate, workspace)
+        return
     if n > MAX_DEPTH_FOR_ROWS:
         dy_t = workspace.array("dy.T", dy.shape[::-1], dy.dtype)
         x_t = workspace.array("x.T", x.shape[::-1], x.dtype)

@@ -37,7 +37,7 @@ class Linear(Layer):
 
     def forward(self, x, training=True):
         x = self._check_input(x)
-        y = F.linear(x, self.params["weight"], self.params.get("bias"))
+        y = F.linear(x, self.params["weight"], self.params.get("bias"), self.workspace)
         self._cache = np.ascontiguousarray(x)
         return y
 
