@@ -165,6 +165,19 @@ def test_packed_tile_by_instruction_set_and_dtype():
     assert product_tile(np.float32) == product_tile(np.float32, isa.MASKED_VECTORS)
 
 
+def test_dense_products_take_panels_when_every_side_is_long():
+    """affine.packs: a side of 64 (batch 64, or dw's depth at batch 64) or 10 outputs keeps
+    the unpacked kernels; the rule depends on shapes and dtype only, never on threads."""
+    from fastbp.kernels.affine import packs
+    from fastbp.kernels.packed import product_tile
+
+    assert packs(256, 256, 256, np.float32)
+    assert not packs(64, 256, 784, np.float32)
+    assert not packs(256, 784, 64, np.float32)
+    assert not packs(256, 10, 128, np.float32)
+    assert packs(256, 256, 256, np.float64) == (product_tile(np.float64) is not None)
+
+
 @pytest.mark.parametrize("m, k, length", [(1, 1, 1), (2, 4, 16), (5, 7, 33), (8, 32, 100)])
 def test_gemm_nn_adds_rows_four_at_a_time(m, k, length, dtype, rng):
     """gemm_nn: out[:, :length] = a @ b[:, :length] from zero-padded coefficients; the
