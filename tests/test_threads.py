@@ -73,8 +73,8 @@ def _calls(rng, dtype):
 CALLS = ["conv2d", "conv2d_backward",
          *(f"conv2d_{family}" for family in FAMILIES if family != "depthwise"),
          "conv2d_dilated_grouped",
-         "linear", "linear_backward", "linear_backward_deep", "linear_packed", "max_pool", "relu_max_pool",
-         "avg_pool", "activations", "losses"]
+         "linear", "linear_backward", "linear_backward_deep", "linear_packed", "max_pool",
+         "relu_max_pool", "avg_pool", "activations", "losses"]
 
 
 @pytest.mark.parametrize("name", CALLS)

@@ -3,8 +3,8 @@
 A numba array (``np.empty``) lives on the heap, where LLVM cannot tell that nothing else
 reads it, so a loop that adds into one loads and stores it every iteration. An array of
 a constant size on the stack (an ``alloca``) that never leaves the function is promoted
-to registers once its loops are unrolled: ``stack_pointer(64, np.float32)`` as the 8 x 8
-tile of running sums of a matrix product (``packed``) keeps them in vector registers.
+to registers once its loops are unrolled: ``packed``'s tile of MR x NR running sums of a
+matrix product (``stack_pointer(MR * NR, out.dtype)``) stays in vector registers.
 Portable LLVM: no instruction set is named.
 """
 
