@@ -8,6 +8,12 @@ It allows re-association and FMA contraction (but keeps NaN/inf semantics) so th
 can vectorise dot products. The compiled code is the same whatever the thread count,
 and every output cell is owned by exactly one ``prange`` iteration, so results stay
 bit-identical across thread counts; they differ from NumPy only by rounding order.
+
+``inline_kernel`` is for helpers of a few lines called in a kernel's inner loops (the runs
+of ``runs.py``): numba inlines them into the caller's own code (and flags). A helper
+decorated as a ``serial_kernel`` is compiled apart and called through a pointer, which LLVM
+does not inline: on runs of a few values the call cost more than the copy (32 -> 64
+channels on 14 px, 3x3 stride 2, one core: its input gradient 3.9 -> 2.8 ms inlined).
 """
 
 from types import FunctionType
@@ -19,6 +25,7 @@ REDUCTION_FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 kernel = njit(parallel=True, cache=True, nogil=True)
 reduction_kernel = njit(parallel=True, cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
 serial_kernel = njit(cache=True, nogil=True)
+inline_kernel = njit(cache=True, nogil=True, inline="always")
 
 
 PARALLEL_MIN = 16384  # elements: less work than this runs on the calling thread
