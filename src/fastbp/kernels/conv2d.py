@@ -81,7 +81,12 @@ MAX_PLANE_FOR_BATCHED = 256  # output cells per plane up to which batched wins a
 # Where the patches family's dot products beat its axpy rows (gemm_nn as sums of four rows),
 # measured on one core, float32, both forms side by side (fastbp.bench.kernels, family=):
 MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7x7) faster
-MIN_TAPS_FOR_DOTS = 32  # forward: 16 taps (1x1, 16 channels) -> rows 3.0x faster
+# forward, stride 2, since the runs are inlined (commit 0159848): 3x3 taps of 8, 16, 24
+# channels -> rows 2.2x, 1.65x (AVX2 1.14x), 1.03x; of 32 and more -> dots 1.2-1.3x (AVX2
+# 1.6x); 4x4 of 16 channels (256 taps) even; 5x5 of 16 -> dots 1.4x
+MIN_TAPS_FOR_DOTS = 256
+# 1x1 kernels (a patch is one input column) -> rows at any width: 64 and 256 channels
+# 2.3x and 1.4x (AVX2 1.7x and 1.0x)
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
 # Where Winograd's transforms pay for themselves (one core, float32, forward / dx against
 # the direct family): 32 -> 64 channels on 32 px 1.3x / 1.6x, 32 -> 32 on 28 px 1.2x /
@@ -469,6 +474,7 @@ FAMILIES = {f.name: f for f in (
         accepts=_any_shape, needs="",
         suits=lambda g, pass_: (
             g.c_in >= MIN_CHANNELS_FOR_DOTS and g.n_taps >= MIN_TAPS_FOR_DOTS
+            and g.k_h * g.k_w > 1
             if pass_ == "forward" else g.c_out >= MIN_DEPTH_FOR_DOTS),
         forward=partial(_patches_forward, by_dots=True),
         backward=partial(_patches_backward, by_dots=True),
