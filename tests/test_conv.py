@@ -187,7 +187,9 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 16, 28, 28), 32, 3, 2, 1) == ("patches_rows", "patches_rows")  # ResNet
     assert chosen((64, 32, 14, 14), 64, 3, 2, 1) == ("patches_dots", "patches_rows")  # ResNet
     assert chosen((8, 256, 14, 14), 512, 1, 2, 0) == ("patches_rows", "patches_dots")  # 1x1
-    assert chosen((64, 16, 32, 32), 32, 4, 2, 1) == ("patches_dots", "phases")  # transposed
+    assert chosen((64, 16, 32, 32), 32, 4, 2, 1) == ("patches_dots", "patches_rows")  # transposed
+    assert chosen((64, 32, 16, 16), 16, 4, 2, 1) == ("patches_dots", "phases")  # 8 x 8 out
+    assert chosen((16, 64, 32, 32), 128, 2, 2, 0) == ("patches_dots", "patches_rows")  # 2x2
     assert chosen((64, 32, 32, 32), 64, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("winograd", "winograd")  # ResNet's first
     assert chosen((64, 8, 28, 28), 8, 3, 1, 1) == ("shifted", "shifted")  # 8 channels: no gain

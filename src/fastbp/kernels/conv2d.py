@@ -98,6 +98,11 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # Few rows cost less: (4, 1) on 32 px (phases 8 rows tall) 1.0x / 1.15-1.2x (AVX2 0.9x /
 # 1.1x), undilated planes 8 and 10 rows tall 1.0-1.1x / 1.1-1.2x. Beyond 2 its copies
 # gather each phase apart: d3 on 48 and 64 px 1.0x / 1.2x, d4 on 64 px (16 columns) 0.6x / 0.9x.
+# The phases family's backward against the patches family's axpy form (one core, float32,
+# since the runs are inlined): 4x4 stride 2 on 8 x 8 output planes 1.1x; on 16 x 16
+# (transposed convolution 64x32x16x16 -> 16) 0.8-0.9x (AVX2 0.75x); 2x2 stride 2 (a
+# kernel no wider than its stride, no overlap to share) 0.5x.
+MAX_PLANE_FOR_PHASES = 256  # output cells
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
 MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those, per column phase when dilated
 MAX_DILATION_FOR_WINOGRAD = 3
@@ -464,7 +469,9 @@ FAMILIES = {f.name: f for f in (
                 "the kernel's taps split likewise; dx and dw moved back",
         accepts=_undilated, needs="dilation 1",
         suits=lambda g, pass_: (pass_ == "backward" and g.stride_h * g.stride_w > 1
-                                and g.k_h % g.stride_h == 0 and g.k_w % g.stride_w == 0),
+                                and g.k_h % g.stride_h == 0 and g.k_w % g.stride_w == 0
+                                and g.k_h * g.k_w > g.stride_h * g.stride_w
+                                and g.out_h * g.out_w < MAX_PLANE_FOR_PHASES),
         forward=_phases_forward, backward=_phases_backward, layout=(phases_shape,),
     ),
     Family(
