@@ -83,11 +83,16 @@ MAX_PLANE_FOR_BATCHED = 256  # output cells per plane up to which batched wins a
 MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7x7) faster
 # forward, stride 2, since the runs are inlined (commit 0159848): 3x3 taps of 8, 16, 24
 # channels -> rows 2.2x, 1.65x (AVX2 1.14x), 1.03x; of 32 and more -> dots 1.2-1.3x (AVX2
-# 1.6x); 4x4 of 16 channels (256 taps) even; 5x5 of 16 -> dots 1.4x
+# 1.6x); 4x4 of 16 channels (256 taps) even; 5x5 of 16 -> dots 1.4x. 1x1 kernels (a patch
+# is one input column) go by rows at any width: 64 and 256 channels 2.3x and 1.4x (AVX2
+# 1.7x and 1.0x).
 MIN_TAPS_FOR_DOTS = 256
-# 1x1 kernels (a patch is one input column) -> rows at any width: 64 and 256 channels
-# 2.3x and 1.4x (AVX2 1.7x and 1.0x)
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
+# The phases family's backward against the patches family's axpy form (one core, float32,
+# since the runs are inlined): 4x4 stride 2 on 8 x 8 output planes 1.1x; on 16 x 16
+# (transposed convolution 64x32x16x16 -> 16) 0.8-0.9x (AVX2 0.75x); 2x2 stride 2 (a
+# kernel no wider than its stride, no overlap to share) 0.5x.
+MAX_PLANE_FOR_PHASES = 256  # output cells
 # Where Winograd's transforms pay for themselves (one core, float32, forward / dx against
 # the direct family): 32 -> 64 channels on 32 px 1.3x / 1.6x, 32 -> 32 on 28 px 1.2x /
 # 1.3x; 32 -> 32 on 14 px 0.9x / 1.0x, 7 px 0.4x. Since its output transform's fix
@@ -98,11 +103,6 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # Few rows cost less: (4, 1) on 32 px (phases 8 rows tall) 1.0x / 1.15-1.2x (AVX2 0.9x /
 # 1.1x), undilated planes 8 and 10 rows tall 1.0-1.1x / 1.1-1.2x. Beyond 2 its copies
 # gather each phase apart: d3 on 48 and 64 px 1.0x / 1.2x, d4 on 64 px (16 columns) 0.6x / 0.9x.
-# The phases family's backward against the patches family's axpy form (one core, float32,
-# since the runs are inlined): 4x4 stride 2 on 8 x 8 output planes 1.1x; on 16 x 16
-# (transposed convolution 64x32x16x16 -> 16) 0.8-0.9x (AVX2 0.75x); 2x2 stride 2 (a
-# kernel no wider than its stride, no overlap to share) 0.5x.
-MAX_PLANE_FOR_PHASES = 256  # output cells
 MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
 MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those, per column phase when dilated
 MAX_DILATION_FOR_WINOGRAD = 3
