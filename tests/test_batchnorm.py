@@ -147,6 +147,8 @@ CALLS = {
     "batch_norm_eval": lambda x, w, b, dy: [
         F.batch_norm(x, w, b, w.copy(), w.copy(), False)[0],
         *F.batch_norm_backward(dy, F.batch_norm(x, w, b, w.copy(), w.copy(), False)[1], w)],
+    "batch_norm_relu": lambda x, w, b, dy: [
+        F.batch_norm_relu(x, w, b)[0], *F.batch_norm_relu_backward(dy, F.batch_norm_relu(x, w, b)[1], w)],
     "global_avg_pool": lambda x, w, b, dy: [F.global_avg_pool2d(x),
                                             F.global_avg_pool2d_backward(dy[:, :, 0, 0], x.shape)],
 }

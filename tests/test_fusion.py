@@ -1,5 +1,5 @@
-"""Sequential runs a ReLU followed by a max pooling as one pass: the results must be
-exactly those of the two layers run one after the other."""
+"""Sequential runs a ReLU followed by a max pooling, and a batch norm followed by a ReLU,
+as one pass: the results must be exactly those of the two layers run one after the other."""
 
 import threading
 
@@ -116,8 +116,88 @@ def test_the_functional_pair_is_relu_then_max_pool(pool, dtype, rng):
         F.relu_max_pool2d_backward(dy[:, :1], routes)
 
 
+def norm_input(shape, dtype, rng):
+    """Random values, a NaN in the last channel, and channel 0 shifted so that its
+    normalised values are exact zeros (0.0 and -0.0 for relu to tell apart)."""
+    x = rng.standard_normal(shape).astype(dtype)
+    x[:, 0] = x[:, 0] > 0  # 0s and 1s: their mean is a float, (x - mean) * scale never 0
+    x[(0, -1) + (0,) * (x.ndim - 2)] = np.nan
+    return x
+
+
+NORMS = {"2-D": (fastbp.BatchNorm2D, (6, 3, 5, 7)), "1-D": (fastbp.BatchNorm1D, (9, 4))}
+
+
+def norm_model(norm, channels, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    layer = norm(channels, dtype=dtype)
+    layer.params["weight"][...] = rng.standard_normal(channels)
+    layer.params["weight"][1] = 0.0  # every normalised value of channel 1 is +-0.0 + bias
+    layer.params["bias"][...] = rng.standard_normal(channels)
+    layer.params["bias"][1] = -0.0
+    return fastbp.Sequential(layer, fastbp.ReLU(dtype=dtype))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "eval"])
+@pytest.mark.parametrize("norm", NORMS.values(), ids=NORMS.keys())
+def test_fused_batch_norm_and_relu_equal_the_layers_one_by_one(norm, training, dtype, rng):
+    cls, shape = norm
+    x = norm_input(shape, dtype, rng)
+    fused, separate = norm_model(cls, shape[1], dtype), norm_model(cls, shape[1], dtype)
+    y = fused.forward(x, training)
+    assert fused_pairs(fused) == {0}
+    expected = separate.layers[1].forward(separate.layers[0].forward(x, training))
+    assert_identical(y, expected)
+    assert (y == 0).any() and np.isnan(y).any()  # the awkward cases reached the ReLU
+    for name, buffer in separate.buffers.items():
+        assert_identical(fused.buffers[name], buffer)
+
+    for accumulate in (False, True):
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = fused.backward(dy, accumulate=accumulate)
+        expected_dx = separate.layers[0].backward(separate.layers[1].backward(dy), accumulate=accumulate)
+        assert_identical(dx, expected_dx)
+        for name, grad in separate.grads.items():
+            assert_identical(fused.grads[name], grad)
+    assert fused.backward(dy, input_grad=False) is None
+    separate.layers[0].backward(separate.layers[1].backward(dy), input_grad=False)
+    for name, grad in separate.grads.items():
+        assert_identical(fused.grads[name], grad)
+
+
+def test_each_layer_of_a_fused_norm_and_relu_still_runs_its_own_backward(dtype, rng):
+    x = norm_input((6, 3, 5, 7), dtype, rng)
+    net, alone = norm_model(fastbp.BatchNorm2D, 3, dtype), norm_model(fastbp.BatchNorm2D, 3, dtype)
+    norm, relu = net.layers
+    y = net.forward(x)  # the fused step
+    z = alone.layers[0].forward(x)
+    assert_identical(y, alone.layers[1].forward(z))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dz = relu.backward(dy)  # from the fused forward's cache
+    assert_identical(dz, alone.layers[1].backward(dy))
+    assert_identical(norm.backward(dz), alone.layers[0].backward(dz))
+    assert_identical(net.backward(dy), norm.backward(dz))
+
+
+def test_the_fused_norm_backward_needs_the_fused_forward(rng):
+    norm = fastbp.BatchNorm2D(2, dtype=np.float64)
+    net = fastbp.Sequential(norm, fastbp.ReLU(dtype=np.float64))
+    x = rng.standard_normal((3, 2, 4, 4))
+    norm.forward(x)
+    with pytest.raises(RuntimeError, match="batch_norm_relu"):
+        net.backward(np.ones_like(x))
+    w, b = np.ones(2), np.zeros(2)
+    with pytest.raises(ValueError, match="cache of batch_norm_relu"):
+        F.batch_norm_relu_backward(x, F.batch_norm(x, w, b)[1], w)
+    y, cache = F.batch_norm_relu(x, w, b)
+    with pytest.raises(ValueError, match="dy"):
+        F.batch_norm_relu_backward(x[:, :, :2], cache, w)
+
+
 def test_fusions_are_a_registry_of_layer_pairs():
-    assert fusion.FUSIONS == {(fastbp.ReLU, fastbp.MaxPool2D): fusion.ReLUMaxPool2D}
+    assert fusion.FUSIONS == {(fastbp.ReLU, fastbp.MaxPool2D): fusion.ReLUMaxPool2D,
+                              (fastbp.BatchNorm2D, fastbp.ReLU): fusion.BatchNormReLU,
+                              (fastbp.BatchNorm1D, fastbp.ReLU): fusion.BatchNormReLU}
     for name in ("forward_then_max_pool", "forward_of_relu", "backward_of_relu"):
         assert not hasattr(fastbp.ReLU, name) and not hasattr(fastbp.MaxPool2D, name)
 

@@ -102,12 +102,13 @@ def batchnorm_ops(s, dtype):
     x, dy = x.reshape(s.n, s.c, -1), dy.reshape(s.n, s.c, -1)
     y, dx, dw, db = np.empty_like(x), np.empty_like(x), np.empty_like(w), np.empty_like(b)
     mean, var, inv_std = (np.empty(s.c) for _ in range(3))
-    forward = lambda: batch_norm_forward_train(x, w, b, s.eps, y, mean, var, inv_std)  # noqa: E731
+    forward = lambda: batch_norm_forward_train(x, w, b, s.eps, False, y, mean, var, inv_std)  # noqa: E731
     forward()  # the statistics the backward reads
     return {
         "forward": Op(forward, nbytes=2 * x.nbytes),
         "backward": Op(
-            lambda: batch_norm_backward(dy, x, w, mean, inv_std, True, True, False, dx, dw, db),
+            lambda: batch_norm_backward(dy, x, w, mean, inv_std, True, True, False, False, dy, dx,
+                                        dw, db),
             nbytes=3 * x.nbytes),
     }
 

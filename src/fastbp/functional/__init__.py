@@ -21,7 +21,13 @@ from .activations import (
     tanh,
     tanh_backward,
 )
-from .batchnorm import BatchNormCache, batch_norm, batch_norm_backward
+from .batchnorm import (
+    BatchNormCache,
+    batch_norm,
+    batch_norm_backward,
+    batch_norm_relu,
+    batch_norm_relu_backward,
+)
 from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .global_pool import global_avg_pool2d, global_avg_pool2d_backward
@@ -80,6 +86,8 @@ __all__ = [
     "hinge_loss",
     "batch_norm",
     "batch_norm_backward",
+    "batch_norm_relu",
+    "batch_norm_relu_backward",
     "BatchNormCache",
     "global_avg_pool2d",
     "global_avg_pool2d_backward",

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._validation import float_array, real_number, same_dtype
 from ..kernels._jit import for_size
+from ..kernels.activations import RELU, activation_forward
 from ..kernels.batchnorm import batch_norm_backward as _backward_kernel
 from ..kernels.batchnorm import batch_norm_forward_train, channel_affine
 
@@ -16,12 +17,14 @@ from ..kernels.batchnorm import batch_norm_forward_train, channel_affine
 @dataclass
 class BatchNormCache:
     """What ``batch_norm_backward`` needs from its forward: the input, the per-channel mean
-    and 1/sqrt(var + eps) used (float64), and whether they were the batch's own."""
+    and 1/sqrt(var + eps) used (float64), and whether they were the batch's own; from
+    ``batch_norm_relu``, also its output ``relu_out`` (None from ``batch_norm``)."""
 
     x: np.ndarray
     mean: np.ndarray
     inv_std: np.ndarray
     batch_stats: bool
+    relu_out: np.ndarray = None
 
 
 def _as3d(name, x):
@@ -59,6 +62,19 @@ def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=Tr
     ``training=False``: the running statistics are used (both required). weight, bias (C,)
     and the running statistics have x's dtype. ``cache`` is for ``batch_norm_backward``.
     """
+    return _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, False)
+
+
+def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, training=True,
+                    momentum=0.1, eps=1e-5):
+    """``(y, cache)``: y = ``relu(batch_norm(x, ...)[0])`` in one pass, bit for bit, NaN and
+    the sign of zero included; arguments as ``batch_norm``. ``cache`` is for
+    ``batch_norm_relu_backward`` (and for ``batch_norm_backward``, given the gradient of
+    the normalised values before the ReLU)."""
+    return _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, True)
+
+
+def _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, relu):
     x3 = _as3d("x", x)
     n_ch = x3.shape[1]
     weight = _channel_vector("weight", weight, n_ch, x3.dtype)
@@ -77,7 +93,7 @@ def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=Tr
             raise ValueError(f"batch norm in training needs more than one value per channel, got x of "
                              f"shape {np.shape(x)}")
         mean, var, inv_std = (np.empty(n_ch) for _ in range(3))
-        batch_norm_forward_train(x3, weight, bias, float(eps), y3, mean, var, inv_std)  # no twin
+        batch_norm_forward_train(x3, weight, bias, float(eps), relu, y3, mean, var, inv_std)  # no twin
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
             running_var[...] = (1.0 - momentum) * running_var + momentum * var * (count / (count - 1))
@@ -88,7 +104,10 @@ def batch_norm(x, weight, bias, running_mean=None, running_var=None, training=Tr
         inv_std = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
         scale = weight * inv_std
         for_size(channel_affine, x3.size)(x3, scale, bias - mean * scale, y3)
-    cache = BatchNormCache(x3, mean, inv_std, bool(training))
+        if relu:
+            flat = y3.reshape(-1)
+            for_size(activation_forward, flat.size)(RELU, flat, flat.dtype.type(0), flat)
+    cache = BatchNormCache(x3, mean, inv_std, bool(training), y3 if relu else None)
     return y3.reshape(np.shape(x)), cache
 
 
@@ -96,6 +115,20 @@ def batch_norm_backward(dy, cache, weight, input_grad=True, add_to=None, out=Non
     """``(dx, dweight, dbias)``, the gradients of ``batch_norm`` given its ``cache`` and
     ``weight``. ``out=(dweight, dbias)`` writes them into those arrays, ``add_to=`` adds
     them; with ``input_grad=False`` dx is None."""
+    return _batch_norm_backward(dy, cache, weight, input_grad, add_to, out, False)
+
+
+def batch_norm_relu_backward(dy, cache, weight, input_grad=True, add_to=None, out=None):
+    """The gradients of ``batch_norm_relu`` (dy that of its output) given its ``cache``: bit
+    for bit ``batch_norm_backward(relu_backward(dy, pre-activation), ...)``, in one pass;
+    arguments and results as ``batch_norm_backward``."""
+    if isinstance(cache, BatchNormCache) and cache.relu_out is None:
+        raise ValueError("batch_norm_relu_backward needs the cache of batch_norm_relu, not of "
+                         "batch_norm")
+    return _batch_norm_backward(dy, cache, weight, input_grad, add_to, out, True)
+
+
+def _batch_norm_backward(dy, cache, weight, input_grad, add_to, out, relu):
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache must be what batch_norm returned, got {type(cache).__name__}")
     x3 = cache.x
@@ -113,7 +146,7 @@ def batch_norm_backward(dy, cache, weight, input_grad=True, add_to=None, out=Non
         dweight, dbias = np.empty(n_ch, x3.dtype), np.empty(n_ch, x3.dtype)
     else:
         dweight, dbias = (_running(name, t, n_ch, x3.dtype) for name, t in zip(("dweight", "dbias"), targets))
-    dx = np.empty_like(x3) if input_grad else np.empty((1, 1, 1), x3.dtype)
+    dx = np.empty_like(x3) if input_grad or relu else np.empty((1, 1, 1), x3.dtype)
     _backward_kernel(dy3, x3, weight, cache.mean, cache.inv_std, cache.batch_stats, bool(input_grad),
-                     add_to is not None, dx, dweight, dbias)
+                     add_to is not None, relu, cache.relu_out if relu else dy3, dx, dweight, dbias)
     return (dx.reshape(dy.shape) if input_grad else None), dweight, dbias

@@ -9,6 +9,11 @@ strict IEEE sums (even with 16 running sums written out, which LLVM left scalar)
 order of the additions is then LLVM's, fixed when a kernel is compiled: the parallel
 kernel runs it at any thread count, but a serial twin (``with_serial_twin``) would be
 compiled on its own and may vectorise differently, so these kernels have none.
+
+With ``relu`` the kernels also compute the ReLU after the normalisation (a fused step), in
+the same compiled code: the forward rounds each value to x's dtype before the ReLU, and
+the backward writes relu's gradient into dx first and sums it with the very loop that
+reads dy otherwise, so the results are bit for bit those of the two steps apart.
 """
 
 import numpy as np
@@ -18,9 +23,10 @@ from ._jit import kernel, reduction_kernel, with_serial_twin
 
 
 @reduction_kernel
-def batch_norm_forward_train(x, weight, bias, eps, y, mean, var, inv_std):
+def batch_norm_forward_train(x, weight, bias, eps, relu, y, mean, var, inv_std):
     """y = weight * (x - mean) / sqrt(var + eps) + bias with the batch's mean and (biased)
-    variance per channel, written to ``mean``, ``var``, ``inv_std`` (float64, (C,))."""
+    variance per channel, written to ``mean``, ``var``, ``inv_std`` (float64, (C,)); with
+    ``relu``, y = max(that, 0) (NaN stays NaN, -0.0 becomes 0.0)."""
     n_batch, n_ch, n_sp = x.shape
     count = n_batch * n_sp
     for c in prange(n_ch):
@@ -41,9 +47,16 @@ def batch_norm_forward_train(x, weight, bias, eps, y, mean, var, inv_std):
         inv_std[c] = istd
         scale = weight[c] * istd
         shift = bias[c] - mu * scale
-        for n in range(n_batch):
-            for s in range(n_sp):
-                y[n, c, s] = x[n, c, s] * scale + shift
+        if relu:
+            zero = y.dtype.type(0)
+            for n in range(n_batch):
+                for s in range(n_sp):
+                    v = y.dtype.type(x[n, c, s] * scale + shift)
+                    y[n, c, s] = zero if v <= zero else v
+        else:
+            for n in range(n_batch):
+                for s in range(n_sp):
+                    y[n, c, s] = x[n, c, s] * scale + shift
 
 
 @with_serial_twin
@@ -62,7 +75,7 @@ def channel_affine(x, scale, shift, y):
 
 @reduction_kernel
 def batch_norm_backward(dy, x, weight, mean, inv_std, batch_stats, input_grad, accumulate,
-                        dx, dweight, dbias):
+                        relu, y, dx, dweight, dbias):
     """Gradients of ``batch_norm_forward_train`` (``batch_stats``) or of the fixed-statistics
     form (not ``batch_stats``), with xhat = (x - mean) * inv_std and M = N*S:
 
@@ -71,17 +84,25 @@ def batch_norm_backward(dy, x, weight, mean, inv_std, batch_stats, input_grad, a
         dx = weight * inv_std * dy                                       (fixed statistics)
 
     ``dweight``/``dbias`` are written, or added to with ``accumulate``; dx only with
-    ``input_grad``."""
+    ``input_grad``. With ``relu``, dy is the gradient of the fused ReLU's output ``y``
+    (then dx must have x's shape even without ``input_grad``: it holds relu's gradient);
+    otherwise y is not read."""
     n_batch, n_ch, n_sp = dy.shape
     count = n_batch * n_sp
+    grad = dx if relu else dy  # one loop below sums either: the same rounding
     for c in prange(n_ch):
+        if relu:
+            zero = dx.dtype.type(0)
+            for n in range(n_batch):
+                for s in range(n_sp):
+                    dx[n, c, s] = dy[n, c, s] if y[n, c, s] > zero else zero
         mu = mean[c]
         istd = inv_std[c]
         sum_dy = 0.0
         sum_dy_d = 0.0
         for n in range(n_batch):
             for s in range(n_sp):
-                g = dy[n, c, s]
+                g = grad[n, c, s]
                 sum_dy += g
                 sum_dy_d += g * (x[n, c, s] - mu)
         d_weight = sum_dy_d * istd
@@ -99,8 +120,8 @@ def batch_norm_backward(dy, x, weight, mean, inv_std, batch_stats, input_grad, a
                 r = k * (mu * b - sum_dy / count)
                 for n in range(n_batch):
                     for s in range(n_sp):
-                        dx[n, c, s] = k * dy[n, c, s] + q * x[n, c, s] + r
+                        dx[n, c, s] = k * grad[n, c, s] + q * x[n, c, s] + r
             else:
                 for n in range(n_batch):
                     for s in range(n_sp):
-                        dx[n, c, s] = k * dy[n, c, s]
+                        dx[n, c, s] = k * grad[n, c, s]

@@ -53,22 +53,30 @@ class _BatchNorm(Layer):
         return self.buffers["running_var"]
 
     def forward(self, x, training=True):
+        return self._forward(F.batch_norm, x, training)
+
+    def backward(self, dy, input_grad=True, accumulate=False):
+        return self._backward(F.batch_norm_backward, dy, input_grad, accumulate)
+
+    def _forward(self, function, x, training):
+        """y by ``function`` (``F.batch_norm`` or ``F.batch_norm_relu``), keeping its cache."""
         x = self._check_input(x)
         if x.ndim != self.ndim or x.shape[1] != self.num_features:
             layout = "(N, C)" if self.ndim == 2 else "(N, C, H, W)"
             raise ValueError(f"{self!r} takes {self.ndim}-D input {layout} with C = {self.num_features}, "
                              f"got shape {x.shape}")
-        y, cache = F.batch_norm(x, self.params["weight"], self.params["bias"], self.running_mean,
-                                self.running_var, training, self.momentum, self.eps)
+        y, cache = function(x, self.params["weight"], self.params["bias"], self.running_mean,
+                            self.running_var, training, self.momentum, self.eps)
         self._cache = cache, x.shape
         return y
 
-    def backward(self, dy, input_grad=True, accumulate=False):
+    def _backward(self, function, dy, input_grad, accumulate):
+        """dx by ``function`` (``F.batch_norm_backward`` or ``F.batch_norm_relu_backward``)."""
         cache, shape = self._cached()
         dy = self._check_grad(dy, shape, cache.x.dtype)
         targets = (self.grads["weight"], self.grads["bias"])
         kind = "add_to" if accumulate else "out"
-        return F.batch_norm_backward(dy, cache, self.params["weight"], input_grad, **{kind: targets})[0]
+        return function(dy, cache, self.params["weight"], input_grad, **{kind: targets})[0]
 
     def to(self, dtype):
         converting = self.dtype != float_dtype(dtype)

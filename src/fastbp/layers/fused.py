@@ -7,7 +7,7 @@ from the two layers, ``cls(first, second)``, wherever they follow each other
 (``fuse``). It has a layer's ``forward(x, training)`` and ``backward(dy, input_grad,
 accumulate)``, does its work through a functional pair (``fastbp.functional``), and keeps
 what its backward needs in the two layers' per-thread caches, each as that layer's own
-forward would have left it: a fused step holds no state of its own, so one model can run
+forward would have left it (or with values its backward treats the same): a fused step holds no state of its own, so one model can run
 in several threads, the steps can be rebuilt at any time, and either layer's own backward
 still works after the fused forward. To add a fusion: its functional pair, then a class
 here.
@@ -15,6 +15,7 @@ here.
 
 from .. import functional as F
 from .activations import ReLU
+from .batchnorm import BatchNorm1D, BatchNorm2D
 from .pooling import MaxPool2D
 
 FUSIONS = {}  # (type of the first layer, type of the second) -> fused step class
@@ -73,6 +74,38 @@ class ReLUMaxPool2D:
                                f"(relu_max_pool2d) before it, not {pool!r}'s alone")
         dy = pool._check_grad(dy, routes.out_shape, routes.dtype)
         return F.relu_max_pool2d_backward(dy, routes) if input_grad else None
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.layers[0]!r}, {self.layers[1]!r})"
+
+
+@fusion(BatchNorm1D, ReLU)
+@fusion(BatchNorm2D, ReLU)
+class BatchNormReLU:
+    """A batch norm and the ReLU after it in one pass (``F.batch_norm_relu``): the
+    normalised values are never stored, and the backward computes relu's gradient on the
+    way into batch norm's sums (``F.batch_norm_relu_backward``)."""
+
+    #: Which of the two layers a ValueError (a shape refused) is about.
+    checks_shape = 0
+
+    def __init__(self, norm, relu):
+        self.layers = (norm, relu)
+
+    def forward(self, x, training=True):
+        norm, relu = self.layers
+        y = norm._forward(F.batch_norm_relu, x, training)
+        # relu's own backward reads only where its input is > 0, and so is y: it may stand
+        # in for the normalised values, which are not stored.
+        relu._cache = y
+        return y
+
+    def backward(self, dy, input_grad=True, accumulate=False):
+        norm = self.layers[0]
+        if norm._cached()[0].relu_out is None:
+            raise RuntimeError(f"{self!r}: backward needs this pair's forward "
+                               f"(batch_norm_relu) before it, not {norm!r}'s alone")
+        return norm._backward(F.batch_norm_relu_backward, dy, input_grad, accumulate)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.layers[0]!r}, {self.layers[1]!r})"
