@@ -37,6 +37,36 @@ def test_gradients_by_finite_differences(rng, c_in, c_out, stride, training):
                                   rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("shortcut", [False, True], ids=["identity", "conv"])
+def test_backward_is_the_sum_of_both_paths_and_leaves_dy_alone(rng, shortcut):
+    """The sum goes into the block's own dx (no new array) but never into dy or a view
+    of it: the caller's dy must come back as it was given."""
+    block = L.Conv2D(3, 3, 3, padding=1, dtype=np.float64, seed=1)
+    short = L.Conv2D(3, 3, 1, dtype=np.float64, seed=2) if shortcut else None
+    x, dy = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((2, 3, 5, 5))
+    residual = L.Residual(block, short)
+    residual.forward(x)
+    given = dy.copy()
+    dx = residual.backward(dy)
+    np.testing.assert_array_equal(dy, given)
+    expected = block.backward(dy) + (short.backward(dy) if shortcut else dy)
+    np.testing.assert_array_equal(dx, expected)
+    assert not np.may_share_memory(dx, dy)
+
+
+def test_a_block_that_hands_dy_back_gets_a_new_sum(rng):
+    residual = L.Residual(L.Flatten(), L.Flatten())  # 2-D input: both backwards are views of dy
+    x, dy = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
+    residual.forward(x)
+    given = dy.copy()
+    np.testing.assert_array_equal(residual.backward(dy), 2 * given)
+    np.testing.assert_array_equal(dy, given)
+    identity = L.Residual(L.Flatten())
+    identity.forward(x)
+    np.testing.assert_array_equal(identity.backward(dy), 2 * given)
+    np.testing.assert_array_equal(dy, given)
+
+
 def test_params_grads_buffers_are_keyed_by_path_and_live():
     model = fastbp.Sequential(L.Conv2D(1, 4, 3, padding=1, dtype=np.float64), _block(4, 6, 2))
     assert sorted(model.params) == sorted(model.grads)
