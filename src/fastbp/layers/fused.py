@@ -7,10 +7,10 @@ from the two layers, ``cls(first, second)``, wherever they follow each other
 (``fuse``). It has a layer's ``forward(x, training)`` and ``backward(dy, input_grad,
 accumulate)``, does its work through a functional pair (``fastbp.functional``), and keeps
 what its backward needs in the two layers' per-thread caches, each as that layer's own
-forward would have left it (or with values its backward treats the same): a fused step holds no state of its own, so one model can run
-in several threads, the steps can be rebuilt at any time, and either layer's own backward
-still works after the fused forward. To add a fusion: its functional pair, then a class
-here.
+forward would have left it (or with values its backward treats the same): a fused step
+holds no state of its own, so one model can run in several threads, the steps can be
+rebuilt at any time, and either layer's own backward still works after the fused forward.
+To add a fusion: its functional pair, then a ``FusedPair`` class here.
 """
 
 from .. import functional as F
@@ -46,17 +46,24 @@ def fuse(layers):
     return steps
 
 
+class FusedPair:
+    """What every fused step shares: its two layers, in order, and its repr."""
+
+    def __init__(self, first, second):
+        self.layers = (first, second)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.layers[0]!r}, {self.layers[1]!r})"
+
+
 @fusion(ReLU, MaxPool2D)
-class ReLUMaxPool2D:
+class ReLUMaxPool2D(FusedPair):
     """A ReLU and the max pooling after it in one pass (``F.relu_max_pool2d``): relu
     commutes with max, so the pooling reads the pre-activations and relu touches only the
     pooled values; the backward routes dy straight to x (``F.relu_max_pool2d_backward``)."""
 
     #: Which of the two layers a ValueError (a shape refused) is about: a ReLU takes any.
     checks_shape = 1
-
-    def __init__(self, relu, pool):
-        self.layers = (relu, pool)
 
     def forward(self, x, training=True):
         relu, pool = self.layers
@@ -75,22 +82,16 @@ class ReLUMaxPool2D:
         dy = pool._check_grad(dy, routes.out_shape, routes.dtype)
         return F.relu_max_pool2d_backward(dy, routes) if input_grad else None
 
-    def __repr__(self):
-        return f"{type(self).__name__}({self.layers[0]!r}, {self.layers[1]!r})"
-
 
 @fusion(BatchNorm1D, ReLU)
 @fusion(BatchNorm2D, ReLU)
-class BatchNormReLU:
+class BatchNormReLU(FusedPair):
     """A batch norm and the ReLU after it in one pass (``F.batch_norm_relu``): the
     normalised values are never stored, and the backward computes relu's gradient on the
     way into batch norm's sums (``F.batch_norm_relu_backward``)."""
 
     #: Which of the two layers a ValueError (a shape refused) is about.
     checks_shape = 0
-
-    def __init__(self, norm, relu):
-        self.layers = (norm, relu)
 
     def forward(self, x, training=True):
         norm, relu = self.layers
@@ -106,6 +107,3 @@ class BatchNormReLU:
             raise RuntimeError(f"{self!r}: backward needs this pair's forward "
                                f"(batch_norm_relu) before it, not {norm!r}'s alone")
         return norm._backward(F.batch_norm_relu_backward, dy, input_grad, accumulate)
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self.layers[0]!r}, {self.layers[1]!r})"
