@@ -286,6 +286,36 @@ def test_compare_runs_the_new_families_and_leaves_out_a_peer_without_them(tmp_pa
     assert "resnet_b64" in [s.name for s in compare.select(["train"], None)]
 
 
+def _worktrees():
+    listing = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"],
+                             capture_output=True, text=True, check=True).stdout
+    return [line for line in listing.splitlines() if line.startswith("worktree ")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="ab.py checks a revision out of git")
+def test_ab_times_a_revision_beside_the_working_tree_and_cleans_up():
+    before = _worktrees()
+    command = [sys.executable, str(ROOT / "benchmarks" / "ab.py"), "HEAD", "tiny_linear,c_2_3_9_9_4_3_2_1",
+               "--repeat", "2"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.startswith("base HEAD | new: the working tree | float32, 1 thread(s), median of 2")
+    passes = [row.split()[0] for row in rows]
+    assert passes == sorted(f"{name}:{kernel}" for name, family in
+                            (("tiny_linear", "linear"), ("c_2_3_9_9_4_3_2_1", "conv"))
+                            for kernel in kernel_names(family))
+    for row in rows:
+        old, new, ratio = float(row.split()[2]), float(row.split()[5]), float(row.split()[7][:-1])
+        assert old > 0 and new > 0 and math.isclose(ratio, old / new, rel_tol=0.01, abs_tol=0.006)
+    assert _worktrees() == before
+    unknown = subprocess.run(command[:3] + ["no_such_shape"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+    assert unknown.returncode != 0 and "unknown shape 'no_such_shape'" in unknown.stderr
+    assert _worktrees() == before
+
+
 @pytest.mark.slow
 def test_compare_smoke_writes_its_json_schema(tmp_path):
     out, plot = tmp_path / "compare.json", tmp_path / "ratios.png"
