@@ -109,6 +109,9 @@ def main(argv=None):
                            check=False)
     print(f"base {args.base} | new: the working tree | {args.dtype}, {args.threads} thread(s), "
           f"median of {args.repeat}")
+    one_side = sorted(base[0].keys() ^ new[0].keys())
+    if one_side:
+        print(f"in one tree only, not timed: {', '.join(one_side)}")
     for key in sorted(results):
         old, new_time = results[key]
         print(f"{key:44s} base {old * 1e3:9.4g} ms  new {new_time * 1e3:9.4g} ms  {old / new_time:5.2f}x")
