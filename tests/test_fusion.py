@@ -1,5 +1,6 @@
-"""Sequential runs a ReLU followed by a max pooling, and a batch norm followed by a ReLU,
-as one pass: the results must be exactly those of the two layers run one after the other."""
+"""Sequential runs a ReLU followed by a max pooling, and a batch norm or a residual block
+followed by a ReLU, as one pass: the results must be exactly those of the two layers run
+one after the other."""
 
 import threading
 
@@ -194,10 +195,51 @@ def test_the_fused_norm_backward_needs_the_fused_forward(rng):
         F.batch_norm_relu_backward(x[:, :, :2], cache, w)
 
 
+def residual_model(dtype, shortcut):
+    """A residual block (a convolution; the shortcut another, or none) and a ReLU."""
+    conv = fastbp.Conv2D(2, 2, 3, padding=1, seed=0, dtype=dtype)
+    short = fastbp.Conv2D(2, 2, 1, seed=1, dtype=dtype) if shortcut else None
+    return fastbp.Sequential(fastbp.Residual(conv, short), fastbp.ReLU(dtype=dtype))
+
+
+@pytest.mark.parametrize("shortcut", [False, True], ids=["identity", "conv"])
+def test_fused_residual_and_relu_equal_the_layers_one_by_one(shortcut, dtype, rng):
+    x = pair_input((3, 2, 6, 7), dtype, rng)
+    fused, separate = residual_model(dtype, shortcut), residual_model(dtype, shortcut)
+    y = fused.forward(x)
+    assert fused_pairs(fused) == {0}
+    residual, relu = separate.layers
+    assert_identical(y, relu.forward(residual.forward(x)))
+    for accumulate in (False, True):
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        assert_identical(fused.backward(dy, accumulate=accumulate),
+                         residual.backward(relu.backward(dy), accumulate=accumulate))
+        for name, grad in separate.grads.items():
+            assert_identical(fused.grads[name], grad)
+
+
+def test_the_functional_sum_is_relu_of_the_sum(dtype, rng):
+    a = pair_input((3, 2, 6, 7), dtype, rng)
+    b = rng.standard_normal(a.shape).astype(dtype)
+    b[0, 0, 1] = -a[0, 0, 1]  # sums of exactly 0.0
+    b[0, 0, 2] = -0.0
+    a[0, 0, 2] = -0.0  # -0.0 + -0.0 = -0.0: relu gives 0.0
+    y = F.add_relu(a, b)
+    assert_identical(y, F.relu(a + b))
+    assert (y[0, 0, 1:3] == 0).all() and not np.signbit(y).any()
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    assert_identical(F.relu_backward(dy, y), F.relu_backward(dy, a + b))
+    with pytest.raises(ValueError, match="b has shape"):
+        F.add_relu(a, b[:1])
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        F.add_relu(a, b.astype(np.float32 if dtype == np.float64 else np.float64))
+
+
 def test_fusions_are_a_registry_of_layer_pairs():
     assert fusion.FUSIONS == {(fastbp.ReLU, fastbp.MaxPool2D): fusion.ReLUMaxPool2D,
                               (fastbp.BatchNorm2D, fastbp.ReLU): fusion.BatchNormReLU,
-                              (fastbp.BatchNorm1D, fastbp.ReLU): fusion.BatchNormReLU}
+                              (fastbp.BatchNorm1D, fastbp.ReLU): fusion.BatchNormReLU,
+                              (fastbp.Residual, fastbp.ReLU): fusion.ResidualReLU}
     for name in ("forward_then_max_pool", "forward_of_relu", "backward_of_relu"):
         assert not hasattr(fastbp.ReLU, name) and not hasattr(fastbp.MaxPool2D, name)
 

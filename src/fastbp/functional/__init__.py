@@ -10,6 +10,7 @@ from ..kernels.workspace import Workspace
 from .activations import (
     elu,
     elu_backward,
+    add_relu,
     leaky_relu,
     leaky_relu_backward,
     relu,
@@ -50,6 +51,7 @@ from .pooling import (
 __all__ = [
     "relu",
     "relu_backward",
+    "add_relu",
     "leaky_relu",
     "leaky_relu_backward",
     "sigmoid",

@@ -36,6 +36,19 @@ def relu_backward(dy, x):
     return _backward(k.RELU, dy, x)
 
 
+def add_relu(a, b):
+    """relu(a + b) in one pass, bit for bit ``relu(a + b)`` (NaN and the sign of zero
+    included): a residual sum and the ReLU after it. a and b of one shape and float dtype.
+    Its backward is ``relu_backward(dy, y)`` with y this output: y > 0 exactly where
+    a + b > 0."""
+    a, b = float_array("a", a), float_array("b", b)
+    same_dtype(a=a, b=b)
+    same_shape("b", b, a.shape, "the shape of a")
+    y = np.empty_like(a)
+    for_size(k.sum_relu, a.size)(a.reshape(-1), b.reshape(-1), y.reshape(-1))
+    return y
+
+
 def leaky_relu(x, slope=0.01):
     """x where x > 0, else slope * x; ``slope`` is a finite real number."""
     return _forward(k.LEAKY_RELU, x, real_number("slope", slope))

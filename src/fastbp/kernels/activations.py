@@ -77,3 +77,14 @@ def activation_backward(kind, dy, x, param, dx):
     one = x.dtype.type(1)
     for i in prange(x.size):
         dx[i] = activation_grad(kind, dy[i], x[i], param, zero, one)
+
+
+@with_serial_twin
+@kernel
+def sum_relu(a, b, y):
+    """y[i] = relu(a[i] + b[i]) over flat arrays of equal size: a residual sum and the ReLU
+    after it, each value rounded once by the sum, as a + b then relu would round it."""
+    zero = y.dtype.type(0)
+    for i in prange(y.size):
+        v = a[i] + b[i]
+        y[i] = zero if v <= zero else v

@@ -17,6 +17,7 @@ from .. import functional as F
 from .activations import ReLU
 from .batchnorm import BatchNorm1D, BatchNorm2D
 from .pooling import MaxPool2D
+from .residual import Residual
 
 FUSIONS = {}  # (type of the first layer, type of the second) -> fused step class
 
@@ -107,3 +108,22 @@ class BatchNormReLU(FusedPair):
             raise RuntimeError(f"{self!r}: backward needs this pair's forward "
                                f"(batch_norm_relu) before it, not {norm!r}'s alone")
         return norm._backward(F.batch_norm_relu_backward, dy, input_grad, accumulate)
+
+
+@fusion(Residual, ReLU)
+class ResidualReLU(FusedPair):
+    """A residual block and the ReLU after it: the sum and the ReLU in one pass
+    (``F.add_relu``), one new array where the two layers make two."""
+
+    #: Which of the two layers a ValueError (a shape refused) is about.
+    checks_shape = 0
+
+    def forward(self, x, training=True):
+        residual, relu = self.layers
+        y = F.add_relu(*residual._paths(x, training))
+        relu._cache = y  # as in BatchNormReLU: y > 0 exactly where the sum is
+        return y
+
+    def backward(self, dy, input_grad=True, accumulate=False):
+        residual, relu = self.layers
+        return residual.backward(relu.backward(dy), input_grad, accumulate)

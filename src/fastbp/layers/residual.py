@@ -74,6 +74,10 @@ class Residual(Layer):
                          for k in _prefixed(name, dict.fromkeys(getattr(part, "no_decay", ()))))
 
     def forward(self, x, training=True):
+        return np.add(*self._paths(x, training))
+
+    def _paths(self, x, training):
+        """(block(x), shortcut(x) or x), checked to have one shape."""
         x = self._check_input(x)
         y = self.block.forward(x, training)
         skip = x if self.shortcut is None else self.shortcut.forward(x, training)
@@ -81,7 +85,7 @@ class Residual(Layer):
             raise ValueError(f"Residual: the block's output {y.shape} and the shortcut's {skip.shape} "
                              "differ in shape; give a shortcut that maps x to the block's output shape")
         self._cache = y.shape, y.dtype
-        return y + skip
+        return y, skip
 
     def backward(self, dy, input_grad=True, accumulate=False):
         shape, dtype = self._cached()
