@@ -10,9 +10,23 @@ import math
 
 from numba import prange
 
-from ._jit import kernel, serial_kernel, with_serial_twin
+from ._jit import inline_kernel, kernel, serial_kernel, with_serial_twin
 
 RELU, LEAKY_RELU, SIGMOID, TANH, ELU, SOFTPLUS = range(6)
+
+
+@inline_kernel
+def relu_value(v, zero):
+    """max(v, 0): NaN stays NaN, -0.0 becomes 0.0. The one definition every kernel that
+    computes a ReLU (batch norm's and the residual sum's fused ones too) inlines, so that
+    fused and separate steps agree bit for bit."""
+    return zero if v <= zero else v
+
+
+@inline_kernel
+def relu_grad(g, v, zero):
+    """g where v > 0, else 0 (a select: an infinite g on the flat side gives 0)."""
+    return g if v > zero else zero
 
 
 @serial_kernel
@@ -27,7 +41,7 @@ def sigmoid_scalar(v, one):
 @serial_kernel
 def activation_value(kind, v, param, zero, one):
     if kind == RELU:
-        return zero if v <= zero else v
+        return relu_value(v, zero)
     if kind == LEAKY_RELU:
         return v if v > zero else v * param
     if kind == SIGMOID:
@@ -45,7 +59,7 @@ def activation_grad(kind, g, v, param, zero, one):
     """g * f'(v). ReLU and leaky ReLU select rather than multiply, so an infinite g on the
     flat side gives 0 (or g * slope), not inf * 0 = NaN."""
     if kind == RELU:
-        return g if v > zero else zero
+        return relu_grad(g, v, zero)
     if kind == LEAKY_RELU:
         return g if v > zero else g * param
     if kind == SIGMOID:
@@ -86,5 +100,4 @@ def sum_relu(a, b, y):
     after it, each value rounded once by the sum, as a + b then relu would round it."""
     zero = y.dtype.type(0)
     for i in prange(y.size):
-        v = a[i] + b[i]
-        y[i] = zero if v <= zero else v
+        y[i] = relu_value(a[i] + b[i], zero)

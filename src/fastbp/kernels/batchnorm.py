@@ -20,6 +20,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, reduction_kernel, with_serial_twin
+from .activations import relu_grad, relu_value
 
 
 @reduction_kernel
@@ -51,8 +52,7 @@ def batch_norm_forward_train(x, weight, bias, eps, relu, y, mean, var, inv_std):
             zero = y.dtype.type(0)
             for n in range(n_batch):
                 for s in range(n_sp):
-                    v = y.dtype.type(x[n, c, s] * scale + shift)
-                    y[n, c, s] = zero if v <= zero else v
+                    y[n, c, s] = relu_value(y.dtype.type(x[n, c, s] * scale + shift), zero)
         else:
             for n in range(n_batch):
                 for s in range(n_sp):
@@ -95,7 +95,7 @@ def batch_norm_backward(dy, x, weight, mean, inv_std, batch_stats, input_grad, a
             zero = dx.dtype.type(0)
             for n in range(n_batch):
                 for s in range(n_sp):
-                    dx[n, c, s] = dy[n, c, s] if y[n, c, s] > zero else zero
+                    dx[n, c, s] = relu_grad(dy[n, c, s], y[n, c, s], zero)
         mu = mean[c]
         istd = inv_std[c]
         sum_dy = 0.0
