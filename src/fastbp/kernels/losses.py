@@ -7,10 +7,11 @@ caller sums ``per_sample`` serially, which keeps the loss independent of thread 
 
 import math
 
-from numba import prange
+from numba import prange, uint64
 
-from ._jit import kernel, with_serial_twin
+from ._jit import inline_kernel, kernel, with_serial_twin
 from .activations import sigmoid_scalar
+from .elementary import exp_value, log1p_unit
 
 
 @with_serial_twin
@@ -39,7 +40,7 @@ def logistic01(s, y, per_sample, grad):
         v = float(s[n])
         label = float(y[n])
         # max(v, 0) - y v is exact for the large |v| where softplus(v) ~ max(v, 0).
-        per_sample[n] = (max(v, 0.0) - label * v) + math.log1p(math.exp(-abs(v)))
+        per_sample[n] = (max(v, 0.0) - label * v) + log1p_unit(exp_value(-abs(v)))
         grad[n] = (sigmoid_scalar(s[n], one) - y[n]) * inv_n
 
 
@@ -52,8 +53,25 @@ def logistic_pm1(s, y, per_sample, grad):
     one = s.dtype.type(1)
     for n in prange(n_batch):
         m = -float(y[n]) * float(s[n])
-        per_sample[n] = max(m, 0.0) + math.log1p(math.exp(-abs(m)))
+        per_sample[n] = max(m, 0.0) + log1p_unit(exp_value(-abs(m)))
         grad[n] = -y[n] * sigmoid_scalar(-y[n] * s[n], one) * inv_n
+
+
+@inline_kernel
+def sum_in_fours(a):
+    """sum(a) in float64, by four running sums (positions mod 4) added at the end: a fixed
+    order, four times the throughput of one chain of dependent adds."""
+    s0 = s1 = s2 = s3 = 0.0
+    n = uint64(a.size)
+    main = n - n % uint64(4)
+    for k in range(uint64(0), main, uint64(4)):
+        s0 += float(a[k])
+        s1 += float(a[k + 1])
+        s2 += float(a[k + 2])
+        s3 += float(a[k + 3])
+    for k in range(main, n):
+        s0 += float(a[k])
+    return (s0 + s1) + (s2 + s3)
 
 
 @with_serial_twin
@@ -62,25 +80,27 @@ def softmax_cross_entropy(logits, labels, per_sample, grad):
     """logits (N, K), labels (N,) int: log-sum-exp(s) - s[label]; grad = (softmax - onehot) / N.
 
     The max is subtracted before exponentiating, so |logits| of 1e4 neither overflow nor
-    lose the answer.
+    lose the answer. Each row's exponentials are written into its grad row (a vector
+    loop), summed in float64, and scaled there into the softmax.
     """
     n_batch, classes = logits.shape
     inv_n = logits.dtype.type(1.0 / n_batch)
     for n in prange(n_batch):
         row = logits[n]
+        out = grad[n]
         top = row[0]
         for k in range(1, classes):
             if row[k] > top:
                 top = row[k]
-        total = 0.0
-        for k in range(classes):
-            total += math.exp(float(row[k] - top))
-        log_z = float(top) + math.log(total)
+        for k in range(uint64(classes)):
+            out[k] = exp_value(row[k] - top)
+        total = sum_in_fours(out)
         label = labels[n]
-        per_sample[n] = log_z - float(row[label])
-        for k in range(classes):
-            grad[n, k] = math.exp(float(row[k]) - log_z) * inv_n
-        grad[n, label] -= inv_n
+        per_sample[n] = (float(top) + math.log(total)) - float(row[label])
+        scale = out.dtype.type(1.0 / (n_batch * total))
+        for k in range(uint64(classes)):
+            out[k] *= scale
+        out[label] -= inv_n
 
 
 @with_serial_twin
