@@ -114,6 +114,19 @@ def test_torch_passes_compute_what_fastbp_computes(family):
 
 
 @needs_torch
+def test_torch_activation_passes_compute_what_fastbp_computes():
+    shape = shapes.tiny("activation")
+    data = shapes.inputs(shape, np.float64)
+    x, dy = data["x"], data["dy"]
+    theirs = torch_peer.passes(shape, np.float64)
+    assert set(theirs) == set(kernel_names("activation"))
+    for name, kwargs in [("relu", {}), ("leaky_relu", {"slope": 0.01}), ("sigmoid", {}),
+                         ("tanh", {}), ("elu", {"alpha": 1.0}), ("softplus", {})]:
+        close(theirs[f"{name}_forward"]().numpy(), getattr(F, name)(x, **kwargs))
+        close(theirs[f"{name}_backward"]().numpy(), getattr(F, f"{name}_backward")(dy, x, **kwargs))
+
+
+@needs_torch
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_torch_mirror_of_the_resnet_computes_fastbp_forward(dtype):
     """The torch mirror of fastbp.models.resnet, holding the same weights and running
@@ -251,15 +264,15 @@ def test_compare_help_lists_every_compared_family(capsys):
         compare.main(["--help"])
     assert exit_info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "(conv, conv_transpose, linear, pool, batchnorm, train)" in out
+    assert "(conv, conv_transpose, linear, pool, batchnorm, activation, train)" in out
 
 
 def test_compare_runs_the_new_families_and_leaves_out_a_peer_without_them(tmp_path, capsys):
-    """Transposed convolution (GFLOP/s), batch norm (GB/s) and the ResNet step (images/s),
-    by name and by family; NumPy has no residual network: "-" in its cells, absent from the
-    row's JSON."""
+    """Transposed convolution (GFLOP/s), batch norm and activations (GB/s) and the ResNet
+    step (images/s), by name and by family; NumPy has no residual network and is no peer
+    for activations: "-" in its cells, absent from the row's JSON."""
     out = tmp_path / "compare.json"
-    names = "tiny_conv_transpose,tiny_batchnorm,tiny_resnet"
+    names = "tiny_conv_transpose,tiny_batchnorm,tiny_act,tiny_resnet"
     assert compare.main(["--quick", "--repeat", "1", "--threads", "1", "--only", names,
                          "--json", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -269,9 +282,10 @@ def test_compare_runs_the_new_families_and_leaves_out_a_peer_without_them(tmp_pa
         ("tiny_conv_transpose", "forward", "GFLOP/s"),
         ("tiny_conv_transpose", "backward", "GFLOP/s"),
         ("tiny_batchnorm", "forward", "GB/s"), ("tiny_batchnorm", "backward", "GB/s"),
+        *(("tiny_act", name, "GB/s") for name in kernel_names("activation")),
         ("tiny_resnet", "step", "images/s")]
     for row in result["rows"]:
-        expected = [p for p in peers if p != "numpy" or row["shape"] != "tiny_resnet"]
+        expected = [p for p in peers if p != "numpy" or row["shape"] not in ("tiny_resnet", "tiny_act")]
         assert list(row["ms"]) == list(row["throughput"]) == expected
         assert list(row["ratio"]) == expected[1:]
         if row["unit"] == "GB/s":

@@ -1,8 +1,8 @@
 """fastbp side by side with PyTorch CPU (when importable) and NumPy im2col + GEMM.
 
 ``main(argv)`` is ``benchmarks/compare.py`` and ``fastbp bench``. It times the catalogue's
-conv, transposed conv, linear, pool and batch norm shapes (each pass: forward, backward)
-and training steps, in one process, at one thread count and dtype for every
+conv, transposed conv, linear, pool, batch norm and activation shapes (each pass:
+forward, backward) and training steps, in one process, at one thread count and dtype for every
 implementation, alternating the implementations on each repeat; it prints a Markdown
 table of median milliseconds, GFLOP/s, GB/s (batch norm) or images/s and fastbp's speed
 relative to each peer, with NumPy's GEMM rate as a roof, and optionally writes JSON
@@ -22,12 +22,12 @@ import numpy as np
 from .. import __version__, get_num_threads, machine, set_num_threads
 from .._validation import positive_int
 from . import numpy_peer, report, torch_peer
-from .kernels import KERNELS, kernel_ops
+from .kernels import KERNELS, kernel_names, kernel_ops
 from .networks import fastbp_step
 from .shapes import BY_NAME, DEFAULT, of_family
 from .timing import alternating_samples, gemm_gflops, median
 
-COMPARED = ("conv", "conv_transpose", "linear", "pool", "batchnorm", "train")
+COMPARED = ("conv", "conv_transpose", "linear", "pool", "batchnorm", "activation", "train")
 PASSES = {
     "conv": {"forward": ("forward",),
              "backward": ("backward", "backward_bias")},  # as Conv2D.backward runs them
@@ -36,8 +36,9 @@ PASSES = {
     "linear": {"forward": ("forward",), "backward": ("backward_input", "backward_params")},
     "pool": {name: (name,) for name in KERNELS["pool"]},
     "batchnorm": {"forward": ("forward",), "backward": ("backward",)},
+    "activation": {name: (name,) for name in kernel_names("activation")},
 }
-UNITS = {"batchnorm": "GB/s", "train": "images/s"}  # the other families: GFLOP/s
+UNITS = {"batchnorm": "GB/s", "activation": "GB/s", "train": "images/s"}  # else GFLOP/s
 GEMM_SIZE = 1024
 
 

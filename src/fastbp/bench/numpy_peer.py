@@ -218,7 +218,10 @@ def softmax_cross_entropy(logits, labels):
 
 
 def supports(shape):
-    """Every kernel shape; of the training steps, the spec-list networks'."""
+    """Every kernel shape but the activations (NumPy's ufuncs are no im2col peer); of the
+    training steps, the spec-list networks'."""
+    if shape.family == "activation":
+        return False
     return shape.family != "train" or shape.net in NETWORKS
 
 

@@ -228,6 +228,8 @@ def random_labels(n, classes, seed):
 def array_shapes(shape):
     """``{name: shape}`` of the arrays ``inputs`` makes for a kernel shape."""
     family = shape.family
+    if family == "activation":  # flat, as the kernels take them
+        return {"x": (shape.size,), "dy": (shape.size,)}
     if family == "linear":
         return {"x": (shape.n, shape.d_in), "dy": (shape.n, shape.d_out),
                 "w": (shape.d_out, shape.d_in), "b": (shape.d_out,)}
@@ -244,9 +246,9 @@ def array_shapes(shape):
 
 
 def inputs(shape, dtype):
-    """The seeded arrays every peer computes on, for a conv, transposed conv, linear, pool
-    or batch norm shape: ``x``, the upstream gradient ``dy`` and, but for pooling, ``w``
-    and ``b`` (batch norm's weight and bias)."""
+    """The seeded arrays every peer computes on, for a conv, transposed conv, linear, pool,
+    batch norm or activation shape: ``x``, the upstream gradient ``dy`` and, but for
+    pooling and activations, ``w`` and ``b`` (batch norm's weight and bias)."""
     seeds = {"x": 0, "w": 1, "b": 2, "dy": 3}
     return {name: random_array(array_shape, dtype, seeds[name])
             for name, array_shape in array_shapes(shape).items()}

@@ -39,13 +39,29 @@ def supports(shape):
 
 def passes(shape, dtype):
     """Zero-argument callables for the compared passes of a conv, transposed conv, linear,
-    pool or batch norm shape."""
+    pool, batch norm or activation shape."""
     import torch
     import torch.nn.functional as F
 
     aten = torch.ops.aten
     t = {name: torch.from_numpy(array) for name, array in inputs(shape, dtype).items()}
     x, dy, w, b = (t.get(name) for name in ("x", "dy", "w", "b"))
+    if shape.family == "activation":  # the backward of tanh and sigmoid reads their output
+        sigmoid, tanh = torch.sigmoid(x), torch.tanh(x)
+        return {
+            "relu_forward": lambda: F.relu(x),
+            "relu_backward": lambda: aten.threshold_backward(dy, x, 0),
+            "leaky_relu_forward": lambda: F.leaky_relu(x, 0.01),
+            "leaky_relu_backward": lambda: aten.leaky_relu_backward(dy, x, 0.01, False),
+            "sigmoid_forward": lambda: torch.sigmoid(x),
+            "sigmoid_backward": lambda: aten.sigmoid_backward(dy, sigmoid),
+            "tanh_forward": lambda: torch.tanh(x),
+            "tanh_backward": lambda: aten.tanh_backward(dy, tanh),
+            "elu_forward": lambda: F.elu(x, 1.0),
+            "elu_backward": lambda: aten.elu_backward(dy, 1.0, 1, 1, False, x),
+            "softplus_forward": lambda: F.softplus(x),
+            "softplus_backward": lambda: aten.softplus_backward(dy, x, 1, 20),
+        }
     if shape.family == "linear":
         return {"forward": lambda: F.linear(x, w, b),
                 "backward": lambda: (dy @ w, dy.t() @ x, dy.sum(0))}
