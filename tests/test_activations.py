@@ -52,3 +52,32 @@ def test_relu_backward_selects_instead_of_multiplying():
     x = np.array([-1.0, 0.0])
     np.testing.assert_array_equal(F.relu_backward(dy, x), [0.0, 0.0])
     assert F.relu(np.array([-0.0]))[0] == 0 and not np.signbit(F.relu(np.array([-0.0]))[0])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("size", [37, 50_000])  # the serial twin and the parallel kernel
+def test_backward_from_the_output_gives_the_same_bits(name, size, dtype, rng):
+    """sigmoid's and tanh's derivatives from the forward's output y: the values computed
+    from x, bit for bit, and what the layers (which keep y) return."""
+    x = (rng.standard_normal(size) * 4).astype(dtype)
+    x[:3] = [np.nan, -0.0, 40.0]
+    dy = rng.standard_normal(size).astype(dtype)
+    forward, backward = getattr(F, name), getattr(F, f"{name}_backward")
+    from_x = backward(dy, x)
+    np.testing.assert_array_equal(backward(dy, y=forward(x)), from_x)
+    layer = {"sigmoid": fastbp.Sigmoid, "tanh": fastbp.Tanh}[name]()
+    layer.forward(x.reshape(1, -1))
+    np.testing.assert_array_equal(layer.backward(dy.reshape(1, -1)).reshape(-1), from_x)
+
+
+def test_backward_from_x_or_y_refuses_both_or_neither_and_checks_shapes():
+    x = np.zeros(4)
+    for backward in (F.sigmoid_backward, F.tanh_backward):
+        with pytest.raises(ValueError, match="not both"):
+            backward(x, x, y=x)
+        with pytest.raises(ValueError, match="not neither"):
+            backward(x)
+        with pytest.raises(ValueError, match="dy"):
+            backward(np.zeros(3), y=x)
+        with pytest.raises(TypeError):
+            backward(x, y=np.zeros(4, np.float32))

@@ -160,7 +160,8 @@ ACTIVATIONS = {
 
 
 def activation_ops(s, dtype):
-    """NAME_forward and NAME_backward for every activation, over flat arrays."""
+    """NAME_forward and NAME_backward for every activation, over flat arrays; the backward
+    as the layers run it: from the forward's output for sigmoid and tanh, from x otherwise."""
     x, dy = itemgetter("x", "dy")(inputs(s, dtype))
     y, dx = np.empty_like(x), np.empty_like(x)
     ops = {}
@@ -170,10 +171,15 @@ def activation_ops(s, dtype):
             lambda kind=kind, param=param: act.activation_forward(kind, x, param, y),
             nbytes=2 * x.nbytes,
         )
-        ops[f"{name}_backward"] = Op(
-            lambda kind=kind, param=param: act.activation_backward(kind, dy, x, param, dx),
-            nbytes=3 * x.nbytes,
-        )
+        if kind in (act.SIGMOID, act.TANH):
+            out = np.empty_like(x)
+            act.activation_forward(kind, x, param, out)
+            backward = lambda kind=kind, out=out: act.activation_backward_from_output(  # noqa: E731
+                kind, dy, out, dx)
+        else:
+            backward = lambda kind=kind, param=param: act.activation_backward(  # noqa: E731
+                kind, dy, x, param, dx)
+        ops[f"{name}_backward"] = Op(backward, nbytes=3 * x.nbytes)
     return ops
 
 

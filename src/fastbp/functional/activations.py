@@ -26,6 +26,23 @@ def _backward(kind, dy, x, param=0.0):
     return dx
 
 
+def _backward_from_either(kind, dy, x, y):
+    """The backward of sigmoid or tanh from its input x or its output y (exactly one)."""
+    if (x is None) == (y is None):
+        raise ValueError("give either x (the forward's input) or y (its output), not "
+                         + ("both" if x is not None else "neither"))
+    if x is not None:
+        return _backward(kind, dy, x)
+    y = float_array("y", y)
+    dy = float_array("dy", dy)
+    same_dtype(dy=dy, y=y)
+    same_shape("dy", dy, y.shape, "the shape of the activation's output")
+    dx = np.empty_like(y)
+    for_size(k.activation_backward_from_output, y.size)(kind, dy.reshape(-1), y.reshape(-1),
+                                                         dx.reshape(-1))
+    return dx
+
+
 def relu(x):
     """max(x, 0); NaN stays NaN."""
     return _forward(k.RELU, x)
@@ -63,18 +80,20 @@ def sigmoid(x):
     return _forward(k.SIGMOID, x)
 
 
-def sigmoid_backward(dy, x):
-    """dy * s * (1 - s) with s = sigmoid(x)."""
-    return _backward(k.SIGMOID, dy, x)
+def sigmoid_backward(dy, x=None, *, y=None):
+    """dy * s * (1 - s) with s = sigmoid(x), or s = y, the forward's output (no exp, the
+    same values): give x or y."""
+    return _backward_from_either(k.SIGMOID, dy, x, y)
 
 
 def tanh(x):
     return _forward(k.TANH, x)
 
 
-def tanh_backward(dy, x):
-    """dy * (1 - tanh(x)^2)."""
-    return _backward(k.TANH, dy, x)
+def tanh_backward(dy, x=None, *, y=None):
+    """dy * (1 - t^2) with t = tanh(x), or t = y, the forward's output (no exp, the same
+    values): give x or y."""
+    return _backward_from_either(k.TANH, dy, x, y)
 
 
 def elu(x, alpha=1.0):

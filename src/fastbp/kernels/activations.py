@@ -54,6 +54,14 @@ def activation_value(kind, v, param, zero, one):
 
 
 @inline_kernel
+def grad_from_output(kind, g, y, one):
+    """g * f'(x) from y = f(x): sigmoid's y (1 - y), tanh's 1 - y^2."""
+    if kind == SIGMOID:
+        return g * (y * (one - y))
+    return g * (one - y * y)
+
+
+@inline_kernel
 def activation_grad(kind, g, v, param, zero, one):
     """g * f'(v). ReLU and leaky ReLU select rather than multiply, so an infinite g on the
     flat side gives 0 (or g * slope), not inf * 0 = NaN."""
@@ -62,11 +70,9 @@ def activation_grad(kind, g, v, param, zero, one):
     if kind == LEAKY_RELU:
         return g if v > zero else g * param
     if kind == SIGMOID:
-        s = sigmoid_scalar(v, one)
-        return g * (s * (one - s))
+        return grad_from_output(SIGMOID, g, sigmoid_scalar(v, one), one)
     if kind == TANH:
-        t = tanh_value(v)
-        return g * (one - t * t)
+        return grad_from_output(TANH, g, tanh_value(v), one)
     if kind == ELU:
         return g if v > zero else g * (param * exp_value(v))
     return g * sigmoid_scalar(v, one)
@@ -90,6 +96,14 @@ def backward_run(kind, dy, x, param, dx, job, zero, one):
     start = uint64(job) * uint64(RUN)
     for i in range(start, min(start + uint64(RUN), uint64(x.size))):
         dx[i] = activation_grad(kind, dy[i], x[i], param, zero, one)
+
+
+@inline_kernel
+def output_run(kind, dy, y, dx, job, one):
+    """dx = dy f'(x) from y = f(x) on values [job * RUN, (job + 1) * RUN), as ``forward_run``."""
+    start = uint64(job) * uint64(RUN)
+    for i in range(start, min(start + uint64(RUN), uint64(y.size))):
+        dx[i] = grad_from_output(kind, dy[i], y[i], one)
 
 
 # The kernels below branch on ``kind`` once per run of RUN values, each branch passing its
@@ -138,6 +152,20 @@ def activation_backward(kind, dy, x, param, dx):
             backward_run(ELU, dy, x, param, dx, job, zero, one)
         else:
             backward_run(SOFTPLUS, dy, x, param, dx, job, zero, one)
+
+
+@with_serial_twin
+@kernel
+def activation_backward_from_output(kind, dy, y, dx):
+    """dx[i] = dy[i] * f'(x[i]) from y = f(x) for SIGMOID and TANH, over flat arrays of
+    equal size: ``activation_backward``'s values bit for bit (the same expression of the
+    same y), without recomputing f."""
+    one = y.dtype.type(1)
+    for job in prange((y.size + RUN - 1) // RUN):
+        if kind == SIGMOID:
+            output_run(SIGMOID, dy, y, dx, job, one)
+        else:
+            output_run(TANH, dy, y, dx, job, one)
 
 
 @with_serial_twin

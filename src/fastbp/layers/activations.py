@@ -9,7 +9,10 @@ from .base import Layer, ignored_dtype
 
 class _Activation(Layer):
     """y = f(x) element-wise, any shape; subclasses name the functional ops
-    ``_forward(x, **options)`` and ``_backward(dy, x, **options)``."""
+    ``_forward(x, **options)`` and ``_backward(dy, x, **options)``, or, with
+    ``_from_output``, ``_backward(dy, y=y)`` from the forward's output (kept instead of x)."""
+
+    _from_output = False
 
     def __init__(self, *, dtype=None, **options):
         super().__init__()
@@ -21,12 +24,17 @@ class _Activation(Layer):
 
     def forward(self, x, training=True):
         x = self._check_input(x)
-        self._cache = x
-        return self._forward(x, **self.options)
+        y = self._forward(x, **self.options)
+        self._cache = y if self._from_output else x
+        return y
 
     def backward(self, dy, input_grad=True, accumulate=False):
-        x = self._cached()
-        return self._backward(dy, x, **self.options) if input_grad else None
+        kept = self._cached()
+        if not input_grad:
+            return None
+        if self._from_output:
+            return self._backward(dy, y=kept, **self.options)
+        return self._backward(dy, kept, **self.options)
 
 
 class ReLU(_Activation):
@@ -51,11 +59,13 @@ class Sigmoid(_Activation):
 
     _forward = staticmethod(F.sigmoid)
     _backward = staticmethod(F.sigmoid_backward)
+    _from_output = True
 
 
 class Tanh(_Activation):
     _forward = staticmethod(F.tanh)
     _backward = staticmethod(F.tanh_backward)
+    _from_output = True
 
 
 class ELU(_Activation):
