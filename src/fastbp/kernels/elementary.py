@@ -78,9 +78,9 @@ class _Constants:
         self.zero, self.half, self.one, self.two = t(0), t(0.5), t(1), t(2)
 
 
-# exp's argument clamped to [exp_min, exp_max], where the result is 0 or inf anyway;
-# expm1's to [expm1_min, expm1_max], beyond which it is -1 or exp(x) - 1 = exp(x).
-# tanh's 2|x| stays within expm1_max.
+# exp's argument clamped to [exp_min, exp_max], beyond which the result is 0 or inf
+# anyway; expm1's to [expm1_min, exp_max] (below, -1), and computed as exp(x) - 1 above
+# expm1_max; tanh's 2|x| stays within expm1_max.
 _F32 = _Constants(np.float32, 0.693359375, -2.12194440e-4, -104.0, 89.0, -30.0, 20.0, 10.0, 8, 5)
 _F64 = _Constants(np.float64, 6.93147180369123816490e-01, 1.90821492927058770002e-10,
                   -746.0, 710.0, -60.0, 40.0, 20.0, 13, 11)
@@ -167,7 +167,8 @@ def log1p_unit(y):
     s = f / (_of(y, "two") + f)
     z = s * s
     hfsq = half * f * f
-    tail = hfsq - (s * (hfsq + z * _horner(z, _of(y, "atanh"))) + (j * _of(y, "ln2_lo") + correction))
+    series = s * (hfsq + z * _horner(z, _of(y, "atanh")))
+    tail = hfsq - (series + (j * _of(y, "ln2_lo") + correction))
     return j * _of(y, "ln2_hi") - (tail - f)
 
 
