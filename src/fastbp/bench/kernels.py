@@ -168,17 +168,15 @@ def activation_ops(s, dtype):
     for name, (kind, param) in ACTIVATIONS.items():
         param = x.dtype.type(param)
         ops[f"{name}_forward"] = Op(
-            lambda kind=kind, param=param: act.activation_forward(kind, x, param, y),
+            lambda kind=kind, param=param: act.FORWARD[kind](x, param, y),
             nbytes=2 * x.nbytes,
         )
         if kind in (act.SIGMOID, act.TANH):
             out = np.empty_like(x)
-            act.activation_forward(kind, x, param, out)
-            backward = lambda kind=kind, out=out: act.activation_backward_from_output(  # noqa: E731
-                kind, dy, out, dx)
+            act.FORWARD[kind](x, param, out)
+            backward = lambda kind=kind, out=out: act.BACKWARD_FROM_OUTPUT[kind](dy, out, dx)  # noqa: E731
         else:
-            backward = lambda kind=kind, param=param: act.activation_backward(  # noqa: E731
-                kind, dy, x, param, dx)
+            backward = lambda kind=kind, param=param: act.BACKWARD[kind](dy, x, param, dx)  # noqa: E731
         ops[f"{name}_backward"] = Op(backward, nbytes=3 * x.nbytes)
     return ops
 

@@ -11,7 +11,7 @@ from ..kernels._jit import for_size
 def _forward(kind, x, param=0.0):
     x = float_array("x", x)
     y = np.empty_like(x)
-    for_size(k.activation_forward, x.size)(kind, x.reshape(-1), x.dtype.type(param), y.reshape(-1))
+    for_size(k.FORWARD[kind], x.size)(x.reshape(-1), x.dtype.type(param), y.reshape(-1))
     return y
 
 
@@ -21,7 +21,7 @@ def _backward(kind, dy, x, param=0.0):
     same_dtype(dy=dy, x=x)
     same_shape("dy", dy, x.shape, "the shape of the activation's input")
     dx = np.empty_like(x)
-    for_size(k.activation_backward, x.size)(kind, dy.reshape(-1), x.reshape(-1), x.dtype.type(param),
+    for_size(k.BACKWARD[kind], x.size)(dy.reshape(-1), x.reshape(-1), x.dtype.type(param),
                                             dx.reshape(-1))
     return dx
 
@@ -38,8 +38,7 @@ def _backward_from_either(kind, dy, x, y):
     same_dtype(dy=dy, y=y)
     same_shape("dy", dy, y.shape, "the shape of the activation's output")
     dx = np.empty_like(y)
-    for_size(k.activation_backward_from_output, y.size)(kind, dy.reshape(-1), y.reshape(-1),
-                                                         dx.reshape(-1))
+    for_size(k.BACKWARD_FROM_OUTPUT[kind], y.size)(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
     return dx
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import float_array, real_number, same_dtype
 from ..kernels._jit import for_size
-from ..kernels.activations import RELU, activation_forward
+from ..kernels.activations import FORWARD, RELU
 from ..kernels.batchnorm import batch_norm_backward as _backward_kernel
 from ..kernels.batchnorm import batch_norm_forward_train, channel_affine
 
@@ -106,7 +106,7 @@ def _batch_norm(x, weight, bias, running_mean, running_var, training, momentum, 
         for_size(channel_affine, x3.size)(x3, scale, bias - mean * scale, y3)
         if relu:
             flat = y3.reshape(-1)
-            for_size(activation_forward, flat.size)(RELU, flat, flat.dtype.type(0), flat)
+            for_size(FORWARD[RELU], flat.size)(flat, flat.dtype.type(0), flat)
     cache = BatchNormCache(x3, mean, inv_std, bool(training), y3 if relu else None)
     return y3.reshape(np.shape(x)), cache
 

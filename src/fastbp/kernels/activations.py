@@ -1,11 +1,14 @@
 """Element-wise activation kernels and their derivatives.
 
-One forward and one backward kernel serve every activation; ``kind`` picks the function,
-once per run of values (``forward_run``), so each kind's loop is vectorised; the smooth
-ones compute exp, expm1, log1p and tanh with ``elementary.py``. Arrays are flat 1-D views
+``FORWARD[kind]`` and ``BACKWARD[kind]`` are each activation's kernels (and
+``BACKWARD_FROM_OUTPUT`` sigmoid's and tanh's from their output), one template compiled
+per kind (``_per_kind``); the smooth ones compute exp, expm1, log1p and tanh with
+``elementary.py``. Arrays are flat 1-D views
 of contiguous tensors; ``param`` is the leaky slope or the ELU alpha and is ignored by the
 others. Strict IEEE semantics: NaN in x gives NaN out of every forward.
 """
+
+from types import FunctionType
 
 from numba import prange, uint64
 
@@ -13,6 +16,7 @@ from ._jit import inline_kernel, kernel, with_serial_twin
 from .elementary import exp_value, expm1_value, log1p_unit, tanh_value
 
 RELU, LEAKY_RELU, SIGMOID, TANH, ELU, SOFTPLUS = range(6)
+KIND_NAMES = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus")
 
 
 @inline_kernel
@@ -79,6 +83,7 @@ def activation_grad(kind, g, v, param, zero, one):
 
 
 RUN = 4096  # values per parallel job
+KIND = RELU  # the kernel templates' activation: bound to each kind in its copy (_per_kind)
 
 
 @inline_kernel
@@ -106,66 +111,49 @@ def output_run(kind, dy, y, dx, job, one):
         dx[i] = grad_from_output(kind, dy[i], y[i], one)
 
 
-# The kernels below branch on ``kind`` once per run of RUN values, each branch passing its
-# kind as a constant: a loop calling activation_value(kind, ...) with a variable kind
-# holds every kind's code, too much for LLVM to split into one loop per kind, and it does
-# not vectorise (a sigmoid over 2M float32 values, one core: 19 ms; 1.2 ms split).
-
-
-@with_serial_twin
-@kernel
-def activation_forward(kind, x, param, y):
-    """y[i] = f(x[i]) over flat arrays of equal size."""
+def _activation_forward(x, param, y):
+    """y[i] = f(x[i]) over flat arrays of equal size, f the activation KIND."""
     zero = x.dtype.type(0)
     one = x.dtype.type(1)
     for job in prange((x.size + RUN - 1) // RUN):
-        if kind == RELU:
-            forward_run(RELU, x, param, y, job, zero, one)
-        elif kind == LEAKY_RELU:
-            forward_run(LEAKY_RELU, x, param, y, job, zero, one)
-        elif kind == SIGMOID:
-            forward_run(SIGMOID, x, param, y, job, zero, one)
-        elif kind == TANH:
-            forward_run(TANH, x, param, y, job, zero, one)
-        elif kind == ELU:
-            forward_run(ELU, x, param, y, job, zero, one)
-        else:
-            forward_run(SOFTPLUS, x, param, y, job, zero, one)
+        forward_run(KIND, x, param, y, job, zero, one)
 
 
-@with_serial_twin
-@kernel
-def activation_backward(kind, dy, x, param, dx):
-    """dx[i] = dy[i] * f'(x[i]) over flat arrays of equal size."""
+def _activation_backward(dy, x, param, dx):
+    """dx[i] = dy[i] * f'(x[i]) over flat arrays of equal size, f the activation KIND."""
     zero = x.dtype.type(0)
     one = x.dtype.type(1)
     for job in prange((x.size + RUN - 1) // RUN):
-        if kind == RELU:
-            backward_run(RELU, dy, x, param, dx, job, zero, one)
-        elif kind == LEAKY_RELU:
-            backward_run(LEAKY_RELU, dy, x, param, dx, job, zero, one)
-        elif kind == SIGMOID:
-            backward_run(SIGMOID, dy, x, param, dx, job, zero, one)
-        elif kind == TANH:
-            backward_run(TANH, dy, x, param, dx, job, zero, one)
-        elif kind == ELU:
-            backward_run(ELU, dy, x, param, dx, job, zero, one)
-        else:
-            backward_run(SOFTPLUS, dy, x, param, dx, job, zero, one)
+        backward_run(KIND, dy, x, param, dx, job, zero, one)
 
 
-@with_serial_twin
-@kernel
-def activation_backward_from_output(kind, dy, y, dx):
-    """dx[i] = dy[i] * f'(x[i]) from y = f(x) for SIGMOID and TANH, over flat arrays of
-    equal size: ``activation_backward``'s values bit for bit (the same expression of the
-    same y), without recomputing f."""
+def _activation_backward_from_output(dy, y, dx):
+    """dx[i] = dy[i] * f'(x[i]) from y = f(x), f the activation KIND (SIGMOID or TANH),
+    over flat arrays of equal size: ``BACKWARD[KIND]``'s values bit for bit (the same
+    expression of the same y), without recomputing f."""
     one = y.dtype.type(1)
     for job in prange((y.size + RUN - 1) // RUN):
-        if kind == SIGMOID:
-            output_run(SIGMOID, dy, y, dx, job, one)
-        else:
-            output_run(TANH, dy, y, dx, job, one)
+        output_run(KIND, dy, y, dx, job, one)
+
+
+def _per_kind(template, kinds):
+    """``{kind: kernel}``: ``template`` compiled with its global KIND bound to each kind, a
+    parallel kernel with a serial twin (``with_serial_twin``), each compiled on first use.
+
+    One kernel taking the kind as an argument holds every kind's loop: with a variable kind
+    in one loop it did not vectorise (a sigmoid over 2M float32 values, one core: 19 ms,
+    1.2 ms apart), and with a branch per kind it compiled every kind's loop on the first
+    call of any (4.6 s for the forward and backward, cold).
+    """
+    kernels = {}
+    for kind in kinds:
+        name = f"{template.__name__[1:]}_{KIND_NAMES[kind]}"
+        scope = dict(template.__globals__, KIND=kind)  # KIND is a compile-time constant
+        function = FunctionType(template.__code__, scope, name)
+        function.__qualname__ = name  # its own on-disk cache entry
+        function.__module__, function.__doc__ = template.__module__, template.__doc__
+        kernels[kind] = with_serial_twin(kernel(function))
+    return kernels
 
 
 @with_serial_twin
@@ -176,3 +164,8 @@ def sum_relu(a, b, y):
     zero = y.dtype.type(0)
     for i in prange(y.size):
         y[i] = relu_value(a[i] + b[i], zero)
+
+
+FORWARD = _per_kind(_activation_forward, range(len(KIND_NAMES)))
+BACKWARD = _per_kind(_activation_backward, range(len(KIND_NAMES)))
+BACKWARD_FROM_OUTPUT = _per_kind(_activation_backward_from_output, (SIGMOID, TANH))
