@@ -22,7 +22,7 @@ def _backward(kind, dy, x, param=0.0):
     same_shape("dy", dy, x.shape, "the shape of the activation's input")
     dx = np.empty_like(x)
     for_size(k.BACKWARD[kind], x.size)(dy.reshape(-1), x.reshape(-1), x.dtype.type(param),
-                                            dx.reshape(-1))
+                                       dx.reshape(-1))
     return dx
 
 
