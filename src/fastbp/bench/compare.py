@@ -2,12 +2,13 @@
 
 ``main(argv)`` is ``benchmarks/compare.py`` and ``fastbp bench``. It times the catalogue's
 conv, transposed conv, linear, pool, batch norm and activation shapes (each pass:
-forward, backward) and training steps, in one process, at one thread count and dtype for every
-implementation, alternating the implementations on each repeat; it prints a Markdown
-table of median milliseconds, GFLOP/s, GB/s (batch norm) or images/s and fastbp's speed
-relative to each peer, with NumPy's GEMM rate as a roof, and optionally writes JSON
-(``--json``) and a bar chart (``--plot``). A peer that does not implement a shape
-(``supports``: NumPy has no residual network) is left out of its rows.
+forward, backward) and training steps, in one process, at one thread count and dtype
+for every implementation, alternating the implementations on each repeat; it prints a
+Markdown table of median milliseconds, GFLOP/s, GB/s (batch norm, activations) or
+images/s and fastbp's speed relative to each peer, with NumPy's GEMM rate as a roof, and
+optionally writes JSON (``--json``) and a bar chart (``--plot``). A peer that does not
+implement a shape (``supports``: NumPy has no residual network and no activations) is
+left out of its rows.
 """
 
 import argparse
