@@ -3,9 +3,9 @@
 ``FORWARD[kind]`` and ``BACKWARD[kind]`` are each activation's kernels (and
 ``BACKWARD_FROM_OUTPUT`` sigmoid's and tanh's from their output), one template compiled
 per kind (``_per_kind``); the smooth ones compute exp, expm1, log1p and tanh with
-``elementary.py``. Arrays are flat 1-D views
-of contiguous tensors; ``param`` is the leaky slope or the ELU alpha and is ignored by the
-others. Strict IEEE semantics: NaN in x gives NaN out of every forward.
+``elementary.py``. Arrays are flat 1-D views of contiguous tensors; ``param`` is the
+leaky slope or the ELU alpha and is ignored by the others. Strict IEEE semantics: NaN in
+x gives NaN out of every forward.
 """
 
 from types import FunctionType
