@@ -15,15 +15,21 @@ def _forward(kind, x, param=0.0):
     return y
 
 
-def _backward(kind, dy, x, param=0.0):
-    x = float_array("x", x)
+def _gradient(kernel, dy, kept, name, what, *params):
+    """dx = ``kernel(dy, kept, *params, dx)`` over flat views, ``kept`` (named ``name``) the
+    activation's input or output (``what``), each param cast to its dtype."""
+    kept = float_array(name, kept)
     dy = float_array("dy", dy)
-    same_dtype(dy=dy, x=x)
-    same_shape("dy", dy, x.shape, "the shape of the activation's input")
-    dx = np.empty_like(x)
-    for_size(k.BACKWARD[kind], x.size)(dy.reshape(-1), x.reshape(-1), x.dtype.type(param),
-                                       dx.reshape(-1))
+    same_dtype(dy=dy, **{name: kept})
+    same_shape("dy", dy, kept.shape, f"the shape of the activation's {what}")
+    dx = np.empty_like(kept)
+    for_size(kernel, kept.size)(dy.reshape(-1), kept.reshape(-1),
+                                *(kept.dtype.type(p) for p in params), dx.reshape(-1))
     return dx
+
+
+def _backward(kind, dy, x, param=0.0):
+    return _gradient(k.BACKWARD[kind], dy, x, "x", "input", param)
 
 
 def _backward_from_either(kind, dy, x, y):
@@ -33,13 +39,7 @@ def _backward_from_either(kind, dy, x, y):
                          + ("both" if x is not None else "neither"))
     if x is not None:
         return _backward(kind, dy, x)
-    y = float_array("y", y)
-    dy = float_array("dy", dy)
-    same_dtype(dy=dy, y=y)
-    same_shape("dy", dy, y.shape, "the shape of the activation's output")
-    dx = np.empty_like(y)
-    for_size(k.BACKWARD_FROM_OUTPUT[kind], y.size)(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
-    return dx
+    return _gradient(k.BACKWARD_FROM_OUTPUT[kind], dy, y, "y", "output")
 
 
 def relu(x):

@@ -87,27 +87,35 @@ KIND = RELU  # the kernel templates' activation: bound to each kind in its copy 
 
 
 @inline_kernel
-def forward_run(kind, x, param, y, job, zero, one):
-    """y = f(x) on values [job * RUN, (job + 1) * RUN) (unsigned indices: with signed ones
-    numba wraps negative indices, and the loads are no longer contiguous to LLVM)."""
+def run_range(job, size):
+    """(start, stop) of job's values, [job * RUN, (job + 1) * RUN) within size, unsigned:
+    with signed indices numba wraps negative ones, and the loads are no longer contiguous
+    to LLVM (ReLU's forward over 2M values: 3.5 ms, 0.27 unsigned)."""
     start = uint64(job) * uint64(RUN)
-    for i in range(start, min(start + uint64(RUN), uint64(x.size))):
+    return start, min(start + uint64(RUN), uint64(size))
+
+
+@inline_kernel
+def forward_run(kind, x, param, y, job, zero, one):
+    """y = f(x) on ``run_range(job, x.size)``."""
+    start, stop = run_range(job, x.size)
+    for i in range(start, stop):
         y[i] = activation_value(kind, x[i], param, zero, one)
 
 
 @inline_kernel
 def backward_run(kind, dy, x, param, dx, job, zero, one):
-    """dx = dy f'(x) on values [job * RUN, (job + 1) * RUN), as ``forward_run``."""
-    start = uint64(job) * uint64(RUN)
-    for i in range(start, min(start + uint64(RUN), uint64(x.size))):
+    """dx = dy f'(x) on ``run_range(job, x.size)``."""
+    start, stop = run_range(job, x.size)
+    for i in range(start, stop):
         dx[i] = activation_grad(kind, dy[i], x[i], param, zero, one)
 
 
 @inline_kernel
 def output_run(kind, dy, y, dx, job, one):
-    """dx = dy f'(x) from y = f(x) on values [job * RUN, (job + 1) * RUN), as ``forward_run``."""
-    start = uint64(job) * uint64(RUN)
-    for i in range(start, min(start + uint64(RUN), uint64(y.size))):
+    """dx = dy f'(x) from y = f(x) on ``run_range(job, y.size)``."""
+    start, stop = run_range(job, y.size)
+    for i in range(start, stop):
         dx[i] = grad_from_output(kind, dy[i], y[i], one)
 
 
