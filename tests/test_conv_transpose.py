@@ -108,6 +108,53 @@ def test_conv_transpose_bit_identical_across_thread_counts(case, dtype):
     assert results[1] == results[2]
 
 
+# x (N, C, H, W), O, K, stride, padding, dilation, whether both passes take the patches family
+PAIRED = [
+    ((5, 5, 9, 9), 6, 3, 2, 1, 1, True),  # a last group of one sample
+    ((2, 4, 11, 11), 8, 3, 2, 2, 2, True),  # dilated
+    ((2, 29, 9, 9), 33, 3, 2, 1, 1, True),  # 261 taps: the table's forward by dots
+    ((2, 7, 12, 12), 5, 4, 2, 1, 1, False),  # 6 x 6 outputs: dw by the phases family
+    ((3, 4, 8, 8), 4, 3, 1, 1, 1, False),  # stride 1
+]
+
+
+@pytest.mark.parametrize("case", PAIRED)
+def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
+    """kernels.conv2d.conv2d_forward_and_backward_weight (a transposed convolution's dx and
+    dw): y bit for bit the patches family's axpy-form forward where it pairs the passes
+    (the table's forward otherwise), dw the weight gradient alone, added with accumulate,
+    whatever the thread count."""
+    from fastbp.kernels import conv2d as K
+
+    x_shape, o, k, s, p, d, paired = case
+    rng = np.random.default_rng(PAIRED.index(case))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((o, x_shape[1], k, k)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    out_hw = [(size + 2 * p - d * (k - 1) - 1) // s + 1 for size in x_shape[2:]]
+    g = rng.standard_normal((x_shape[0], o, *out_hw)).astype(dtype)
+    geometry = K.Geometry.of(x.shape, w.shape, g.shape, s, s, p, p, d, d)
+    families = {K.choose(geometry, pass_).family for pass_ in ("forward", "backward")}
+    assert (families == {"patches"}) == paired
+    y_alone, dw_alone = np.empty_like(g), np.empty_like(w)
+    K.conv2d_forward(x, w, b, s, s, p, p, y_alone, family="patches_rows" if paired else None,
+                     dilation=(d, d))
+    K.conv2d_backward_weight(g, x, s, s, p, p, dw_alone, dilation=(d, d))
+    before = fastbp.get_num_threads()
+    try:
+        for threads in (1, 2):
+            fastbp.set_num_threads(threads)
+            y, dw = np.empty_like(g), np.ones_like(w)
+            K.conv2d_forward_and_backward_weight(x, w, b, g, s, s, p, p, y, dw, accumulate=True,
+                                                 dilation=(d, d))
+            assert y.tobytes() == y_alone.tobytes()
+            assert dw.tobytes() == (dw_alone + 1).tobytes()
+            K.conv2d_forward_and_backward_weight(x, w, b, g, s, s, p, p, y, dw, dilation=(d, d))
+            assert dw.tobytes() == dw_alone.tobytes()
+    finally:
+        fastbp.set_num_threads(before)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     n=st.sampled_from([1, 2, 9]), groups=st.integers(1, 3), c_per=st.integers(1, 3),

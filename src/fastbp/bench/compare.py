@@ -32,8 +32,7 @@ COMPARED = ("conv", "conv_transpose", "linear", "pool", "batchnorm", "activation
 PASSES = {
     "conv": {"forward": ("forward",),
              "backward": ("backward", "backward_bias")},  # as Conv2D.backward runs them
-    "conv_transpose": {"forward": ("forward",),
-                       "backward": ("backward_input", "backward_weight", "backward_bias")},
+    "conv_transpose": {"forward": ("forward",), "backward": ("backward", "backward_bias")},
     "linear": {"forward": ("forward",), "backward": ("backward_input", "backward_params")},
     "pool": {name: (name,) for name in KERNELS["pool"]},
     "batchnorm": {"forward": ("forward",), "backward": ("backward",)},

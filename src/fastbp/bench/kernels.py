@@ -23,6 +23,7 @@ from ..kernels.conv2d import (
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
+    conv2d_forward_and_backward_weight,
 )
 from ..kernels.pooling import (
     avg_pool2d_backward,
@@ -71,7 +72,8 @@ def conv_transpose_ops(s, dtype):
     backward_bias of the 2-D transposed convolution, on the convolution kernels as
     ``fastbp.functional.conv_transpose2d`` and ``conv_transpose2d_backward`` call them: its
     forward is conv2d's input gradient, its dx conv2d's forward of dy (bias zero), its dw
-    conv2d's weight gradient with x and dy swapped."""
+    conv2d's weight gradient with x and dy swapped; and backward: dx and dw in one call,
+    as the layer asks for them (``conv2d_forward_and_backward_weight``)."""
     x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
     y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
     st, p, work = s.stride, s.pad, Workspace()
@@ -89,6 +91,8 @@ def conv_transpose_ops(s, dtype):
         "backward_weight": Op(
             lambda: conv2d_backward_weight(x, dy, st, st, p, p, dw, work, **dg), s.flops),
         "backward_bias": Op(lambda: conv2d_backward_bias(dy, db, False), dy.size),
+        "backward": Op(lambda: conv2d_forward_and_backward_weight(
+            dy, w, no_bias, x, st, st, p, p, dx, dw, work, False, **dg), 2 * s.flops),
     }
 
 
@@ -217,7 +221,8 @@ def loss_ops(s, dtype):
 
 KERNELS = {
     "conv": ("forward", "backward_input", "backward_weight", "backward_bias", "backward"),
-    "conv_transpose": ("forward", "backward_input", "backward_weight", "backward_bias"),
+    "conv_transpose": ("forward", "backward_input", "backward_weight", "backward_bias",
+                       "backward"),
     "batchnorm": ("forward", "backward"),
     "linear": ("forward", "backward_input", "backward_params"),
     "pool": ("max_forward", "max_backward", "avg_forward", "avg_backward"),

@@ -14,7 +14,11 @@ import numpy as np
 
 from .._validation import float_array, optional_workspace, pair, positive_int, same_dtype, same_shape
 from ..kernels.conv2d import conv2d_backward as _conv2d_backward
-from ..kernels.conv2d import conv2d_backward_bias, conv2d_backward_input, conv2d_forward
+from ..kernels.conv2d import (
+    conv2d_backward_bias,
+    conv2d_backward_input,
+    conv2d_forward_and_backward_weight,
+)
 from .linear import gradient_targets, optional_bias
 
 
@@ -91,10 +95,11 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     dx = None
     if input_grad:
         dx = np.empty_like(x)
-        conv2d_forward(dy, w, np.zeros(w.shape[0], x.dtype), *stride, *padding, dx, workspace,
-                       dilation=dilation, groups=groups)
-    _conv2d_backward(x, dy, w, *stride, *padding, None, dw, workspace, add, dilation=dilation,
-                     groups=groups)
+        conv2d_forward_and_backward_weight(dy, w, np.zeros(w.shape[0], x.dtype), x, *stride,
+                                           *padding, dx, dw, workspace, add, dilation, groups)
+    else:
+        _conv2d_backward(x, dy, w, *stride, *padding, None, dw, workspace, add,
+                         dilation=dilation, groups=groups)
     if db is not None:
         conv2d_backward_bias(dy, db, add)
     return dx, dw, db

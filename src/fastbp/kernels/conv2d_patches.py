@@ -20,6 +20,7 @@ from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
+from .packed import in_panel_columns, panel_columns, panel_product, panel_weights
 from .partials import GROUP, sum_partials
 from .runs import add_run, copy_run, fill_run, gather_run, scatter_add_run, zero
 from .shifted import in_four_columns
@@ -59,13 +60,15 @@ def patches_forward_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad
     """A thread's scratch row for the forward of a block of ``length`` positions, in
     elements: (band, patches_t, size). At 0, the block's output (O, L); by dots, the input
     band at ``band`` and the patch rows (L, padded depth) at ``patches_t``; in the axpy
-    form, the patches (C*KH*KW, L) at ``band``. The scratch is sized for a full block."""
+    form, the patches (C*KH*KW, in_panel_columns(L)) at ``band``. The scratch is sized for
+    a full block."""
     n_taps = c_in * k_h * k_w
     band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                                    dil_h, dil_w)
     band = line_up(c_out * length)
     patches_t = band + line_up(band_rows * band_w * c_in)
-    return band, patches_t, max(patches_t + length * padded_depth(n_taps), band + n_taps * length)
+    return band, patches_t, max(patches_t + length * padded_depth(n_taps),
+                                band + n_taps * in_panel_columns(length))
 
 
 @serial_kernel
@@ -94,13 +97,28 @@ def patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w,
 
 
 @serial_kernel
+def patches_paired_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
+                          out_w):
+    """A thread's scratch row for the forward paired with the weight gradient, in
+    elements: (patches, grad, size). Blocks as the weight gradient's: at 0, a block's
+    output (O, L); at ``patches``, its patches (C*KH*KW, in_panel_columns(L)); at
+    ``grad``, its g (O, L)."""
+    block, _, _ = patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w,
+                                             pad_w, out_h, out_w)
+    patches = line_up(c_out * block)
+    grad = patches + line_up(c_in * k_h * k_w * in_panel_columns(block))
+    return patches, grad, grad + c_out * block
+
+
+@serial_kernel
 def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                          dil_h=1, dil_w=1):
-    """Scratch per thread, in elements, for any of the three passes (their layouts)."""
+    """Scratch per thread, in elements, for any of the passes (their layouts)."""
     args = (c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
     per_block, rows = blocking(out_h, out_w)
     return max(patches_forward_layout(*args, per_block * rows * out_w, dil_h, dil_w)[2],
-               patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[2])
+               patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[2],
+               patches_paired_layout(*args)[2])
 
 
 @serial_kernel
@@ -197,16 +215,30 @@ def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, p
 
 
 @serial_kernel
-def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                          n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w):
-    """The same product as ``forward_block_by_dots`` in axpy form over (C*KH*KW, L) patches:
-    no horizontal sums, which wins when C*KH*KW is short or C too small for long runs."""
+def gather_block(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0, r1, out_w,
+                 patches, dil_h, dil_w):
+    """The patches of output rows [r0, r1) of samples [n0, n1) side by side in the first
+    L columns of patches (C*KH*KW, >= L), zeros in the rest (``panel_product``'s last
+    tiles read them and drop their sums)."""
     segment = (r1 - r0) * out_w
-    length = (n1 - n0) * segment
     for n in range(n0, n1):
         gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
                        patches, (n - n0) * segment, dil_h, dil_w)
-    gemm_nn(weights, patches, length, out)
+    length = (n1 - n0) * segment
+    if length < patches.shape[1]:
+        for k in range(patches.shape[0]):
+            fill_run(patches[k], length, patches.shape[1] - length, 0)
+
+
+@serial_kernel
+def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                          n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w):
+    """The same product as ``forward_block_by_dots`` over (C*KH*KW, L) patches, in tiles
+    whose loads run along the positions (``panel_product``): no horizontal sums, which
+    wins when C*KH*KW is short or C too small for long runs."""
+    gather_block(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0, r1, out_w, patches,
+                 dil_h, dil_w)
+    panel_product(weights, patches, (n1 - n0) * (r1 - r0) * out_w, out)
 
 
 @reduction_kernel
@@ -222,7 +254,7 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
     c_out, c_in, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     n_taps = c_in * k_h * k_w
-    weights = in_four_columns(w.reshape(c_out, n_taps))  # gemm_nn's coefficients
+    weights = panel_weights(w.reshape(c_out, n_taps))
     # Taps in patch-row order, zero-padded to a whole number of vectors (see padded_depth).
     weights_hwc = np.zeros((c_out, padded_depth(n_taps)), w.dtype)
     for o in range(c_out):
@@ -257,7 +289,8 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
             forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w)
         else:
-            patches = buffer[band_at:band_at + n_taps * length].reshape(n_taps, length)
+            width = panel_columns(length, c_out, n_taps, y)
+            patches = buffer[band_at:band_at + n_taps * width].reshape(n_taps, width)
             forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w)
         for n in range(n0, n1):
@@ -390,4 +423,59 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
                     for o in range(c_out):
                         copy_run(flat_dy[n, o], r0 * out_w, grad[o], start, segment)
                 gemm_nt(patches, grad, acc, True)
+    sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps), accumulate)
+
+
+@reduction_kernel
+def conv2d_patches_forward_and_weight_grad(x, w, b, g, stride_h, stride_w, pad_h, pad_w, y, dw,
+                                           scratch, partial, accumulate, dil_h, dil_w):
+    """y = b + the convolution of x with w, and dw (+)= the weight gradient of that
+    convolution for the upstream gradient g (N, O, OH, OW), from one gather of each
+    block's patches: the two passes of a transposed convolution's backward, which both
+    read the patches of its dy. y is ``conv2d_patches_forward``'s in axpy form and dw
+    ``conv2d_patches_backward_weight``'s, bit for bit (the same sums in the same order,
+    on the weight gradient's blocks). Parallel over the fixed groups of samples; partial
+    and scratch (``patches_paired_layout``) as for the weight gradient.
+    """
+    n_batch, c_in, _, width = x.shape
+    c_out, _, k_h, k_w = w.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    n_taps = c_in * k_h * k_w
+    weights = panel_weights(w.reshape(c_out, n_taps))
+    flat_y = y.reshape(n_batch, c_out, out_h * out_w)
+    flat_g = g.reshape(n_batch, c_out, out_h * out_w)
+    per_block, rows = blocking(out_h, out_w)
+    per_block = min(per_block, GROUP)
+    n_groups = (n_batch + GROUP - 1) // GROUP
+    patches_at, grad_at, _ = patches_paired_layout(c_in, width, c_out, k_h, k_w, stride_h,
+                                                   stride_w, pad_w, out_h, out_w)
+    for group in prange(n_groups):
+        acc = partial[group]
+        zero(acc)
+        buffer = scratch[get_thread_id()]
+        group_end = min(n_batch, (group + 1) * GROUP)
+        for n0 in range(group * GROUP, group_end, per_block):
+            n1 = min(group_end, n0 + per_block)
+            for r0 in range(0, out_h, rows):
+                r1 = min(out_h, r0 + rows)
+                segment = (r1 - r0) * out_w
+                length = (n1 - n0) * segment
+                width = panel_columns(length, c_out, n_taps, y)
+                out = buffer[:c_out * length].reshape(c_out, length)
+                patches = buffer[patches_at:patches_at + n_taps * width].reshape(n_taps, width)
+                grad = buffer[grad_at:grad_at + c_out * length].reshape(c_out, length)
+                gather_block(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0, r1,
+                             out_w, patches, dil_h, dil_w)
+                for n in range(n0, n1):
+                    for o in range(c_out):
+                        copy_run(flat_g[n, o], r0 * out_w, grad[o], (n - n0) * segment, segment)
+                panel_product(weights, patches, length, out)
+                gemm_nt(patches, grad, acc, True)  # the first L columns of patches
+                for n in range(n0, n1):
+                    for o in range(c_out):
+                        dst = flat_y[n, o, r0 * out_w:r1 * out_w]
+                        src = out[o, (n - n0) * segment:(n - n0 + 1) * segment]
+                        bias = b[o]
+                        for p in range(segment):
+                            dst[p] = src[p] + bias
     sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps), accumulate)

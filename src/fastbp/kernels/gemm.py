@@ -207,8 +207,8 @@ dots_at = dots_at_4x4 if MASKED_VECTORS else dots_at_4x2
 
 @serial_kernel
 def gemm_nt_4x2(a, b, out, accumulate):
-    """out (M, P) (+)= a (M, K) @ b (P, K).T with ``dots_at_4x2``; b C-contiguous, a's rows
-    contiguous, out any 2-D view (added to with ``accumulate``)."""
+    """out (M, P) (+)= a[:, :K] @ b (P, K).T with ``dots_at_4x2``; b C-contiguous, a (M, >= K)
+    with contiguous rows, out any 2-D view (added to with ``accumulate``)."""
     depth = b.shape[1]
     offsets = row_offsets(b.shape[0], depth, b.shape[0])
     dots_at_4x2(a, b.reshape(-1), offsets, depth, out, accumulate)

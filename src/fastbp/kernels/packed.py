@@ -27,11 +27,14 @@ owns its cells, so results do not depend on the thread count.
 from functools import lru_cache
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
+from numba.extending import overload
 from numba.np.numpy_support import carray
 
-from ._jit import REDUCTION_FASTMATH
+from ._jit import REDUCTION_FASTMATH, serial_kernel
+from .gemm import gemm_nn
 from .isa import MASKED_VECTORS
+from .shifted import in_four_columns
 from .stack import stack_pointer
 from .workspace import Workspace
 
@@ -82,17 +85,21 @@ def tile_kernels(rows, cols):
     size = rows * cols
 
     @njit(cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
-    def tile(a_panel, b_panel, out, m0, n0, accumulate):
-        """out[m0:m0 + rows, n0:n0 + cols] (+)= a_panel (K * rows) . b_panel (K * cols),
-        clipped to out."""
+    def tile(a_panel, b, b_at, b_step, out, m0, n0, accumulate):
+        """out[m0:m0 + rows, n0:n0 + cols] (+)= a_panel (K * rows) . the K runs of ``cols``
+        values of b from ``b_at``, ``b_step`` apart (a packed panel: ``cols``), clipped to
+        out. Unsigned indices into b: a signed one is checked for wraparound, and with a
+        step that is not a constant that check kept the loads scalar (4x slower)."""
         sums = carray(stack_pointer(size, out.dtype), (size,))
         for t in range(size):
             sums[t] = 0
+        at, step = uint64(b_at), uint64(b_step)
         for k in range(a_panel.shape[0] // rows):
             for j in range(cols):
-                value = b_panel[k * cols + j]
+                value = b[at + uint64(j)]
                 for r in range(rows):
                     sums[r * cols + j] += a_panel[k * rows + r] * value
+            at += step
         for r in range(min(rows, out.shape[0] - m0)):
             row = out[m0 + r]
             for j in range(min(cols, out.shape[1] - n0)):
@@ -104,7 +111,7 @@ def tile_kernels(rows, cols):
         p_count = a_panels.shape[0]
         for job in prange(p_count * b_panels.shape[0]):
             q, p = job // p_count, job % p_count
-            tile(a_panels[p], b_panels[q], out, p * rows, q * cols, accumulate)
+            tile(a_panels[p], b_panels[q], 0, cols, out, p * rows, q * cols, accumulate)
 
     return tile, product
 
@@ -121,3 +128,111 @@ def packed_product(a, b, out, accumulate=False, workspace=None, tile=None):
     packer(rows)(a, a_panels)
     packer(cols)(b.T, b_panels)
     tile_kernels(rows, cols)[1](a_panels, b_panels, out, accumulate)
+
+
+#: Columns the rows of ``panel_product``'s b come in: a multiple of every tile's width.
+PANEL_COLUMNS = 32
+# Where the tiles beat gemm_nn's sums of four rows on (K, 392-512) patches, one core,
+# float32 (GFLOP/s, tiles / gemm_nn). AVX-512: K 256-576 and 16-128 rows of a 82-98 /
+# 51-71; K 147, 64 rows 94 / 71; but K 27-108 32-76 / 52-92 (the tile's sums are zeroed
+# and stored every K steps), and 6 rows of a (a panel of 8) 73 / 81 at K 150. AVX2 (3 x
+# 32 tiles): K 288-1024 59-81 / 44-72, K 256 61 / 59, K 144-150 43-58 / 49-59.
+MIN_DEPTH_FOR_TILES = 128 if MASKED_VECTORS else 256
+MIN_PANELS_FOR_TILES = 2  # a panel's worth of rows of a or more, twice
+
+
+@serial_kernel
+def in_panel_columns(n):
+    """n rounded up to a multiple of ``PANEL_COLUMNS``."""
+    return (n + PANEL_COLUMNS - 1) // PANEL_COLUMNS * PANEL_COLUMNS
+
+
+def takes_tiles(m_rows, depth, like):
+    """Whether ``panel_product`` runs a (m_rows, depth) a in tiles, for arrays of like's
+    dtype: where this CPU has a tile for it and the tiles pay (``MIN_DEPTH_FOR_TILES``,
+    ``MIN_PANELS_FOR_TILES``). For numba code only, as the two below."""
+    raise NotImplementedError("takes_tiles is compiled into numba kernels")
+
+
+def panel_columns(length, m_rows, depth, like):
+    """The row length of ``panel_product``'s b with ``length`` columns in use:
+    ``in_panel_columns(length)`` where it takes tiles (their last ones read past length),
+    else length."""
+    raise NotImplementedError("panel_columns is compiled into numba kernels")
+
+
+def panel_weights(a):
+    """The left operand of ``panel_product`` made from a (M, K): its panels of the tile's
+    rows where it ``takes_tiles``, else a zero-padded to ``in_fours(K)`` columns
+    (``gemm.gemm_nn``'s coefficients)."""
+    raise NotImplementedError("panel_weights is compiled into numba kernels")
+
+
+def panel_product(weights, b, length, out):
+    """out (M, >= length)[:, :length] = a @ b[:, :length] for weights = panel_weights(a)
+    and b (K, panel_columns(length, M, K, out)) C-contiguous, finite beyond length: in
+    tiles of the micro-kernel (``tile_kernels``) that read b's runs in place, or by
+    ``gemm.gemm_nn``."""
+    raise NotImplementedError("panel_product is compiled into numba kernels")
+
+
+def _tile_of(array_type):
+    return product_tile(np.dtype(array_type.dtype.name))
+
+
+@overload(takes_tiles)
+def _takes_tiles(m_rows, depth, like):
+    tile = _tile_of(like)
+    if tile is None:
+        return lambda m_rows, depth, like: False
+    rows = tile[0]
+    return lambda m_rows, depth, like: (depth >= MIN_DEPTH_FOR_TILES
+                                        and m_rows >= MIN_PANELS_FOR_TILES * rows)
+
+
+@overload(panel_columns)
+def _panel_columns(length, m_rows, depth, like):
+    def columns(length, m_rows, depth, like):
+        return in_panel_columns(length) if takes_tiles(m_rows, depth, like) else length
+
+    return columns
+
+
+@overload(panel_weights)
+def _panel_weights(a):
+    tile = _tile_of(a)
+    rows = 1 if tile is None else tile[0]
+
+    def panels_or_rows(a):
+        m_rows, depth = a.shape
+        if not takes_tiles(m_rows, depth, a):
+            return in_four_columns(a)
+        panels = np.zeros(((m_rows + rows - 1) // rows, depth * rows), a.dtype)
+        for m in range(m_rows):
+            p, r = m // rows, m % rows
+            for k in range(depth):
+                panels[p, k * rows + r] = a[m, k]
+        return panels
+
+    return panels_or_rows
+
+
+@overload(panel_product)
+def _panel_product(weights, b, length, out):
+    tile = _tile_of(out)
+    if tile is None:
+        return lambda weights, b, length, out: gemm_nn(weights, b, length, out)
+    rows, cols = tile
+    micro_kernel = tile_kernels(rows, cols)[0]
+
+    def tiles_or_rows(weights, b, length, out):
+        depth, width = b.shape
+        if not takes_tiles(out.shape[0], depth, out):
+            gemm_nn(weights, b, length, out)
+            return
+        flat = b.reshape(-1)
+        for q in range((length + cols - 1) // cols):
+            for p in range(weights.shape[0]):
+                micro_kernel(weights[p], flat, q * cols, width, out, p * rows, q * cols, False)
+
+    return tiles_or_rows
