@@ -154,6 +154,32 @@ def test_every_packed_tile_computes_the_product(tile, m, k, n, layout, accumulat
     assert_matches(out, expected, dtype)
 
 
+@pytest.mark.parametrize("m, k, n", [(33, 261, 50), (16, 300, 32), (40, 128, 70), (6, 300, 9),
+                                     (40, 100, 64)])
+def test_panel_product_matches_the_product(m, k, n, dtype, rng):
+    """packed.panel_product (the patches family's axpy-form forward): in tiles that read
+    b's runs in place where this CPU and dtype take them (partial tiles on both sides,
+    zero columns past n), by gemm_nn otherwise (too few rows of a, too short a depth)."""
+    from numba import njit
+
+    from fastbp.kernels.packed import panel_columns, panel_product, panel_weights, takes_tiles
+
+    @njit
+    def product(a, b, out):
+        width = panel_columns(b.shape[1], a.shape[0], a.shape[1], out)
+        padded = np.zeros((b.shape[0], width), b.dtype)
+        padded[:, :b.shape[1]] = b
+        panel_product(panel_weights(a), padded, b.shape[1], out)
+        return takes_tiles(a.shape[0], a.shape[1], out), width
+
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    tiles, width = product(a, b, out)
+    assert width == (-(-n // 32) * 32 if tiles else n)
+    assert_matches(out, a.astype(np.float64) @ b.astype(np.float64), dtype)
+
+
 def test_packed_tile_by_instruction_set_and_dtype():
     from fastbp.kernels import isa
     from fastbp.kernels.packed import product_tile

@@ -169,7 +169,7 @@ def panel_weights(a):
 
 
 def panel_product(weights, b, length, out):
-    """out (M, >= length)[:, :length] = a @ b[:, :length] for weights = panel_weights(a)
+    """out (M, length) = a @ b[:, :length] for weights = panel_weights(a)
     and b (K, panel_columns(length, M, K, out)) C-contiguous, finite beyond length: in
     tiles of the micro-kernel (``tile_kernels``) that read b's runs in place, or by
     ``gemm.gemm_nn``."""
