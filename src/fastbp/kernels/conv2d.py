@@ -52,7 +52,6 @@ from .conv2d_patches import (
     conv2d_patches_backward_input,
     conv2d_patches_backward_weight,
     conv2d_patches_forward,
-    conv2d_patches_forward_and_weight_grad,
     patches_forward_layout,
     patches_input_grad_layout,
     patches_partial_shape,
@@ -254,7 +253,8 @@ def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
         partial_sums = workspace.array(
             "conv2d partial", patches_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
         conv2d_patches_backward_weight(dy, x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dw,
-                                       scratch, partial_sums, accumulate, g.dil_h, g.dil_w)
+                                       scratch, partial_sums, accumulate, g.dil_h, g.dil_w,
+                                       None, None, None)
 
 
 PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout)
@@ -679,9 +679,10 @@ def conv2d_forward_and_backward_weight(x, w, b, g, stride_h, stride_w, pad_h, pa
         partial_sums = workspace.array(
             "conv2d partial", patches_partial_shape(geometry.n_batch, geometry.c_out,
                                                     geometry.n_taps), w.dtype)
-        conv2d_patches_forward_and_weight_grad(
-            x, w, b, g, stride_h, stride_w, pad_h, pad_w, y, dw,
-            _patches_scratch(geometry, workspace, x.dtype), partial_sums, accumulate, *dilation)
+        conv2d_patches_backward_weight(
+            g, x, stride_h, stride_w, pad_h, pad_w, dw,
+            _patches_scratch(geometry, workspace, x.dtype), partial_sums, accumulate, *dilation,
+            w, b, y)
         return
     conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace, dilation=dilation,
                    groups=groups)

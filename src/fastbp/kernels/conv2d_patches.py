@@ -11,8 +11,10 @@ each pass's ``patches_*_layout`` says.
 
 The forward and the input gradient each come in two loop forms, the variants of this
 family: dot products over contiguous patch rows (``gemm_nt``, ``by_dots``) or the axpy
-form over rows (``gemm_nn``), which wins where the dot products would be short
-(``conv2d.FAMILIES`` chooses); the weight gradient has one form.
+form over rows (the forward's ``packed.panel_product``: the dense tile where the depth
+pays for it, else ``gemm_nn``), which wins where the dot products would be short
+(``conv2d.FAMILIES`` chooses); the weight gradient has one form, and can compute the
+axpy-form forward from the same patches (a transposed convolution's backward).
 """
 
 import numpy as np
@@ -87,27 +89,16 @@ def patches_input_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, 
 @serial_kernel
 def patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
                                out_w):
-    """A thread's scratch row for the weight gradient, in elements: (block, grad, size).
-    Blocks of at most ``GROUP`` samples, of ``block`` positions: at 0, their patches
-    (C*KH*KW, L); at ``grad``, their dy (O, L)."""
+    """A thread's scratch row for the weight gradient (and the forward paired with it), in
+    elements: (block, patches, grad, size). Blocks of at most ``GROUP`` samples, of
+    ``block`` positions: at 0, the paired forward's output (O, L); at ``patches``, their
+    patches (C*KH*KW, L), up to ``in_panel_columns(L)`` columns for the paired forward's
+    tiles; at ``grad``, their dy (O, L)."""
     per_block, rows = blocking(out_h, out_w)
     block = min(per_block, GROUP) * rows * out_w
-    grad = line_up(c_in * k_h * k_w * block)
-    return block, grad, grad + c_out * block
-
-
-@serial_kernel
-def patches_paired_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
-                          out_w):
-    """A thread's scratch row for the forward paired with the weight gradient, in
-    elements: (patches, grad, size). Blocks as the weight gradient's: at 0, a block's
-    output (O, L); at ``patches``, its patches (C*KH*KW, in_panel_columns(L)); at
-    ``grad``, its g (O, L)."""
-    block, _, _ = patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w,
-                                             pad_w, out_h, out_w)
     patches = line_up(c_out * block)
     grad = patches + line_up(c_in * k_h * k_w * in_panel_columns(block))
-    return patches, grad, grad + c_out * block
+    return block, patches, grad, grad + c_out * block
 
 
 @serial_kernel
@@ -117,8 +108,7 @@ def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w
     args = (c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
     per_block, rows = blocking(out_h, out_w)
     return max(patches_forward_layout(*args, per_block * rows * out_w, dil_h, dil_w)[2],
-               patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[2],
-               patches_paired_layout(*args)[2])
+               patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[3])
 
 
 @serial_kernel
@@ -241,6 +231,20 @@ def forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w
     panel_product(weights, patches, (n1 - n0) * (r1 - r0) * out_w, out)
 
 
+@serial_kernel
+def store_block(out, b, flat_y, n0, n1, r0, r1, out_w):
+    """flat_y (N, O, OH*OW)[n, o] over output rows [r0, r1) = the block's out (O, L) plus
+    b[o], samples [n0, n1) side by side in out."""
+    segment = (r1 - r0) * out_w
+    for n in range(n0, n1):
+        for o in range(out.shape[0]):
+            dst = flat_y[n, o, r0 * out_w:r1 * out_w]
+            src = out[o, (n - n0) * segment:(n - n0 + 1) * segment]
+            bias = b[o]
+            for p in range(segment):
+                dst[p] = src[p] + bias
+
+
 @reduction_kernel
 def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch, by_dots,
                            dil_h, dil_w):
@@ -293,13 +297,7 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
             patches = buffer[band_at:band_at + n_taps * width].reshape(n_taps, width)
             forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w)
-        for n in range(n0, n1):
-            for o in range(c_out):
-                dst = flat_y[n, o, r0 * out_w:r1 * out_w]
-                src = out[o, (n - n0) * segment:(n - n0 + 1) * segment]
-                bias = b[o]
-                for p in range(segment):
-                    dst[p] = src[p] + bias
+        store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
 
 
 @reduction_kernel
@@ -381,7 +379,7 @@ def patches_partial_shape(n_batch, c_out, n_taps):
 
 @reduction_kernel
 def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch, partial,
-                                   accumulate, dil_h, dil_w):
+                                   accumulate, dil_h, dil_w, w, b, y):
     """dw[o, c, ki, kj] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i*sh + ki*dh - ph, j*sw + kj*dw - pw].
 
     The correlation of the input with the upstream gradient: per block,
@@ -389,23 +387,29 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
     groups of ``GROUP``; the groups' partial sums are computed in parallel and added in
     group order (and to dw with ``accumulate``): partial is ``patches_partial_shape``.
     scratch as ``patches_weight_grad_layout``.
+
+    With w, b and y (None otherwise, and numba compiles the kernel without them), it also
+    writes y = b + the convolution of x with w from the same patches, as
+    ``conv2d_patches_forward`` in axpy form, bit for bit: the two passes of a transposed
+    convolution's backward, which both read the patches of its dy (here x).
     """
     n_batch, c_in, _, width = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     n_taps = c_in * k_h * k_w
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
+    if y is not None:
+        weights = panel_weights(w.reshape(c_out, n_taps))
+        flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     per_block = min(per_block, GROUP)
     n_groups = (n_batch + GROUP - 1) // GROUP
-    block, grad_at, _ = patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h,
-                                                   stride_w, pad_w, out_h, out_w)
+    _, patches_at, grad_at, _ = patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h,
+                                                           stride_w, pad_w, out_h, out_w)
     for g in prange(n_groups):
         acc = partial[g]
         zero(acc)
         buffer = scratch[get_thread_id()]
-        patches_buffer = buffer[:n_taps * block]
-        grad_buffer = buffer[grad_at:grad_at + c_out * block]
         group_end = min(n_batch, (g + 1) * GROUP)
         for n0 in range(g * GROUP, group_end, per_block):
             n1 = min(group_end, n0 + per_block)
@@ -413,69 +417,18 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
                 r1 = min(out_h, r0 + rows)
                 segment = (r1 - r0) * out_w
                 length = (n1 - n0) * segment
-                # Contiguous (rows, length) views, so gemm_nt's rows have unit stride.
-                patches = patches_buffer[:n_taps * length].reshape(n_taps, length)
-                grad = grad_buffer[:c_out * length].reshape(c_out, length)
-                for n in range(n0, n1):
-                    start = (n - n0) * segment
-                    gather_patches(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
-                                   out_w, patches, start, dil_h, dil_w)
-                    for o in range(c_out):
-                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], start, segment)
-                gemm_nt(patches, grad, acc, True)
-    sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps), accumulate)
-
-
-@reduction_kernel
-def conv2d_patches_forward_and_weight_grad(x, w, b, g, stride_h, stride_w, pad_h, pad_w, y, dw,
-                                           scratch, partial, accumulate, dil_h, dil_w):
-    """y = b + the convolution of x with w, and dw (+)= the weight gradient of that
-    convolution for the upstream gradient g (N, O, OH, OW), from one gather of each
-    block's patches: the two passes of a transposed convolution's backward, which both
-    read the patches of its dy. y is ``conv2d_patches_forward``'s in axpy form and dw
-    ``conv2d_patches_backward_weight``'s, bit for bit (the same sums in the same order,
-    on the weight gradient's blocks). Parallel over the fixed groups of samples; partial
-    and scratch (``patches_paired_layout``) as for the weight gradient.
-    """
-    n_batch, c_in, _, width = x.shape
-    c_out, _, k_h, k_w = w.shape
-    out_h, out_w = y.shape[2], y.shape[3]
-    n_taps = c_in * k_h * k_w
-    weights = panel_weights(w.reshape(c_out, n_taps))
-    flat_y = y.reshape(n_batch, c_out, out_h * out_w)
-    flat_g = g.reshape(n_batch, c_out, out_h * out_w)
-    per_block, rows = blocking(out_h, out_w)
-    per_block = min(per_block, GROUP)
-    n_groups = (n_batch + GROUP - 1) // GROUP
-    patches_at, grad_at, _ = patches_paired_layout(c_in, width, c_out, k_h, k_w, stride_h,
-                                                   stride_w, pad_w, out_h, out_w)
-    for group in prange(n_groups):
-        acc = partial[group]
-        zero(acc)
-        buffer = scratch[get_thread_id()]
-        group_end = min(n_batch, (group + 1) * GROUP)
-        for n0 in range(group * GROUP, group_end, per_block):
-            n1 = min(group_end, n0 + per_block)
-            for r0 in range(0, out_h, rows):
-                r1 = min(out_h, r0 + rows)
-                segment = (r1 - r0) * out_w
-                length = (n1 - n0) * segment
-                width = panel_columns(length, c_out, n_taps, y)
-                out = buffer[:c_out * length].reshape(c_out, length)
-                patches = buffer[patches_at:patches_at + n_taps * width].reshape(n_taps, width)
+                columns = length if y is None else panel_columns(length, c_out, n_taps, y)
+                # Contiguous rows, so gemm_nt's loads have unit stride.
+                patches = buffer[patches_at:patches_at + n_taps * columns].reshape(n_taps, columns)
                 grad = buffer[grad_at:grad_at + c_out * length].reshape(c_out, length)
                 gather_block(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0, r1,
                              out_w, patches, dil_h, dil_w)
                 for n in range(n0, n1):
                     for o in range(c_out):
-                        copy_run(flat_g[n, o], r0 * out_w, grad[o], (n - n0) * segment, segment)
-                panel_product(weights, patches, length, out)
+                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], (n - n0) * segment, segment)
+                if y is not None:
+                    out = buffer[:c_out * length].reshape(c_out, length)
+                    panel_product(weights, patches, length, out)
+                    store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
                 gemm_nt(patches, grad, acc, True)  # the first L columns of patches
-                for n in range(n0, n1):
-                    for o in range(c_out):
-                        dst = flat_y[n, o, r0 * out_w:r1 * out_w]
-                        src = out[o, (n - n0) * segment:(n - n0 + 1) * segment]
-                        bias = b[o]
-                        for p in range(segment):
-                            dst[p] = src[p] + bias
     sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps), accumulate)

@@ -22,6 +22,10 @@ AVX2 float64 found no fast tile (3x16, 4x8, 2x16, 6x8: 10-17), so its products s
 
 Parallel over tiles of out, b's panel outer so that consecutive tiles share it: each job
 owns its cells, so results do not depend on the thread count.
+
+The tile also reads b's runs in place from a row-major (K, N) array (``panel_product``,
+for code already inside a parallel loop: the patches of a convolution block), as fast as
+from a packed panel in L1 (93.8 against 95.5 GFLOP/s, 32 x 256 x 512, AVX-512).
 """
 
 from functools import lru_cache
