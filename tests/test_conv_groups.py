@@ -24,6 +24,10 @@ CASES = [
     ((2, 4, 11, 10), 4, (3, 2), 2, 2, (2, 3), 4),  # depthwise, strided, dilated
     ((9, 6, 10, 10), 6, (3, 3), 1, 1, 1, 3),  # batched family per group
     ((3, 6, 7, 9), 12, (3, 3), 1, 1, 1, 6),  # depthwise with multiplier 2
+    # depthwise stride 1 with no padding in height, more than the kernel's reach in width
+    # (dx crops dy's planes); the nine taps at once, and any other kernel tap by tap
+    ((2, 3, 7, 8), 3, (3, 3), 1, (0, 3), 1, 3),
+    ((2, 3, 7, 8), 6, (2, 3), 1, (0, 3), (2, 1), 3),
     ((2, 8, 12, 12), 8, (5, 5), 1, 4, 2, 8),
     ((2, 3, 13, 13), 33, (3, 3), (1, 2), 0, 3, 3),  # dot-product paths per group
     ((1, 2, 7, 7), 2, (2, 2), 3, 0, 4, 1),
@@ -127,7 +131,7 @@ def test_reference_groups_are_independent_convolutions(rng):
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", CASES[:6])
+@pytest.mark.parametrize("case", CASES[:8])
 def test_dilated_grouped_gradients_by_finite_differences(case):
     _, _, _, stride, padding, dilation, groups = case
     x, w, b, dy = _data(case, np.float64)

@@ -360,12 +360,12 @@ def _depthwise(g):
 
 def _depthwise_s1_scratch(g, workspace, dtype):
     size = depthwise_s1_scratch_size(g.height, g.width, g.k_h, g.k_w, g.pad_h, g.pad_w,
-                                     g.dil_h, g.dil_w, g.out_w)
+                                     g.dil_h, g.dil_w)
     return workspace.per_thread("conv2d", size, dtype)
 
 
 def _depthwise_forward(g, x, w, b, y, workspace):
-    """Stride 1: whole rows of padded planes; otherwise runs of valid columns."""
+    """Stride 1: flat runs of padded planes; otherwise runs of valid columns."""
     if _stride_1_any(g):
         conv2d_depthwise_forward_s1(x, w, b, g.pad_h, g.pad_w, g.dil_h, g.dil_w, y,
                                     _depthwise_s1_scratch(g, workspace, x.dtype))
@@ -424,10 +424,10 @@ def _always(g, pass_):
 FAMILIES = {f.name: f for f in (
     Family(
         name="depthwise", family="depthwise", variant="",
-        kernels="conv2d_depthwise: forward, dx and dw as per-plane stencils; stride 1 over "
-                "whole rows of a zero-padded copy of the plane (3x3: the nine taps in one row "
-                "loop), other strides one multiply-add over a run of valid columns per tap; "
-                "dw in fixed groups of samples",
+        kernels="conv2d_depthwise: forward, dx and dw as per-plane stencils; stride 1 as "
+                "one loop over the flat zero-padded plane (3x3: the nine taps in one loop), "
+                "other strides one multiply-add over a run of valid columns per tap; dw in "
+                "fixed groups of samples",
         accepts=_depthwise, needs="groups == in_channels (depthwise)", suits=_always,
         forward=_depthwise_forward, backward=_depthwise_backward,
         layout=(depthwise_s1_scratch_size, depthwise_scratch_size, depthwise_partial_shape),

@@ -3,17 +3,19 @@ multiplier m), w (O, 1, KH, KW), any stride, padding and dilation.
 
 Output channel o reads input channel ``c = o // m`` alone:
 ``y[n, o, i, j] = b[o] + sum_{ki, kj} x[n, o // m, i*sh + ki*dh - ph, j*sw + kj*dw - pw] * w[o, 0, ki, kj]``.
-Each pass is a per-plane stencil, vectorised along output (or input) rows: for every tap
-(ki, kj), one multiply-add over the run of output columns whose input column lies inside
-the plane (``windows.valid_columns``), contiguous when the stride is 1. The forward and dx
-are parallel over (n, channel) planes, each owning its plane; dw is summed per fixed group
+Each pass is a per-plane stencil. With stride 1 it runs over the flat zero-padded plane
+(below); otherwise it is vectorised along output (or input) rows: for every tap (ki, kj),
+one multiply-add over the run of output columns whose input column lies inside the plane
+(``windows.valid_columns``). The forward and dx are parallel over (n, channel) planes,
+each owning its plane; dw is summed per fixed group
 of ``partials.GROUP`` samples and the groups added in order (``sum_partials``), so every
 result is bit-identical whatever the thread count.
 """
 
+import numpy as np
 from numba import get_thread_id, prange, uint64
 
-from ._jit import reduction_kernel, serial_kernel
+from ._jit import inline_kernel, reduction_kernel, serial_kernel
 from .conv2d_shifted import tap_offsets
 from .gemm import dots_at
 from .partials import GROUP, sum_partials
@@ -160,93 +162,111 @@ def conv2d_depthwise_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, di
     sum_partials(partial, dw.reshape(c_out, k_h * k_w), accumulate)
 
 
-# -- stride 1: whole rows of a zero-padded copy of the plane ------------------------------
+# -- stride 1: flat runs over zero-padded planes ------------------------------------------
 #
-# With stride 1 every tap of an output row reads one contiguous run of a padded plane, so
-# the passes below copy the plane once, zero-padded, into ``scratch[get_thread_id()]``
-# (``depthwise_s1_scratch_size``) and then run over whole rows without bounds checks; a
-# 3x3 kernel adds its nine taps in one loop over the row, in the same (ki, kj) order.
+# With stride 1, tap (ki, kj) of output cell (i, j) reads cell (i + ki*dh, j + kj*dw) of the
+# zero-padded plane: in the flat layout of that plane (rows of Wp) a fixed offset
+# ki*dh*Wp + kj*dw from i*Wp + j. So each pass computes a plane as one loop over flat
+# positions (``stencil``), its output laid out in rows of Wp ("wide": each row's last
+# Wp - OW cells computed and dropped) and copied out row by row. Row by row, a 32-value row
+# paid LLVM's runtime alias checks of ten pointers before its two vector steps. A job takes
+# ``PLANES_PER_JOB`` planes through one padded buffer whose zero border is written once:
+# each plane then copies in only its own cells.
+
+PLANES_PER_JOB = 8
 
 
-def depthwise_s1_scratch_size(height, width, k_h, k_w, pad_h, pad_w, dil_h, dil_w, out_w):
-    """Scratch per thread, in elements, for the stride-1 passes: the largest padded plane
-    (forward and dw: (H + 2 ph, W + 2 pw); dx: (H + dh (KH - 1), W + dw (KW - 1))), then
-    dw's wide dy (OH rows of W + 2 pw, no more than the padded plane)."""
+def depthwise_s1_scratch_size(height, width, k_h, k_w, pad_h, pad_w, dil_h, dil_w):
+    """Scratch per thread, in elements, for the stride-1 passes: a padded plane and a wide
+    output of its size, for the larger of the forward's and dw's padding
+    ((H + 2 ph) x (W + 2 pw)) and dx's ((H + dh (KH - 1)) x (W + dw (KW - 1)))."""
     padded = (height + 2 * pad_h) * (width + 2 * pad_w)
     flipped = (height + dil_h * (k_h - 1)) * (width + dil_w * (k_w - 1))
-    return max(padded, flipped) + padded
+    return 2 * max(padded, flipped)
+
+
+@inline_kernel
+def place_plane(plane, top, left, out, rows, cols):
+    """out (flat, rows x cols)[top + r, left + c] = plane[r, c] where that cell lies inside
+    out (top and left may be negative: cropped); the rest of out is left as it is."""
+    height, width = plane.shape
+    c0, c1 = max(0, -left), min(width, cols - left)
+    for r in range(max(0, -top), min(height, rows - top)):
+        copy_run(plane[r], c0, out, (top + r) * cols + left + c0, c1 - c0)
+
+
+@inline_kernel
+def copy_rows_out(wide, cols, plane):
+    """plane[r, c] = wide[r * cols + c]: the first W cells of each row of a wide output."""
+    height, width = plane.shape
+    for r in range(height):
+        copy_run(wide, r * cols, plane[r], 0, width)
 
 
 @serial_kernel
-def pad_plane(plane, top, left, out):
-    """out (Hp, Wp) = plane (H, W) placed at (top, left) (either may be negative: cropped),
-    zero elsewhere."""
-    height, width = plane.shape
-    cols = out.shape[1]
-    lo = min(cols, max(0, left))  # out columns [lo, hi) come from plane columns from lo - left
-    hi = max(lo, min(cols, left + width))
-    zero_value = out.dtype.type(0)
-    for a in range(out.shape[0]):
-        dst = out[a]
-        r = a - top
-        if r < 0 or r >= height:
-            fill_run(dst, 0, cols, zero_value)
-            continue
-        fill_run(dst, 0, lo, zero_value)
-        copy_run(plane[r], lo - left, dst, lo, hi - lo)
-        fill_run(dst, hi, cols - hi, zero_value)
+def stencil_offsets(k_h, k_w, rows, cols, dil_h, dil_w):
+    """``stencil``'s offsets: tap (ki, kj)'s at ki*dh*cols + kj*dw, in (ki, kj) order, and
+    zeros up to nine entries. numba's parfor pass hoists loop-invariant loads out of a
+    prange loop, out of their branch too: the 3x3 path's nine loads of offsets run
+    whatever the kernel's size."""
+    return tap_offsets(1, k_h, k_w, rows, cols, max(k_h * k_w, 9), dil_h, dil_w)
+
+
+@inline_kernel
+def stencil(src, offsets, taps, out, length):
+    """out[p] += sum_t taps[t] * src[p + offsets[t]] for p < length, taps added in order
+    (nine at once in one loop for a 3x3 kernel; otherwise a loop per tap). offsets from
+    ``stencil_offsets``."""
+    n = uint64(length)
+    if taps.shape[0] == 9:
+        u0, u1, u2, u3, u4 = offsets[0], offsets[1], offsets[2], offsets[3], offsets[4]
+        u5, u6, u7, u8 = offsets[5], offsets[6], offsets[7], offsets[8]
+        w0, w1, w2, w3, w4 = taps[0], taps[1], taps[2], taps[3], taps[4]
+        w5, w6, w7, w8 = taps[5], taps[6], taps[7], taps[8]
+        for p in range(n):
+            v = out[p] + w0 * src[p + u0]
+            v += w1 * src[p + u1]
+            v += w2 * src[p + u2]
+            v += w3 * src[p + u3]
+            v += w4 * src[p + u4]
+            v += w5 * src[p + u5]
+            v += w6 * src[p + u6]
+            v += w7 * src[p + u7]
+            v += w8 * src[p + u8]
+            out[p] = v
+        return
+    for t in range(taps.shape[0]):
+        u, weight = offsets[t], taps[t]
+        for p in range(n):
+            out[p] += weight * src[p + u]
 
 
 @reduction_kernel
 def conv2d_depthwise_forward_s1(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch):
     """``conv2d_depthwise_forward`` with stride 1, on a zero-padded copy of each plane:
     ``y[n, o, i, j] = b[o] + sum_{ki, kj} x_padded[n, o // m, i + ki*dh, j + kj*dw] * w[o, 0, ki, kj]``,
-    taps added in (ki, kj) order. Parallel over (n, o) planes."""
+    taps added in (ki, kj) order. Parallel over jobs of ``PLANES_PER_JOB`` (n, o) planes."""
     n_batch, c_in, height, width = x.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     multiplier = c_out // c_in
     rows, cols = height + 2 * pad_h, width + 2 * pad_w
-    d1, d2 = uint64(dil_w), uint64(2 * dil_w)
-    for job in prange(n_batch * c_out):
-        n = job // c_out
-        o = job % c_out
-        padded = scratch[get_thread_id()][:rows * cols].reshape(rows, cols)
-        pad_plane(x[n, o // multiplier], pad_h, pad_w, padded)
-        out = y[n, o]
-        bias = b[o]
-        if k_h == 3 and k_w == 3:
-            w0, w1, w2 = w[o, 0, 0, 0], w[o, 0, 0, 1], w[o, 0, 0, 2]
-            w3, w4, w5 = w[o, 0, 1, 0], w[o, 0, 1, 1], w[o, 0, 1, 2]
-            w6, w7, w8 = w[o, 0, 2, 0], w[o, 0, 2, 1], w[o, 0, 2, 2]
-            for i in range(out_h):
-                p0 = padded[i]
-                p1 = padded[i + dil_h]
-                p2 = padded[i + 2 * dil_h]
-                dst = out[i]
-                for j in range(uint64(out_w)):
-                    v = bias + w0 * p0[j]
-                    v += w1 * p0[j + d1]
-                    v += w2 * p0[j + d2]
-                    v += w3 * p1[j]
-                    v += w4 * p1[j + d1]
-                    v += w5 * p1[j + d2]
-                    v += w6 * p2[j]
-                    v += w7 * p2[j + d1]
-                    v += w8 * p2[j + d2]
-                    dst[j] = v
-            continue
-        for i in range(out_h):
-            dst = out[i]
-            for j in range(uint64(out_w)):
-                dst[j] = bias
-            for ki in range(k_h):
-                src = padded[i + ki * dil_h]
-                for kj in range(k_w):
-                    weight = w[o, 0, ki, kj]
-                    shift = uint64(kj * dil_w)
-                    for j in range(uint64(out_w)):
-                        dst[j] += weight * src[j + shift]
+    n_taps = k_h * k_w
+    offsets = stencil_offsets(k_h, k_w, rows, cols, dil_h, dil_w)
+    length = (out_h - 1) * cols + out_w
+    taps = w.reshape(c_out, n_taps)
+    n_planes = n_batch * c_out
+    for job in prange((n_planes + PLANES_PER_JOB - 1) // PLANES_PER_JOB):
+        buffer = scratch[get_thread_id()]
+        padded = buffer[:rows * cols]
+        wide = buffer[rows * cols:rows * cols + length]
+        zero(padded)
+        for plane in range(job * PLANES_PER_JOB, min(n_planes, (job + 1) * PLANES_PER_JOB)):
+            n, o = plane // c_out, plane % c_out
+            place_plane(x[n, o // multiplier], pad_h, pad_w, padded, rows, cols)
+            fill_run(wide, 0, length, b[o])
+            stencil(padded, offsets, taps[o], wide, length)
+            copy_rows_out(wide, cols, y[n, o])
 
 
 @reduction_kernel
@@ -255,52 +275,33 @@ def conv2d_depthwise_backward_input_s1(dy, w, pad_h, pad_w, dil_h, dil_w, dx, sc
     zero-padded dy plane with the flipped kernel:
     ``dx[n, c, r, s] = sum_{o of c} sum_{a, e} dy_padded[n, o, r + a*dh, s + e*dw] * w[o, 0, KH-1-a, KW-1-e]``
     with dy placed at (dh (KH - 1) - ph, dw (KW - 1) - pw); added in (o, a, e) order.
-    Parallel over (n, c) planes."""
+    Parallel over jobs of ``PLANES_PER_JOB`` (n, c) planes."""
     n_batch, c_in, height, width = dx.shape
     c_out, _, k_h, k_w = w.shape
     multiplier = c_out // c_in
     top, left = dil_h * (k_h - 1) - pad_h, dil_w * (k_w - 1) - pad_w
     rows, cols = height + dil_h * (k_h - 1), width + dil_w * (k_w - 1)
-    d1, d2 = uint64(dil_w), uint64(2 * dil_w)
-    for job in prange(n_batch * c_in):
-        n = job // c_in
-        c = job % c_in
-        padded = scratch[get_thread_id()][:rows * cols].reshape(rows, cols)
-        plane = dx[n, c]
-        for r in range(height):
-            zero(plane[r])
-        for o in range(c * multiplier, (c + 1) * multiplier):
-            pad_plane(dy[n, o], top, left, padded)
-            if k_h == 3 and k_w == 3:
-                w0, w1, w2 = w[o, 0, 2, 2], w[o, 0, 2, 1], w[o, 0, 2, 0]
-                w3, w4, w5 = w[o, 0, 1, 2], w[o, 0, 1, 1], w[o, 0, 1, 0]
-                w6, w7, w8 = w[o, 0, 0, 2], w[o, 0, 0, 1], w[o, 0, 0, 0]
-                for r in range(height):
-                    p0 = padded[r]
-                    p1 = padded[r + dil_h]
-                    p2 = padded[r + 2 * dil_h]
-                    dst = plane[r]
-                    for s in range(uint64(width)):
-                        v = dst[s] + w0 * p0[s]
-                        v += w1 * p0[s + d1]
-                        v += w2 * p0[s + d2]
-                        v += w3 * p1[s]
-                        v += w4 * p1[s + d1]
-                        v += w5 * p1[s + d2]
-                        v += w6 * p2[s]
-                        v += w7 * p2[s + d1]
-                        v += w8 * p2[s + d2]
-                        dst[s] = v
-                continue
-            for r in range(height):
-                dst = plane[r]
-                for a in range(k_h):
-                    src = padded[r + a * dil_h]
-                    for e in range(k_w):
-                        weight = w[o, 0, k_h - 1 - a, k_w - 1 - e]
-                        shift = uint64(e * dil_w)
-                        for s in range(uint64(width)):
-                            dst[s] += weight * src[s + shift]
+    n_taps = k_h * k_w
+    offsets = stencil_offsets(k_h, k_w, rows, cols, dil_h, dil_w)
+    length = (height - 1) * cols + width
+    taps = w.reshape(c_out, n_taps)
+    flipped = np.empty_like(taps)
+    for o in range(c_out):
+        for t in range(n_taps):
+            flipped[o, t] = taps[o, n_taps - 1 - t]
+    n_planes = n_batch * c_in
+    for job in prange((n_planes + PLANES_PER_JOB - 1) // PLANES_PER_JOB):
+        buffer = scratch[get_thread_id()]
+        padded = buffer[:rows * cols]
+        wide = buffer[rows * cols:rows * cols + length]
+        zero(padded)
+        for plane in range(job * PLANES_PER_JOB, min(n_planes, (job + 1) * PLANES_PER_JOB)):
+            n, c = plane // c_in, plane % c_in
+            zero(wide)
+            for o in range(c * multiplier, (c + 1) * multiplier):
+                place_plane(dy[n, o], top, left, padded, rows, cols)
+                stencil(padded, offsets, flipped[o], wide, length)
+            copy_rows_out(wide, cols, dx[n, c])
 
 
 @reduction_kernel
@@ -311,7 +312,8 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
     sum over the plane is one dot product of that flat run with the flat padded plane
     shifted by the tap's offset ki*dh*Wp + kj*dw (``gemm.dots_at``), not OH dot products of
     OW; added into ``partial[group, o]`` sample by sample, the groups of ``GROUP`` samples
-    added in order (64x64x32x32 3x3, one core: 8.3 -> 6.7 ms, AVX2 6.9 -> 6.4)."""
+    added in order. A job takes a group's samples for ``PLANES_PER_JOB`` channels, sample
+    by sample, so that it reads x and dy in the order they lie in memory."""
     n_batch, c_in, height, width = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
@@ -321,19 +323,21 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
     length = (out_h - 1) * cols + out_w  # the last tap's run ends at the plane's last cell
     offsets = tap_offsets(1, k_h, k_w, rows, cols, n_taps, dil_h, dil_w)
     n_groups = (n_batch + GROUP - 1) // GROUP
-    for job in prange(n_groups * c_out):
-        g = job // c_out
-        o = job % c_out
+    n_blocks = (c_out + PLANES_PER_JOB - 1) // PLANES_PER_JOB
+    for job in prange(n_groups * n_blocks):
+        g = job // n_blocks
+        o_lo = (job % n_blocks) * PLANES_PER_JOB
+        o_hi = min(c_out, o_lo + PLANES_PER_JOB)
         buffer = scratch[get_thread_id()]
         padded = buffer[:rows * cols]
-        wide = buffer[rows * cols:rows * cols + out_h * cols]
-        acc = partial[g, o:o + 1]
-        zero(acc)
+        wide = buffer[rows * cols:rows * cols + length]
+        zero(padded)
         zero(wide)
+        zero(partial[g, o_lo:o_hi])
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
-            pad_plane(x[n, o // multiplier], pad_h, pad_w, padded.reshape(rows, cols))
-            grad = dy[n, o]
-            for i in range(out_h):
-                copy_run(grad[i], 0, wide, i * cols, out_w)
-            dots_at(wide.reshape(1, out_h * cols), padded, offsets, length, acc, True)
+            for o in range(o_lo, o_hi):
+                place_plane(x[n, o // multiplier], pad_h, pad_w, padded, rows, cols)
+                place_plane(dy[n, o], 0, 0, wide, out_h, cols)
+                dots_at(wide.reshape(1, length), padded, offsets, length, partial[g, o:o + 1],
+                        True)
     sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)
