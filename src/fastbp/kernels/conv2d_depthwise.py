@@ -205,10 +205,10 @@ def copy_rows_out(wide, cols, plane):
 
 @serial_kernel
 def stencil_offsets(k_h, k_w, rows, cols, dil_h, dil_w):
-    """``stencil``'s offsets: tap (ki, kj)'s at ki*dh*cols + kj*dw, in (ki, kj) order, and
-    zeros up to nine entries. numba's parfor pass hoists loop-invariant loads out of a
-    prange loop, out of their branch too: the 3x3 path's nine loads of offsets run
-    whatever the kernel's size."""
+    """The offsets of ``stencil`` and ``nine_dots``: tap (ki, kj)'s at ki*dh*cols + kj*dw,
+    in (ki, kj) order, then zeros up to nine entries. numba's parfor pass hoists
+    loop-invariant loads out of a prange loop, out of their branch too: the 3x3 paths'
+    nine loads of offsets run whatever the kernel's size."""
     return tap_offsets(1, k_h, k_w, rows, cols, max(k_h * k_w, 9), dil_h, dil_w)
 
 
@@ -239,6 +239,37 @@ def stencil(src, offsets, taps, out, length):
         u, weight = offsets[t], taps[t]
         for p in range(n):
             out[p] += weight * src[p + u]
+
+
+@inline_kernel
+def nine_dots(a, src, offsets, length, out):
+    """out[t] += sum_p a[p] * src[p + offsets[t]] for p < length and the nine taps t of a
+    3x3 kernel, in one loop: each a[p] is loaded once for its nine products (``dots_at``'s
+    tiles of four taps load it three times; 64x64x32x32 dw, one core: 1.16x, AVX2 1.10x).
+    offsets from ``stencil_offsets``."""
+    u0, u1, u2, u3, u4 = offsets[0], offsets[1], offsets[2], offsets[3], offsets[4]
+    u5, u6, u7, u8 = offsets[5], offsets[6], offsets[7], offsets[8]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = out.dtype.type(0)
+    for p in range(uint64(length)):
+        v = a[p]
+        s0 += v * src[p + u0]
+        s1 += v * src[p + u1]
+        s2 += v * src[p + u2]
+        s3 += v * src[p + u3]
+        s4 += v * src[p + u4]
+        s5 += v * src[p + u5]
+        s6 += v * src[p + u6]
+        s7 += v * src[p + u7]
+        s8 += v * src[p + u8]
+    out[0] += s0
+    out[1] += s1
+    out[2] += s2
+    out[3] += s3
+    out[4] += s4
+    out[5] += s5
+    out[6] += s6
+    out[7] += s7
+    out[8] += s8
 
 
 @reduction_kernel
@@ -310,8 +341,8 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
     """``conv2d_depthwise_backward_weight`` with stride 1, on zero-padded x planes (Hp, Wp):
     dy[n, o] is laid out in rows of Wp (``wide``, zero past its OW columns), so each tap's
     sum over the plane is one dot product of that flat run with the flat padded plane
-    shifted by the tap's offset ki*dh*Wp + kj*dw (``gemm.dots_at``), not OH dot products of
-    OW; added into ``partial[group, o]`` sample by sample, the groups of ``GROUP`` samples
+    shifted by the tap's offset ki*dh*Wp + kj*dw (``nine_dots`` for a 3x3 kernel, else
+    ``gemm.dots_at``), not OH dot products of OW; added into ``partial[group, o]`` sample by sample, the groups of ``GROUP`` samples
     added in order. A job takes a group's samples for ``PLANES_PER_JOB`` channels, sample
     by sample, so that it reads x and dy in the order they lie in memory."""
     n_batch, c_in, height, width = x.shape
@@ -321,7 +352,7 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
     rows, cols = height + 2 * pad_h, width + 2 * pad_w
     n_taps = k_h * k_w
     length = (out_h - 1) * cols + out_w  # the last tap's run ends at the plane's last cell
-    offsets = tap_offsets(1, k_h, k_w, rows, cols, n_taps, dil_h, dil_w)
+    offsets = stencil_offsets(k_h, k_w, rows, cols, dil_h, dil_w)
     n_groups = (n_batch + GROUP - 1) // GROUP
     n_blocks = (c_out + PLANES_PER_JOB - 1) // PLANES_PER_JOB
     for job in prange(n_groups * n_blocks):
@@ -338,6 +369,9 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
             for o in range(o_lo, o_hi):
                 place_plane(x[n, o // multiplier], pad_h, pad_w, padded, rows, cols)
                 place_plane(dy[n, o], 0, 0, wide, out_h, cols)
-                dots_at(wide.reshape(1, length), padded, offsets, length, partial[g, o:o + 1],
-                        True)
+                if n_taps == 9:
+                    nine_dots(wide, padded, offsets, length, partial[g, o])
+                else:
+                    dots_at(wide.reshape(1, length), padded, offsets[:n_taps], length,
+                            partial[g, o:o + 1], True)
     sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)
