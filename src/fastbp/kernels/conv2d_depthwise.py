@@ -6,9 +6,9 @@ Output channel o reads input channel ``c = o // m`` alone:
 Each pass is a per-plane stencil. With stride 1 it runs over the flat zero-padded plane
 (below); otherwise it is vectorised along output (or input) rows: for every tap (ki, kj),
 one multiply-add over the run of output columns whose input column lies inside the plane
-(``windows.valid_columns``). The forward and dx are parallel over (n, channel) planes,
-each owning its plane; dw is summed per fixed group
-of ``partials.GROUP`` samples and the groups added in order (``sum_partials``), so every
+(``windows.valid_columns``). The forward and dx are parallel over (n, channel) planes
+(with stride 1, over jobs of consecutive planes), each owning its planes; dw is summed per
+fixed group of ``partials.GROUP`` samples and the groups added in order (``sum_partials``), so every
 result is bit-identical whatever the thread count.
 """
 
@@ -191,8 +191,20 @@ def place_plane(plane, top, left, out, rows, cols):
     out (top and left may be negative: cropped); the rest of out is left as it is."""
     height, width = plane.shape
     c0, c1 = max(0, -left), min(width, cols - left)
+    if c1 <= c0:  # cropped across its whole width
+        return
     for r in range(max(0, -top), min(height, rows - top)):
         copy_run(plane[r], c0, out, (top + r) * cols + left + c0, c1 - c0)
+
+
+@inline_kernel
+def job_buffers(buffer, size, length):
+    """A job's two parts of its thread's scratch ``buffer``: the padded plane (``size``
+    cells, zeroed: its border stays zero for every plane of the job) and the wide output
+    (``length`` cells)."""
+    padded = buffer[:size]
+    zero(padded)
+    return padded, buffer[size:size + length]
 
 
 @inline_kernel
@@ -288,10 +300,7 @@ def conv2d_depthwise_forward_s1(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch)
     taps = w.reshape(c_out, n_taps)
     n_planes = n_batch * c_out
     for job in prange((n_planes + PLANES_PER_JOB - 1) // PLANES_PER_JOB):
-        buffer = scratch[get_thread_id()]
-        padded = buffer[:rows * cols]
-        wide = buffer[rows * cols:rows * cols + length]
-        zero(padded)
+        padded, wide = job_buffers(scratch[get_thread_id()], rows * cols, length)
         for plane in range(job * PLANES_PER_JOB, min(n_planes, (job + 1) * PLANES_PER_JOB)):
             n, o = plane // c_out, plane % c_out
             place_plane(x[n, o // multiplier], pad_h, pad_w, padded, rows, cols)
@@ -322,10 +331,7 @@ def conv2d_depthwise_backward_input_s1(dy, w, pad_h, pad_w, dil_h, dil_w, dx, sc
             flipped[o, t] = taps[o, n_taps - 1 - t]
     n_planes = n_batch * c_in
     for job in prange((n_planes + PLANES_PER_JOB - 1) // PLANES_PER_JOB):
-        buffer = scratch[get_thread_id()]
-        padded = buffer[:rows * cols]
-        wide = buffer[rows * cols:rows * cols + length]
-        zero(padded)
+        padded, wide = job_buffers(scratch[get_thread_id()], rows * cols, length)
         for plane in range(job * PLANES_PER_JOB, min(n_planes, (job + 1) * PLANES_PER_JOB)):
             n, c = plane // c_in, plane % c_in
             zero(wide)
@@ -359,10 +365,7 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
         g = job // n_blocks
         o_lo = (job % n_blocks) * PLANES_PER_JOB
         o_hi = min(c_out, o_lo + PLANES_PER_JOB)
-        buffer = scratch[get_thread_id()]
-        padded = buffer[:rows * cols]
-        wide = buffer[rows * cols:rows * cols + length]
-        zero(padded)
+        padded, wide = job_buffers(scratch[get_thread_id()], rows * cols, length)
         zero(wide)
         zero(partial[g, o_lo:o_hi])
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
