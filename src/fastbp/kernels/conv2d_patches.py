@@ -293,8 +293,8 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
             forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w)
         else:
-            width = panel_columns(length, c_out, n_taps, y)
-            patches = buffer[band_at:band_at + n_taps * width].reshape(n_taps, width)
+            columns = panel_columns(length, c_out, n_taps, y)
+            patches = buffer[band_at:band_at + n_taps * columns].reshape(n_taps, columns)
             forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                                   n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w)
         store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
