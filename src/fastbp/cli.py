@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from . import __version__, checkpoint, data, distributed, machine, models, optim, training
+from . import __version__, _heap, checkpoint, data, distributed, machine, models, optim, training
 from ._validation import positive_int
 from .layers import Conv2D, Linear, Maxout
 from .sequential import Sequential
@@ -351,6 +351,7 @@ def _parallelism(trainer):
 def train(args):
     _check_train_arguments(args)
     _check_plot_dependency(args.plot)
+    _heap.keep_freed_memory()  # this process trains: keep each step's arrays for the next
     comm = distributed.command_comm()
     if comm is not None and args.threads is None:  # this machine's cores shared by its ranks
         set_num_threads(max(1, machine.usable_cores() // distributed.local_size(comm)))
