@@ -4,9 +4,10 @@
 ``fastbp.layers`` the layer objects built on them, ``fastbp.Sequential`` chains layers.
 """
 
-from . import _numba_cache, threads
+from . import _numba_cache, _vector_width, threads
 
 _numba_cache.configure()  # before any kernel is compiled or loaded
+_vector_width.configure()  # likewise
 threads.configure_threading_layer()  # before any kernel runs
 
 from . import data, functional, layers  # noqa: E402

@@ -28,19 +28,26 @@ def usable_cores():
 def isa():
     """What numba compiles the kernels for: ``{"cpu_name": the LLVM CPU name ("znver4",
     "haswell" under ``../shared/tools/as-avx2``), "avx512": whether AVX-512 is among the
-    features compiled for}`` (``fastbp.kernels.isa``)."""
+    features compiled for (``fastbp.kernels.isa``), "full_width": whether LLVM's
+    preference for 256-bit vectors on Intel's AVX-512 CPUs is off
+    (``fastbp._vector_width``)}``."""
     import llvmlite.binding
 
+    from . import _vector_width
     from .kernels import isa as compiled
 
     return {"cpu_name": numba.config.CPU_NAME or llvmlite.binding.get_host_cpu_name(),
-            "avx512": compiled.masked_vectors()}
+            "avx512": compiled.masked_vectors(), "full_width": _vector_width.full_width()}
 
 
 def isa_text(described=None):
-    """``isa()`` in words: "znver4 (AVX-512)", "haswell (no AVX-512)"."""
+    """``isa()`` in words: "znver4 (AVX-512, 512-bit vectors)", "haswell (no AVX-512)",
+    "rocketlake (AVX-512, LLVM's vector width)" where the 256-bit preference stayed."""
     described = described or isa()
-    return f"{described['cpu_name']} ({'AVX-512' if described['avx512'] else 'no AVX-512'})"
+    if not described["avx512"]:
+        return f"{described['cpu_name']} (no AVX-512)"
+    width = "512-bit vectors" if described.get("full_width") else "LLVM's vector width"
+    return f"{described['cpu_name']} (AVX-512, {width})"
 
 
 def threading_layer_text():
