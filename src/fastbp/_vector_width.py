@@ -9,7 +9,7 @@ Measured on an Intel Xeon (numba's CPU name rocketlake, AVX-512 and AMX), one co
 ``packed_product`` in GFLOP/s, LLVM's preference / 512-bit vectors: 256x784x256
 67.6 / 133.7, 1024x1024x1024 76.1 / 162.1.
 
-Standard library and numba's config only: this runs before any kernel is compiled.
+It runs when fastbp is imported, before any kernel is compiled.
 """
 
 import os
@@ -28,13 +28,13 @@ def configure():
     process: other numba code in it is compiled with 512-bit vectors too."""
     if any(os.environ.get(name) for name in ENVIRONMENT):
         return False
-    import llvmlite.binding as llvm
     import numba
+    from numba.core.codegen import get_host_cpu_features
     from numba.core.registry import cpu_target
 
     if "_toplevel_target_context" in vars(cpu_target):
         return False
-    features = llvm.get_host_cpu_features().flatten()
+    features = get_host_cpu_features()  # numba's default, NUMBA_ENABLE_AVX applied
     if "+avx512f" not in features.split(","):
         return False
     numba.config.CPU_FEATURES = f"{features},{NOT_PREFERRED}"
