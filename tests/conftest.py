@@ -12,6 +12,10 @@ import pytest  # noqa: E402
 
 # Tolerances against the float64 NumPy references: float64 results differ only by the
 # summation order; float32 results by float32 rounding of sums of up to a few thousand terms.
+# ../shared/tools/as-avx2's settings: numba compiling for an AVX2 CPU (Haswell), on any machine
+AS_AVX2 = {"NUMBA_CPU_NAME": "haswell",
+           "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,"
+                                 "+mmx,+movbe,+pclmul,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave"}
 TOLERANCES = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import AS_AVX2
 from fastbp import functional as F
 from fastbp import machine
 from fastbp.bench import compare, networks, numpy_peer, report, shapes, startup, torch_peer
@@ -225,11 +226,6 @@ def test_startup_first_calls_time_every_family():
     seconds = startup.first_calls()
     assert set(seconds) == set(startup.FAMILIES)
     assert all(s > 0 for s in seconds.values())
-
-
-AS_AVX2 = {"NUMBA_CPU_NAME": "haswell",
-           "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,"
-                                 "+mmx,+movbe,+pclmul,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave"}
 
 
 def test_the_instruction_set_compiled_for_is_in_the_header_and_the_asv_results():

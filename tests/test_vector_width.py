@@ -8,11 +8,10 @@ import sys
 
 from numba.core.codegen import get_host_cpu_features
 
+from conftest import AS_AVX2
 from fastbp import _vector_width
 
 HOST_AVX512 = "+avx512f" in get_host_cpu_features().split(",")
-AVX2 = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,"
-        "+pclmul,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
 
 # The packed product's 8 x 32 (AVX-512) or 3 x 32 tile, compiled; its 512-bit registers.
 TILE = """
@@ -50,7 +49,7 @@ def test_avx512_cpus_get_512_bit_vectors(tmp_path):
 
 
 def test_a_target_the_user_chose_is_left_alone(tmp_path):
-    full_width, zmm = compile_tile(tmp_path, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2)
+    full_width, zmm = compile_tile(tmp_path, **AS_AVX2)
     assert not full_width and zmm == 0
 
 
