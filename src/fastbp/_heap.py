@@ -29,8 +29,9 @@ def keep_freed_memory():
     if not sys.platform.startswith("linux") or any(name in os.environ for name in ENVIRONMENT):
         return False
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-        ctypes.CDLL(None).gnu_get_libc_version  # glibc, not musl's mallopt stub
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # glibc, not musl's mallopt stub
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
