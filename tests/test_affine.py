@@ -8,10 +8,11 @@ from fastbp.kernels.packed import TILES as PACKED_TILES
 
 # Both sides of MAX_DEPTH_FOR_ROWS (256): the batch for dw, out-features for dx; a batch
 # over 256 transposes dy and x by strips of rows (gemm.transpose).
-# (260, 270, 258): every side of every product >= 256, so packed panels (kernels.packed).
+# (260, 270, 258): every side of every product >= 256, so packed panels (kernels.packed);
+# (64, 200, 250): a batch of 64, the weights read in place where the CPU packs it (AVX-512).
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 4), (8, 33, 17), (64, 784, 10), (3, 128, 256),
           (129, 5, 128), (200, 9, 130), (300, 20, 140), (40, 9, 260), (257, 6, 257),
-          (260, 270, 258)]
+          (260, 270, 258), (64, 200, 250)]
 
 
 @pytest.mark.parametrize("n,d_in,d_out", SHAPES)
@@ -192,16 +193,45 @@ def test_packed_tile_by_instruction_set_and_dtype():
 
 
 def test_dense_products_take_panels_when_every_side_is_long():
-    """affine.packs: a side of 64 (batch 64, or dw's depth at batch 64) or 10 outputs keeps
-    the unpacked kernels; the rule depends on shapes and dtype only, never on threads."""
+    """affine.packs: 10 outputs, or under 2.5 M multiply-adds, keep the unpacked kernels; a
+    side of 64 (batch 64, or dw's depth at batch 64) packs with AVX-512 only. The rule
+    depends on shapes and dtype only, never on threads."""
     from fastbp.kernels.affine import packs
+    from fastbp.kernels.isa import MASKED_VECTORS
     from fastbp.kernels.packed import product_tile
 
     assert packs(256, 256, 256, np.float32)
-    assert not packs(64, 256, 784, np.float32)
-    assert not packs(256, 784, 64, np.float32)
+    assert packs(64, 256, 784, np.float32) is MASKED_VECTORS
+    assert packs(256, 784, 64, np.float32) is MASKED_VECTORS
+    assert not packs(64, 256, 128, np.float32)  # 2.1 M
     assert not packs(256, 10, 128, np.float32)
     assert packs(256, 256, 256, np.float64) == (product_tile(np.float64) is not None)
+
+
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("m, k, n", [(50, 300, 70), (64, 130, 90), (16, 40, 64)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_operands_read_in_place_give_the_packed_sums_bit_for_bit(tile, m, k, n, accumulate,
+                                                                  dtype, rng, monkeypatch):
+    """packed_product reads a row-major operand in place when the other side is short
+    (packed.in_place): its full panels from the matrix, its last partial one packed. Each
+    cell sums the same products in the same order as from packed panels."""
+    from fastbp.kernels import packed
+
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    start = rng.standard_normal((m, n)).astype(dtype)
+    assert packed.in_place(a, n) and packed.in_place(b, m)
+    assert not packed.in_place(a.T.copy().T, n)  # columns of a Fortran array are no runs
+    assert not packed.in_place(rng.standard_normal((k, 1024)).astype(np.float32), m)  # 4 KiB
+    in_place = start.copy()
+    packed.packed_product(a, b, in_place, accumulate, tile=tile)
+    monkeypatch.setattr(packed, "in_place", lambda operand, reuse: False)
+    from_panels = start.copy()
+    packed.packed_product(a, b, from_panels, accumulate, tile=tile)
+    assert in_place.tobytes() == from_panels.tobytes()
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
+    assert_matches(in_place, expected, dtype)
 
 
 @pytest.mark.parametrize("m, k, length", [(1, 1, 1), (2, 4, 16), (5, 7, 33), (8, 32, 100)])

@@ -28,6 +28,8 @@ def _calls(rng, dtype):
     deep_dy = rng.standard_normal((260, 270)).astype(dtype)  # dot products in linear_backward
     deep_x, deep_w = a[:, :40].repeat(38, axis=0)[:260], rng.standard_normal((270, 40)).astype(dtype)
     wide_x = rng.standard_normal((260, 264)).astype(dtype)  # every side >= 256: packed panels
+    short_x = rng.standard_normal((64, 790)).astype(dtype)  # batch 64: weights read in place
+    short_w, short_dy = wide_x[:250, :].repeat(3, axis=1)[:, :790].copy(), deep_dy[:64, :250].copy()
     calls = {
         "conv2d": lambda: [F.conv2d(x, w, None, 2, 1)],
         "conv2d_backward": lambda: F.conv2d_backward(dy, x, w, 2, 1),
@@ -49,6 +51,8 @@ def _calls(rng, dtype):
         "linear_packed": lambda: [F.linear(wide_x, deep_dy[:, :264].copy()),
                                   *F.linear_backward(deep_dy[:, :258], wide_x,
                                                      deep_dy[:258, :264].copy())],
+        "linear_short_batch": lambda: [F.linear(short_x, short_w),
+                                       *F.linear_backward(short_dy, short_x, short_w)],
         "max_pool": lambda: [F.max_pool2d(x, 3, 2, 1), F.max_pool2d_backward(dy[:, :3], x, 3, 2, 1)],
         "relu_max_pool": lambda: [F.relu_max_pool2d(x, 2)[0],
                                   F.relu_max_pool2d_backward(dy[:, :3, :5, :4],
@@ -73,7 +77,8 @@ def _calls(rng, dtype):
 CALLS = ["conv2d", "conv2d_backward",
          *(f"conv2d_{family}" for family in FAMILIES if family != "depthwise"),
          "conv2d_dilated_grouped",
-         "linear", "linear_backward", "linear_backward_deep", "linear_packed", "max_pool",
+         "linear", "linear_backward", "linear_backward_deep", "linear_packed",
+         "linear_short_batch", "max_pool",
          "relu_max_pool", "avg_pool", "activations", "losses"]
 
 

@@ -24,7 +24,7 @@ rows, cols = product_tile(np.float32)
 tile = tile_kernels(rows, cols)[0]
 a, b = np.ones(8 * rows, np.float32), np.ones(8 * cols, np.float32)
 out = np.zeros((rows, cols), np.float32)
-tile(a, b, 0, cols, out, 0, 0, False)
+tile(a, 0, 0, b, 0, cols, 8, out, 0, 0, False)
 assert (out == 8).all()
 print(_vector_width.full_width(), tile.inspect_asm(tile.signatures[0]).count("zmm"))
 """

@@ -18,7 +18,7 @@ from numba import prange
 from ._jit import for_size, reduction_kernel, with_serial_twin
 from .gemm import gemm_nt, transpose
 from .isa import MASKED_VECTORS
-from .packed import packed_product, product_tile
+from .packed import in_place, packed_product, product_tile
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2, shifted_sums_4
 from .workspace import Workspace
 
@@ -30,14 +30,22 @@ TILE_COLS = 64
 MAX_DEPTH_FOR_ROWS = 256
 # Packed panels against the kernels above, one core, float32 (fwd / dx / dw): 256 x 784 ->
 # 256, batch 256, 1.07 / 1.18 / 1.14x (AVX2 1.12 / 1.07 / 1.25x); 1024^3 1.03-1.12x (AVX2
-# 1.21-1.28x); 256 -> 128, batch 256, 1.04-1.20x but AVX2 0.94-1.07x; a side of 64 (batch
-# 64, or dw's depth) 0.61-1.0x; 10 outputs 0.4-0.6x.
-MIN_SIDE_FOR_PACKED = 128 if MASKED_VECTORS else 256
+# 1.21-1.28x); 256 -> 128, batch 256, 1.04-1.20x but AVX2 0.94-1.07x; 10 outputs 0.4-0.6x.
+# A side of 64 (batch 64, or dw's depth) 0.61-1.0x while both operands were packed; with the
+# weights read in place (``packed.in_place``), Intel AVX-512, us one / two threads, before ->
+# after: 784 -> 256 batch 64 283/335/324 -> 177/224/208 and 156/184/190 -> 123/137/144;
+# 400 -> 120 batch 256 1.4-1.6x and 1.1-1.4x; under 2.5 M multiply-adds the two threads lose
+# more than one gains (256 -> 128 batch 64: one 1.2x, two 0.85x; 120 -> 84: 0.95x, 0.65x).
+# AVX2 (as-avx2 on the same machine) left at 256: 784 -> 256 batch 64 alone 1.1-1.2x, but
+# the MLP step at batch 64 0.94-0.96x.
+MIN_SIDE_FOR_PACKED = 64 if MASKED_VECTORS else 256
+MIN_WORK_FOR_PACKED = 2_500_000  # multiply-adds
 
 
 def packs(m, n, k, dtype):
     """Whether out (m, n) = a (m, k) @ b (k, n) runs on packed panels."""
-    return min(m, n, k) >= MIN_SIDE_FOR_PACKED and product_tile(dtype) is not None
+    return (min(m, n, k) >= MIN_SIDE_FOR_PACKED and m * n * k >= MIN_WORK_FOR_PACKED
+            and product_tile(dtype) is not None)
 
 
 @reduction_kernel
@@ -140,7 +148,10 @@ def column_sums(a, out, accumulate):
 def affine_forward(x, w, b, y, workspace=None):
     """y = x @ w.T + b; writes y (N, Dout)."""
     if packs(*y.shape, x.shape[1], y.dtype):
-        packed_product(x, w.T, y, False, workspace)
+        if in_place(w, y.shape[0]):  # a short batch: y.T = w @ x.T, w read in place
+            packed_product(w, x.T, y.T, False, workspace)
+        else:
+            packed_product(x, w.T, y, False, workspace)
     else:
         parallel_gemm_nt(x, w, y, False)
     for_size(add_bias, y.size)(y, b)

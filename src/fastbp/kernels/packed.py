@@ -25,7 +25,9 @@ owns its cells, so results do not depend on the thread count.
 
 The tile also reads b's runs in place from a row-major (K, N) array (``panel_product``,
 for code already inside a parallel loop: the patches of a convolution block), as fast as
-from a packed panel in L1 (93.8 against 95.5 GFLOP/s, 32 x 256 x 512, AVX-512).
+from a packed panel in L1 (93.8 against 95.5 GFLOP/s, 32 x 256 x 512, AVX-512), and
+``packed_product`` reads an operand in place where packing it would not pay
+(``in_place``: a product with a short side, such as a layer's weights at batch 64).
 """
 
 from functools import lru_cache
@@ -35,7 +37,7 @@ from numba import njit, prange, uint64
 from numba.extending import overload
 from numba.np.numpy_support import carray
 
-from ._jit import REDUCTION_FASTMATH, serial_kernel
+from ._jit import REDUCTION_FASTMATH, for_size, serial_kernel, with_serial_twin
 from .gemm import gemm_nn
 from .isa import MASKED_VECTORS
 from .shifted import in_four_columns
@@ -60,8 +62,10 @@ def product_tile(dtype, masked_vectors=MASKED_VECTORS):
 @lru_cache(maxsize=None)
 def packer(width):
     """``pack`` compiled for panels of ``width`` rows: a constant, so that the copy of a
-    panel's column is one vector (256 x 784 float32 into panels of 8: 0.27 -> 0.035 ms)."""
+    panel's column is one vector (256 x 784 float32 into panels of 8: 0.27 -> 0.035 ms).
+    Call it through ``for_size``: a small operand is packed on the calling thread."""
 
+    @with_serial_twin
     @njit(parallel=True, cache=True, nogil=True)
     def pack(a, panels):
         """panels (P, K * width) = a (M, K) by panels of ``width`` rows, any strides:
@@ -83,26 +87,36 @@ def packer(width):
     return pack
 
 
-@lru_cache(maxsize=None)
-def tile_kernels(rows, cols):
-    """(tile, product) compiled for a ``rows`` x ``cols`` tile of sums."""
+def _tile(rows, cols, a_in_place):
+    """The micro-kernel for a ``rows`` x ``cols`` tile of sums, reading a from a packed
+    panel or, ``a_in_place``, from rows of a row-major matrix: two functions, because LLVM
+    addresses rows a runtime step apart through a chain of additions, one per row, that the
+    packed panel's constant offsets do without (one tile for both: packed products 10%
+    slower)."""
     size = rows * cols
 
     @njit(cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
-    def tile(a_panel, b, b_at, b_step, out, m0, n0, accumulate):
-        """out[m0:m0 + rows, n0:n0 + cols] (+)= a_panel (K * rows) . the K runs of ``cols``
-        values of b from ``b_at``, ``b_step`` apart (a packed panel: ``cols``), clipped to
-        out. Unsigned indices into b: a signed one is checked for wraparound, and with a
-        step that is not a constant that check kept the loads scalar (4x slower)."""
+    def tile(a, a_at, a_row, b, b_at, b_step, depth, out, m0, n0, accumulate):
+        """out[m0:m0 + rows, n0:n0 + cols] (+)= the tile's sums, clipped to out: cell (r, j)
+        sums ``a[a_at + r * a_row + k] * b[b_at + k * b_step + j]`` over k < depth in order
+        (a read in place: a_row is its row length), or ``a[a_at + k * rows + r] * ...``
+        (a packed panel; a_row unused). b: a packed panel (b_step ``cols``) or a row-major
+        matrix read in place (b_step its row length). Unsigned indices: a signed one is
+        checked for wraparound, and with a step that is not a constant that check kept the
+        loads scalar (4x slower)."""
         sums = carray(stack_pointer(size, out.dtype), (size,))
         for t in range(size):
             sums[t] = 0
         at, step = uint64(b_at), uint64(b_step)
-        for k in range(a_panel.shape[0] // rows):
+        a_first, row_step = uint64(a_at), uint64(a_row)
+        for k in range(uint64(depth)):
             for j in range(cols):
                 value = b[at + uint64(j)]
                 for r in range(rows):
-                    sums[r * cols + j] += a_panel[k * rows + r] * value
+                    if a_in_place:
+                        sums[r * cols + j] += a[a_first + uint64(r) * row_step + k] * value
+                    else:
+                        sums[r * cols + j] += a[a_first + k * uint64(rows) + uint64(r)] * value
             at += step
         # Unsigned indices here too: with signed ones each store checked for wraparound
         # and the tile's 256 sums left one at a time (~900 cycles a tile, 8 x 32 float32).
@@ -116,29 +130,90 @@ def tile_kernels(rows, cols):
                 for j in range(width):
                     row[first + j] = sums[tile_row + j]
 
+    return tile
+
+
+@lru_cache(maxsize=None)
+def tile_kernels(rows, cols):
+    """(tile, product) compiled for a ``rows`` x ``cols`` tile of sums: the tile on a packed
+    panel of a (``_tile``), and the parallel product over tiles."""
+    tile, tile_in_place = _tile(rows, cols, False), _tile(rows, cols, True)
+
     @njit(parallel=True, cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
-    def product(a_panels, b_panels, out, accumulate):
-        """out (M, N) (+)= the product of a's panels (P, K * rows) and b's (Q, K * cols)."""
-        p_count = a_panels.shape[0]
-        for job in prange(p_count * b_panels.shape[0]):
+    def product(a, a_full, a_row, a_last, b, b_full, b_panel, b_step, b_last, depth, out,
+                accumulate):
+        """out (M, N) (+)= a (M, depth) @ b (depth, N), tile by tile. a's panel p (its rows
+        p * rows onwards), for p < a_full: of a, 1-D, at ``p * rows * depth``, packed
+        (a_row 0) or its rows a_row apart; past that, the one packed panel a_last. b's
+        panel q (its columns q * cols onwards), for q < b_full: at ``q * b_panel`` of b
+        with steps b_step; then b_last."""
+        p_count = (out.shape[0] + rows - 1) // rows
+        for job in prange(p_count * ((out.shape[1] + cols - 1) // cols)):
             q, p = job // p_count, job % p_count
-            tile(a_panels[p], b_panels[q], 0, cols, out, p * rows, q * cols, accumulate)
+            if q < b_full:
+                b_source, b_at, step = b, q * b_panel, b_step
+            else:
+                b_source, b_at, step = b_last, 0, cols
+            m0, n0 = p * rows, q * cols
+            if p >= a_full:
+                tile(a_last, 0, 0, b_source, b_at, step, depth, out, m0, n0, accumulate)
+            elif a_row:
+                tile_in_place(a, m0 * a_row, a_row, b_source, b_at, step, depth, out, m0, n0,
+                              accumulate)
+            else:
+                tile(a, m0 * depth, 0, b_source, b_at, step, depth, out, m0, n0, accumulate)
 
     return tile, product
+
+
+#: An operand is read in place, not packed, when the other side of the product is shorter
+#: than this (its panels are read fewer times over than packing them costs) and its rows
+#: are contiguous runs not a multiple of 4 KiB apart. One core, Intel AVX-512, float32, ms
+#: packed / in place: batch 64, dx = dy @ w, 784 -> 256 0.253 / 0.215, 512 -> 512 0.337 /
+#: 0.251, 1000 -> 500 0.70 / 0.62, but 1024 -> 1024 (rows 4 KiB apart) 1.45 / 2.54; at
+#: batch 256, dw = dy.T @ x with x in place 0.85x.
+MAX_REUSE_IN_PLACE = 128
+
+
+def in_place(operand, reuse):
+    """Whether ``packed_product`` reads ``operand`` (a or b) in place, not packed, when its
+    panels are read ``reuse`` times over."""
+    return (reuse < MAX_REUSE_IN_PLACE and operand.flags.c_contiguous
+            and operand.strides[0] % 4096 != 0)
 
 
 def packed_product(a, b, out, accumulate=False, workspace=None, tile=None):
     """out (M, N) = a (M, K) @ b (K, N), or added to out with ``accumulate``; a and b any
     2-D views of out's dtype. ``tile`` (rows, columns): the micro-kernel's, by default
-    ``product_tile``'s (which must not be None). Panels come from ``workspace``."""
+    ``product_tile``'s (which must not be None). Each operand is copied into panels in the
+    tile's order (scratch from ``workspace``), or read in place where that does not pay
+    (``in_place``): a when N is short, b when M is; only their last partial panels are
+    packed then. Either way each cell sums the same products in the same order."""
     rows, cols = tile or product_tile(out.dtype)
     workspace = workspace or Workspace()
-    depth = a.shape[1]
-    a_panels = workspace.array("packed a", (-(-a.shape[0] // rows), depth * rows), out.dtype)
-    b_panels = workspace.array("packed b", (-(-b.shape[1] // cols), depth * cols), out.dtype)
-    packer(rows)(a, a_panels)
-    packer(cols)(b.T, b_panels)
-    tile_kernels(rows, cols)[1](a_panels, b_panels, out, accumulate)
+    m_rows, depth = a.shape
+    n_cols = b.shape[1]
+    if in_place(a, n_cols):
+        full = m_rows // rows
+        last = workspace.array("packed a", (1, depth * rows), out.dtype)
+        if full * rows < m_rows:
+            for_size(packer(rows), last.size)(a[full * rows:], last)
+        a_args = (a.reshape(-1), full, depth, last[0])
+    else:
+        panels = workspace.array("packed a", (-(-m_rows // rows), depth * rows), out.dtype)
+        for_size(packer(rows), panels.size)(a, panels)
+        a_args = (panels.reshape(-1), panels.shape[0], 0, panels[0])
+    if in_place(b, m_rows):
+        full = n_cols // cols
+        last = workspace.array("packed b", (1, depth * cols), out.dtype)
+        if full * cols < n_cols:
+            for_size(packer(cols), last.size)(b[:, full * cols:].T, last)
+        b_args = (b.reshape(-1), full, cols, n_cols, last[0])
+    else:
+        panels = workspace.array("packed b", (-(-n_cols // cols), depth * cols), out.dtype)
+        for_size(packer(cols), panels.size)(b.T, panels)
+        b_args = (panels.reshape(-1), panels.shape[0], depth * cols, cols, panels[0])
+    tile_kernels(rows, cols)[1](*a_args, *b_args, depth, out, accumulate)
 
 
 #: Columns the rows of ``panel_product``'s b come in: a multiple of every tile's width.
@@ -244,6 +319,7 @@ def _panel_product(weights, b, length, out):
         flat = b.reshape(-1)
         for q in range((length + cols - 1) // cols):
             for p in range(weights.shape[0]):
-                micro_kernel(weights[p], flat, q * cols, width, out, p * rows, q * cols, False)
+                micro_kernel(weights[p], 0, 0, flat, q * cols, width, depth, out, p * rows,
+                             q * cols, False)
 
     return tiles_or_rows
