@@ -41,6 +41,10 @@ CASES = [
     ((2, 32, 5, 26), (32, 3, 3), 1, 1),
     ((3, 4, 6, 25), (16, 3, 3), 1, (2, 0)),
     ((1, 3, 9, 8), (2, 3, 3), 1, (0, 2)),
+    # The patches family's dw in the dense tiles (32 input channels or more): groups of 4
+    # samples then 2; 33 and 9 output channels (partial panels); 288 and 240 taps.
+    ((6, 32, 9, 8), (33, 3, 3), 2, 1),
+    ((5, 40, 7, 7), (9, 3, 2), (1, 2), (1, 0)),
 ]
 
 
@@ -133,6 +137,21 @@ def test_families_agree_on_the_same_inputs(case, dtype):
     assert results["patches_dots"][2].tobytes() == results["patches_rows"][2].tobytes()
     whole = _run(case, dtype, "patches")
     assert whole[0].tobytes() == results[table.choose(geometry, "forward", "patches").name][0].tobytes()
+
+
+def test_patches_weight_gradient_takes_the_tiles_from_32_input_channels():
+    """By shapes and dtype only: 3x3 with 32 channels (where the CPU has a tile for the
+    dtype), not 16 channels nor 1x1 kernels."""
+    from fastbp.kernels.packed import product_tile
+
+    def geometry(c, k):
+        return table.Geometry(64, c, 14, 14, 64, k, k, 7, 7, 2, 2, k // 2, k // 2)
+
+    for dtype in (np.float32, np.float64):
+        has_tile = product_tile(dtype) is not None
+        assert table.weight_grad_by_tiles(geometry(32, 3), dtype) is has_tile
+        assert not table.weight_grad_by_tiles(geometry(16, 3), dtype)
+        assert not table.weight_grad_by_tiles(geometry(64, 1), dtype)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -28,6 +28,8 @@ def _calls(rng, dtype):
     deep_dy = rng.standard_normal((260, 270)).astype(dtype)  # dot products in linear_backward
     deep_x, deep_w = a[:, :40].repeat(38, axis=0)[:260], rng.standard_normal((270, 40)).astype(dtype)
     wide_x = rng.standard_normal((260, 264)).astype(dtype)  # every side >= 256: packed panels
+    x32 = rng.standard_normal((6, 32, 9, 8)).astype(dtype)  # dw in the dense tiles
+    w32, dy32 = wd[:, :1].repeat(32, axis=1), rng.standard_normal((6, 33, 5, 4)).astype(dtype)
     short_x = rng.standard_normal((64, 790)).astype(dtype)  # batch 64: weights read in place
     short_w, short_dy = wide_x[:250, :].repeat(3, axis=1)[:, :790].copy(), deep_dy[:64, :250].copy()
     calls = {
@@ -45,6 +47,7 @@ def _calls(rng, dtype):
             *F.conv2d_backward(dyg, xd, wg, 2, 2, 2, 5, family="patches"),
             F.conv2d(xb, wb, None, 1, 1, 1, 3, family="batched"),
             *F.conv2d_backward(dyb3, xb, wb, 1, 1, 1, 3, family="batched")],
+        "conv2d_weight_tiles": lambda: F.conv2d_backward(dy32, x32, w32, 2, 1),
         "linear": lambda: [F.linear(a, wl)],
         "linear_backward": lambda: F.linear_backward(dyl, a, wl),
         "linear_backward_deep": lambda: F.linear_backward(deep_dy, deep_x, deep_w),
@@ -76,7 +79,7 @@ def _calls(rng, dtype):
 
 CALLS = ["conv2d", "conv2d_backward",
          *(f"conv2d_{family}" for family in FAMILIES if family != "depthwise"),
-         "conv2d_dilated_grouped",
+         "conv2d_dilated_grouped", "conv2d_weight_tiles",
          "linear", "linear_backward", "linear_backward_deep", "linear_packed",
          "linear_short_batch", "max_pool",
          "relu_max_pool", "avg_pool", "activations", "losses"]

@@ -51,12 +51,15 @@ from .conv2d_depthwise import (
 from .conv2d_patches import (
     conv2d_patches_backward_input,
     conv2d_patches_backward_weight,
+    conv2d_patches_backward_weight_by_tiles,
     conv2d_patches_forward,
     patches_forward_layout,
     patches_input_grad_layout,
     patches_partial_shape,
     patches_scratch_size,
+    patches_tiles_partial_shape,
     patches_weight_grad_layout,
+    patches_weight_tiles_layout,
 )
 from .conv2d_phases import (
     merge_phase_weights,
@@ -74,6 +77,7 @@ from .conv2d_shifted import (
 )
 from .conv2d_winograd import conv2d_winograd_forward, winograd_layout
 from .isa import MASKED_VECTORS
+from .packed import product_tile
 from .workspace import Workspace
 
 MIN_BATCH_FOR_BATCHED = 8  # a vector of samples
@@ -88,6 +92,11 @@ MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7
 # 1.7x and 1.0x).
 MIN_TAPS_FOR_DOTS = 256
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
+# The weight gradient in the dense tiles (from the dots form's patch rows) against gemm_nt's
+# dot products, one core, float32, Intel AVX-512, ms: 3x3 stride 2 on 64 samples, 32 -> 64
+# channels on 14 px 1.52 / 2.59, 64 -> 128 on 32 px 26.5 / 31.7; but 16 -> 32 on 28 px
+# 2.5 / 2.1, 3 channels (7x7 stem, 3x3) 2-3x slower, 1x1 kernels 1.4-3x slower.
+MIN_CHANNELS_FOR_DW_TILES = 32
 # The phases family's backward against the patches family's axpy form (one core, float32,
 # since the runs are inlined): 4x4 stride 2 on 8 x 8 output planes 1.1x; on 16 x 16
 # (transposed convolution 64x32x16x16 -> 16) 0.8-0.9x (AVX2 0.75x); 2x2 stride 2 (a
@@ -243,13 +252,27 @@ def _patches_forward(g, x, w, b, y, workspace, by_dots):
                            _patches_scratch(g, workspace, x.dtype), by_dots, g.dil_h, g.dil_w)
 
 
+def weight_grad_by_tiles(g, dtype):
+    """Whether the patches family computes dw in the dense tiles
+    (``conv2d_patches_backward_weight_by_tiles``), by the shapes and dtype alone."""
+    return (g.c_in >= MIN_CHANNELS_FOR_DW_TILES and g.k_h * g.k_w > 1
+            and product_tile(dtype) is not None)
+
+
 def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
-    """``by_dots`` picks dx's loop form; dw has one."""
+    """``by_dots`` picks dx's loop form; dw's by ``weight_grad_by_tiles``."""
     scratch = _patches_scratch(g, workspace, w.dtype)
     if dx is not None:
         conv2d_patches_backward_input(dy, w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dx,
                                       scratch, by_dots, g.dil_h, g.dil_w)
-    if dw is not None:
+    if dw is not None and weight_grad_by_tiles(g, w.dtype):
+        partial_sums = workspace.array(
+            "conv2d partial tiles", patches_tiles_partial_shape(g.n_batch, g.c_out, g.n_taps),
+            w.dtype)
+        conv2d_patches_backward_weight_by_tiles(dy, x, g.stride_h, g.stride_w, g.pad_h,
+                                                g.pad_w, dw, scratch, partial_sums, accumulate,
+                                                g.dil_h, g.dil_w)
+    elif dw is not None:
         partial_sums = workspace.array(
             "conv2d partial", patches_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
         conv2d_patches_backward_weight(dy, x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dw,
@@ -257,7 +280,8 @@ def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
                                        None, None, None)
 
 
-PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout)
+PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout,
+                  patches_weight_tiles_layout)
 
 
 # -- winograd: 3x3, stride 1, F(2x2, 3x3) --------------------------------------------
@@ -478,7 +502,8 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="patches_dots", family="patches", variant="dots",
         kernels="conv2d_patches: gathered patches; forward and dx as dot products over "
-                "contiguous rows (gemm_nt), dw by gemm_nt",
+                "contiguous rows (gemm_nt), dw by gemm_nt or, from 32 input channels, in the "
+                "dense tiles (weight_grad_by_tiles)",
         accepts=_any_shape, needs="",
         suits=lambda g, pass_: (
             g.c_in >= MIN_CHANNELS_FOR_DOTS and g.n_taps >= MIN_TAPS_FOR_DOTS
@@ -491,7 +516,8 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="patches_rows", family="patches", variant="rows",
         kernels="conv2d_patches: gathered patches; forward and dx in axpy form over rows "
-                "(gemm_nn), dw by gemm_nt",
+                "(gemm_nn), dw by gemm_nt or, from 32 input channels, in the dense tiles "
+                "(weight_grad_by_tiles)",
         accepts=_any_shape, needs="", suits=_always,
         forward=partial(_patches_forward, by_dots=False),
         backward=partial(_patches_backward, by_dots=False),
@@ -668,14 +694,16 @@ def conv2d_forward_and_backward_weight(x, w, b, g, stride_h, stride_w, pad_h, pa
     ``conv2d_backward_weight(g, x, ...)`` for g (N, O, OH, OW) shaped like y (adds it to dw
     with ``accumulate``): the backward of a transposed convolution, whose dx and dw both
     read the patches of its dy (here x). Where the table runs both passes on the patches
-    family, one kernel gathers each block's patches once for both (transposed 4x4 stride
-    2, 64x32x16x16 -> 16, one core: 12.1 -> 9.2 ms); its y is then ``patches_rows``'s, bit
-    for bit, and dw the same as alone. Otherwise the passes run one after the other."""
+    family, and dw is not computed in tiles (``weight_grad_by_tiles``), one kernel gathers
+    each block's patches once for both (transposed 4x4 stride 2, 64x32x16x16 -> 16, one
+    core: 12.1 -> 9.2 ms); its y is then ``patches_rows``'s, bit for bit, and dw the same
+    as alone. Otherwise the passes run one after the other."""
     geometry = Geometry.of(x.shape, w.shape, y.shape, stride_h, stride_w, pad_h, pad_w,
                            *dilation, groups)
     workspace = workspace or Workspace()
     if (groups == 1 and choose(geometry, "forward").family == "patches"
-            and choose(geometry, "backward").family == "patches"):
+            and choose(geometry, "backward").family == "patches"
+            and not weight_grad_by_tiles(geometry, w.dtype)):
         partial_sums = workspace.array(
             "conv2d partial", patches_partial_shape(geometry.n_batch, geometry.c_out,
                                                     geometry.n_taps), w.dtype)

@@ -22,7 +22,14 @@ from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
-from .packed import in_panel_columns, panel_columns, panel_product, panel_weights
+from .packed import (
+    add_panel_product,
+    in_panel_columns,
+    panel_columns,
+    panel_product,
+    panel_weights,
+    tile_rows,
+)
 from .partials import GROUP, sum_partials
 from .runs import add_run, copy_run, fill_run, gather_run, scatter_add_run, zero
 from .shifted import in_four_columns
@@ -102,13 +109,31 @@ def patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w,
 
 
 @serial_kernel
+def patches_weight_tiles_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
+                                out_w, dil_h=1, dil_w=1):
+    """A thread's scratch row for the weight gradient in tiles, in elements: (band, patch
+    rows, panels, size). Blocks of at most ``GROUP`` samples, of L positions: at ``band``,
+    the input band of ``gather_patch_rows``; at ``patch rows``, their (L, taps) patch rows,
+    ``in_panel_columns(C*KH*KW)`` long; at ``panels``, their dy in panels of the tile's
+    rows (at most 8, so O + 8 rows)."""
+    per_block, rows = blocking(out_h, out_w)
+    block = min(per_block, GROUP) * rows * out_w
+    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
+                                   dil_h, dil_w)
+    patch_rows = line_up(band_rows * band_w * c_in)
+    panels = patch_rows + line_up(block * in_panel_columns(c_in * k_h * k_w))
+    return 0, patch_rows, panels, panels + (c_out + 8) * block
+
+
+@serial_kernel
 def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                          dil_h=1, dil_w=1):
     """Scratch per thread, in elements, for any of the passes (their layouts)."""
     args = (c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w)
     per_block, rows = blocking(out_h, out_w)
     return max(patches_forward_layout(*args, per_block * rows * out_w, dil_h, dil_w)[2],
-               patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[3])
+               patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[3],
+               patches_weight_tiles_layout(*args, dil_h, dil_w)[3])
 
 
 @serial_kernel
@@ -432,3 +457,89 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
                     store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
                 gemm_nt(patches, grad, acc, True)  # the first L columns of patches
     sum_partials(partial.transpose(0, 2, 1), dw.reshape(c_out, n_taps), accumulate)
+
+
+def patches_tiles_partial_shape(n_batch, c_out, n_taps):
+    """Shape of the tiled weight gradient's partial sums: one (O, in_panel_columns(C*KH*KW))
+    per group of samples, taps in (ki, kj, c) order."""
+    return ((n_batch + GROUP - 1) // GROUP, c_out, (n_taps + 31) // 32 * 32)
+
+
+@serial_kernel
+def pack_block_panels(flat_dy, n0, n1, start, segment, panels):
+    """panels (P, L * R): positions [start, start + segment) of samples [n0, n1) of flat_dy
+    (N, O, OH*OW), side by side (L of them), in panels of R channels:
+    ``panels[o // R, l * R + o % R]``, zero past O."""
+    c_out = flat_dy.shape[1]
+    rows = panels.shape[1] // ((n1 - n0) * segment)
+    for p in range(panels.shape[0]):
+        panel = panels[p]
+        for r in range(rows):
+            o = p * rows + r
+            for n in range(n0, n1):
+                at = (n - n0) * segment * rows + r
+                if o < c_out:
+                    src = flat_dy[n, o]
+                    for j in range(segment):
+                        panel[at + j * rows] = src[start + j]
+                else:
+                    for j in range(segment):
+                        panel[at + j * rows] = 0
+
+
+@reduction_kernel
+def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch,
+                                            partial, accumulate, dil_h, dil_w):
+    """dw as ``conv2d_patches_backward_weight``, in the dense tiles: per block, the patch rows
+    of the dots form (L, C*KH*KW in (ki, kj, c) order, ``gather_patch_rows``) read in place,
+    and the block's dy (O, L) packed into the tile's panels (``packed.add_panel_product``).
+    Samples in fixed groups of ``GROUP``; partial (``patches_tiles_partial_shape``) holds one
+    (O, taps) sum per group, added in group order into dw (to it with ``accumulate``) in
+    (c, ki, kj) order. Only where this CPU has a tile for the dtype. scratch as
+    ``patches_weight_tiles_layout``."""
+    n_batch, c_in, _, width = x.shape
+    c_out, _, k_h, k_w = dw.shape
+    out_h, out_w = dy.shape[2], dy.shape[3]
+    n_taps = c_in * k_h * k_w
+    depth = partial.shape[2]
+    flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
+    per_block, rows = blocking(out_h, out_w)
+    per_block = min(per_block, GROUP)
+    band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
+                                   dil_h, dil_w)
+    band_at, patch_rows_at, panels_at, _ = patches_weight_tiles_layout(
+        c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w, dil_h, dil_w)
+    tile = tile_rows(dw)
+    p_count = (c_out + tile - 1) // tile
+    for g in prange(partial.shape[0]):
+        acc = partial[g]
+        zero(acc)
+        buffer = scratch[get_thread_id()]
+        band = buffer[band_at:band_at + band_rows * band_w * c_in].reshape(band_rows, band_w,
+                                                                           c_in)
+        group_end = min(n_batch, (g + 1) * GROUP)
+        for n0 in range(g * GROUP, group_end, per_block):
+            n1 = min(group_end, n0 + per_block)
+            for r0 in range(0, out_h, rows):
+                r1 = min(out_h, r0 + rows)
+                segment = (r1 - r0) * out_w
+                length = (n1 - n0) * segment
+                patch_rows = buffer[patch_rows_at:patch_rows_at + length * depth].reshape(
+                    length, depth)
+                patch_rows[:, n_taps:] = 0
+                for n in range(n0, n1):
+                    gather_patch_rows(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
+                                      out_w, band, patch_rows, (n - n0) * segment, dil_h, dil_w)
+                panels = buffer[panels_at:panels_at + p_count * length * tile].reshape(
+                    p_count, length * tile)
+                pack_block_panels(flat_dy, n0, n1, r0 * out_w, segment, panels)
+                add_panel_product(panels, patch_rows, length, acc)
+    for o in prange(c_out):
+        for c in range(c_in):
+            for ki in range(k_h):
+                for kj in range(k_w):
+                    t = (ki * k_w + kj) * c_in + c
+                    total = partial[0, o, t]
+                    for g in range(1, partial.shape[0]):
+                        total += partial[g, o, t]
+                    dw[o, c, ki, kj] = dw[o, c, ki, kj] + total if accumulate else total

@@ -262,6 +262,20 @@ def panel_product(weights, b, length, out):
     raise NotImplementedError("panel_product is compiled into numba kernels")
 
 
+def tile_rows(like):
+    """The rows of this CPU's tile for arrays of like's dtype (0: none, ``product_tile``),
+    as a constant in numba code."""
+    raise NotImplementedError("tile_rows is compiled into numba kernels")
+
+
+def add_panel_product(a_panels, b, depth, out):
+    """out (M, N) += a (M, depth) @ b[:depth] for numba code already inside a parallel loop,
+    in tiles of the micro-kernel: a in panels (P, depth * rows) of ``tile_rows`` rows
+    (``panels[p, k * rows + r] = a[p * rows + r, k]``, zero past M), b row-major, C-contiguous,
+    read in place, its rows a multiple of ``PANEL_COLUMNS`` long (finite past N)."""
+    raise NotImplementedError("add_panel_product is compiled into numba kernels")
+
+
 def _tile_of(array_type):
     return product_tile(np.dtype(array_type.dtype.name))
 
@@ -323,3 +337,25 @@ def _panel_product(weights, b, length, out):
                              q * cols, False)
 
     return tiles_or_rows
+
+
+@overload(tile_rows)
+def _tile_rows(like):
+    tile = _tile_of(like)
+    rows = 0 if tile is None else tile[0]
+    return lambda like: rows
+
+
+@overload(add_panel_product)
+def _add_panel_product(a_panels, b, depth, out):
+    rows, cols = _tile_of(out)
+    micro_kernel = tile_kernels(rows, cols)[0]
+
+    def tiles(a_panels, b, depth, out):
+        a_flat, b_flat, b_step = a_panels.reshape(-1), b.reshape(-1), b.shape[1]
+        for q in range((out.shape[1] + cols - 1) // cols):
+            for p in range(a_panels.shape[0]):
+                micro_kernel(a_flat, p * depth * rows, 0, b_flat, q * cols, b_step, depth, out,
+                             p * rows, q * cols, True)
+
+    return tiles
