@@ -13,8 +13,10 @@ The forward and the input gradient each come in two loop forms, the variants of 
 family: dot products over contiguous patch rows (``gemm_nt``, ``by_dots``) or the axpy
 form over rows (the forward's ``packed.panel_product``: the dense tile where the depth
 pays for it, else ``gemm_nn``), which wins where the dot products would be short
-(``conv2d.FAMILIES`` chooses); the weight gradient has one form, and can compute the
-axpy-form forward from the same patches (a transposed convolution's backward).
+(``conv2d.FAMILIES`` chooses). The weight gradient sums dot products over the positions of
+the patches (``gemm_nt``), and can compute the axpy-form forward from the same patches (a
+transposed convolution's backward); from 32 input channels it runs in the dense tiles over
+the patch rows of the dots form instead (``conv2d.weight_grad_by_tiles``).
 """
 
 import numpy as np
@@ -462,7 +464,7 @@ def conv2d_patches_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, 
 def patches_tiles_partial_shape(n_batch, c_out, n_taps):
     """Shape of the tiled weight gradient's partial sums: one (O, in_panel_columns(C*KH*KW))
     per group of samples, taps in (ki, kj, c) order."""
-    return ((n_batch + GROUP - 1) // GROUP, c_out, (n_taps + 31) // 32 * 32)
+    return ((n_batch + GROUP - 1) // GROUP, c_out, in_panel_columns(n_taps))
 
 
 @serial_kernel
