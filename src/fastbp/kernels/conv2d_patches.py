@@ -223,12 +223,21 @@ def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, p
                           n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w):
     """out (O, L) = weights_hwc (O, KH*KW*C) @ patches of output rows [r0, r1) of samples
     [n0, n1), as dot products over contiguous (L, KH*KW*C) patch rows ``patches_t``."""
+    gather_block_rows(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0, r1, out_w,
+                      band, patches_t, dil_h, dil_w)
+    gemm_nt(weights_hwc, patches_t, out, False)
+
+
+@serial_kernel
+def gather_block_rows(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0, r1, out_w,
+                      band, patches_t, dil_h, dil_w):
+    """The patch rows of output rows [r0, r1) of samples [n0, n1) one after the other in
+    patches_t (L, >= C*KH*KW) (``gather_patch_rows``), zeros in the columns past the taps."""
     segment = (r1 - r0) * out_w
     patches_t[:, band.shape[2] * k_h * k_w:] = 0
     for n in range(n0, n1):
         gather_patch_rows(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
                           band, patches_t, (n - n0) * segment, dil_h, dil_w)
-    gemm_nt(weights_hwc, patches_t, out, False)
 
 
 @serial_kernel
@@ -528,10 +537,8 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
                 length = (n1 - n0) * segment
                 patch_rows = buffer[patch_rows_at:patch_rows_at + length * depth].reshape(
                     length, depth)
-                patch_rows[:, n_taps:] = 0
-                for n in range(n0, n1):
-                    gather_patch_rows(x[n], k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
-                                      out_w, band, patch_rows, (n - n0) * segment, dil_h, dil_w)
+                gather_block_rows(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0,
+                                  r1, out_w, band, patch_rows, dil_h, dil_w)
                 panels = buffer[panels_at:panels_at + p_count * length * tile].reshape(
                     p_count, length * tile)
                 pack_block_panels(flat_dy, n0, n1, r0 * out_w, segment, panels)

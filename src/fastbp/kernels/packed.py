@@ -317,24 +317,37 @@ def _panel_weights(a):
     return panels_or_rows
 
 
+@lru_cache(maxsize=None)
+def _panel_tiles(rows, cols):
+    """The tile loop of ``panel_product`` and ``add_panel_product``, compiled for a ``rows``
+    x ``cols`` tile: out[:, :length] (+)= a @ b[:depth, :length] for a in panels (P,
+    depth * rows) and b row-major, read in place, b's panel outer."""
+    micro_kernel = tile_kernels(rows, cols)[0]
+
+    @njit(cache=True, nogil=True)
+    def tiles(a_panels, b, depth, length, out, accumulate):
+        a_flat, b_flat, b_step = a_panels.reshape(-1), b.reshape(-1), b.shape[1]
+        for q in range((length + cols - 1) // cols):
+            for p in range(a_panels.shape[0]):
+                micro_kernel(a_flat, p * depth * rows, 0, b_flat, q * cols, b_step, depth, out,
+                             p * rows, q * cols, accumulate)
+
+    return tiles
+
+
 @overload(panel_product)
 def _panel_product(weights, b, length, out):
     tile = _tile_of(out)
     if tile is None:
         return lambda weights, b, length, out: gemm_nn(weights, b, length, out)
-    rows, cols = tile
-    micro_kernel = tile_kernels(rows, cols)[0]
+    tiles = _panel_tiles(*tile)
 
     def tiles_or_rows(weights, b, length, out):
-        depth, width = b.shape
+        depth = b.shape[0]
         if not takes_tiles(out.shape[0], depth, out):
             gemm_nn(weights, b, length, out)
             return
-        flat = b.reshape(-1)
-        for q in range((length + cols - 1) // cols):
-            for p in range(weights.shape[0]):
-                micro_kernel(weights[p], 0, 0, flat, q * cols, width, depth, out, p * rows,
-                             q * cols, False)
+        tiles(weights, b, depth, length, out, False)
 
     return tiles_or_rows
 
@@ -348,14 +361,5 @@ def _tile_rows(like):
 
 @overload(add_panel_product)
 def _add_panel_product(a_panels, b, depth, out):
-    rows, cols = _tile_of(out)
-    micro_kernel = tile_kernels(rows, cols)[0]
-
-    def tiles(a_panels, b, depth, out):
-        a_flat, b_flat, b_step = a_panels.reshape(-1), b.reshape(-1), b.shape[1]
-        for q in range((out.shape[1] + cols - 1) // cols):
-            for p in range(a_panels.shape[0]):
-                micro_kernel(a_flat, p * depth * rows, 0, b_flat, q * cols, b_step, depth, out,
-                             p * rows, q * cols, True)
-
-    return tiles
+    tiles = _panel_tiles(*_tile_of(out))
+    return lambda a_panels, b, depth, out: tiles(a_panels, b, depth, out.shape[1], out, True)
