@@ -154,6 +154,32 @@ def test_patches_weight_gradient_takes_the_tiles_from_32_input_channels():
         assert not table.weight_grad_by_tiles(geometry(64, 1), dtype)
 
 
+@pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
+@pytest.mark.parametrize("x_shape,c_out,dilation", [
+    ((3, 20, 9, 27), 37, 1),  # blocks of output channels and panels left partial
+    ((2, 17, 12, 26), 9, 2),  # column phases; one output channel per panel row short
+])
+def test_winograd_products_in_tiles_or_shifted_sums_match_reference(x_shape, c_out, dilation,
+                                                                     tiles, dtype, monkeypatch,
+                                                                     rng):
+    """Winograd's 16 products run in the dense tiles (where the CPU has a tile for the
+    dtype) or as shifted sums: both forms give the reference's forward and input gradient."""
+    from fastbp.kernels.packed import product_tile
+    from fastbp.reference import conv as conv_ref
+
+    monkeypatch.setattr(table, "MIN_DEPTH_FOR_WINOGRAD_TILES", 1 if tiles else 10**9)
+    assert table.winograd_by_tiles(x_shape[1], dtype) is (tiles and product_tile(dtype) is not None)
+    x, w, b = _data(rng, x_shape, (c_out, 3, 3), dtype)
+    y = F.conv2d(x, w, b, 1, dilation, dilation, family="winograd")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = F.conv2d_backward(dy, x, w, 1, dilation, dilation, family="winograd")[0]
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    assert_matches(y, conv_ref.conv2d_dilated_grouped(x64, w64, b.astype(np.float64), 1, dilation,
+                                                 dilation), dtype)
+    assert_matches(dx, conv_ref.conv2d_dilated_grouped_backward(dy.astype(np.float64), x64, w64, 1,
+                                                           dilation, dilation)[0], dtype)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_dx_alone_and_dw_alone_give_the_bits_of_both_at_once(family, dtype, rng):
     """The kernels' backward computes dx unless it is None and dw unless it is None (numba

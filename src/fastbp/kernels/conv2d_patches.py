@@ -25,12 +25,12 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
 from .packed import (
-    add_panel_product,
     in_panel_columns,
     panel_columns,
     panel_product,
     panel_weights,
     tile_rows,
+    tiles_product,
 )
 from .partials import GROUP, sum_partials
 from .runs import add_run, copy_run, fill_run, gather_run, scatter_add_run, zero
@@ -503,7 +503,7 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
                                             partial, accumulate, dil_h, dil_w):
     """dw as ``conv2d_patches_backward_weight``, in the dense tiles: per block, the patch rows
     of the dots form (L, C*KH*KW in (ki, kj, c) order, ``gather_patch_rows``) read in place,
-    and the block's dy (O, L) packed into the tile's panels (``packed.add_panel_product``).
+    and the block's dy (O, L) packed into the tile's panels (``packed.tiles_product``).
     Samples in fixed groups of ``GROUP``; partial (``patches_tiles_partial_shape``) holds one
     (O, taps) sum per group, added in group order into dw (to it with ``accumulate``) in
     (c, ki, kj) order. Only where this CPU has a tile for the dtype. scratch as
@@ -542,7 +542,7 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
                 panels = buffer[panels_at:panels_at + p_count * length * tile].reshape(
                     p_count, length * tile)
                 pack_block_panels(flat_dy, n0, n1, r0 * out_w, segment, panels)
-                add_panel_product(panels, patch_rows, length, acc)
+                tiles_product(panels, patch_rows, length, acc, True)
     for o in prange(c_out):
         for c in range(c_in):
             for ki in range(k_h):

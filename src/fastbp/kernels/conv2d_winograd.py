@@ -16,7 +16,9 @@ with g the 3x3 kernel, * the product cell by cell, and
 input channels, each of the 16 cells of a transformed tile is a matrix product
 ``M[cell] (O, T) = U[cell] (O, C) @ V[cell] (C, T)`` over T tiles: 16 multiply-adds per
 tile and channel pair where the direct sum takes 36. The transforms only add, subtract
-and halve, so the rounding stays close to the direct sum's.
+and halve, so the rounding stays close to the direct sum's. The products run in the dense
+tiles (``packed.tiles_product``, U in panels) where the caller asks (``by_tiles``: this CPU
+has a tile for the dtype), else as shifted sums of V's rows (``shifted_sums_2``).
 
 With dilation (dh, dw) the output cells of one phase (rows = py mod dh, columns = px mod
 dw) read only the padded input cells of the same phase, and among those the kernel is
@@ -34,7 +36,8 @@ and every tile row of a column phase gets one extra "virtual" tile ((TW + 1) * d
 T = rows * (TW + 1) * dw): then tile t's window starts at element 2t of its parity's flat
 rows, and the tile below it is tile t + (TW + 1) * dw, so every transform is one long loop
 over t with fixed offsets (short loops run in scalar code). Virtual tiles read the next
-phase's or row's values; their results are dropped.
+phase's or row's values; their results are dropped. V's rows are ``in_panel_columns(T)``
+long, zero past T, as the tiles read them.
 
 Each job writes only its own output cells, so results do not depend on the thread count.
 """
@@ -43,12 +46,18 @@ import numpy as np
 from numba import get_thread_id, prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
+from .packed import in_panel_columns, into_panels, tile_rows, tiles_product
 from .runs import copy_run, gather_run, scatter_run, zero
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
-TARGET_TILES = 256  # tiles per band: long runs for the products, a band's V in L2
-BLOCK_OUT = 8  # output channels whose products are transformed back while in L1
+# Tiles per band: long runs for the products. 512 rather than 256 takes 32 px planes in one
+# band of 16 tile rows (272 tiles: 6% of the tiles' columns wasted, not 15% with 136): one
+# core, AVX-512, forward 32 -> 64 on 32 px 18.2 -> 15.6 ms, 64 -> 64 30.0 -> 26.3; no
+# slower with V far beyond L2 (256 channels: 8 MB), which the products stream through.
+TARGET_TILES = 512
+BLOCK_OUT = 8  # output channels whose shifted sums are transformed back while in L1
+PANELS_PER_BLOCK = 4  # the same in tile panels (32 channels with AVX-512's 8 x 32 tiles)
 
 
 @serial_kernel
@@ -66,20 +75,44 @@ def tiling(out_h, out_w, dil_h, dil_w):
 
 
 @serial_kernel
-def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1):
-    """A thread's scratch row, in elements: (products, rows, sums, wide, size). At 0, a
-    band's transformed input V (16, C, T); at ``products``, the products M (16, BLOCK_OUT,
-    T) of a block of output channels; at ``rows``, the band's padded rows by
-    parity (2, rows + 1, 2 * (TW + 1) * dil_w) and two spare zeros; at ``sums``, their
-    column transforms (2, 4, (rows + 1) * (TW + 1) * dil_w); at ``wide``, two output rows
-    per tile row (2, 2 * T)."""
+def output_block(c_out, rows):
+    """Output channels per block of products: ``PANELS_PER_BLOCK`` panels of the tiles'
+    ``rows``, or ``BLOCK_OUT`` (rows 0: shifted sums); at most c_out."""
+    return min(c_out, rows * PANELS_PER_BLOCK if rows else BLOCK_OUT)
+
+
+@serial_kernel
+def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, rows=0):
+    """A thread's scratch row, in elements, for tiles of ``rows`` rows (0: shifted sums):
+    (products, rows, sums, wide, size). At 0, a band's transformed input V (16, C,
+    in_panel_columns(T)); at ``products``, the products M (16, block, T) of a block of
+    output channels (``output_block``); at ``rows``, the band's padded rows by parity (2,
+    rows + 1, 2 * (TW + 1) * dil_w) and two spare zeros; at ``sums``, their column
+    transforms (2, 4, (rows + 1) * (TW + 1) * dil_w); at ``wide``, two output rows per tile
+    row (2, 2 * T)."""
     _, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
     per_row = (tiles_w + 1) * dil_w
-    products = line_up(16 * c_in * tiles)
-    rows = products + line_up(16 * min(BLOCK_OUT, c_out) * tiles)
+    products = line_up(16 * c_in * in_panel_columns(tiles))
+    rows = products + line_up(16 * output_block(c_out, rows) * tiles)
     sums = rows + line_up(2 * (band_rows + 1) * 2 * per_row + 2)
     wide = sums + line_up(8 * (band_rows + 1) * per_row)
     return products, rows, sums, wide, wide + line_up(4 * tiles)
+
+
+@serial_kernel
+def cell_weights(w, rows):
+    """The transformed kernels (``transform_weights``) as the products read them: per
+    cell, panels of ``rows`` output channels (16, ceil(O / rows), C * rows)
+    (``packed.into_panels``), or rows 0: (16, O, in_fours(C)) for the shifted sums."""
+    c_out, c_in = w.shape[0], w.shape[1]
+    u = np.empty((16, c_out, in_fours(c_in)), w.dtype)
+    transform_weights(w, u)
+    if rows == 0:
+        return u
+    panels = np.empty((16, (c_out + rows - 1) // rows, c_in * rows), w.dtype)
+    for cell in range(16):
+        into_panels(u[cell, :, :c_in], panels[cell])
+    return panels
 
 
 @serial_kernel
@@ -155,9 +188,10 @@ def output_row(wide_row, start, tiles_w, dil_w, dst):
 @serial_kernel
 def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w, rows, sums,
                    v):
-    """v (16, C, T) = B^T d B for the window d of every tile of tile rows [ti0, ti0 +
+    """v (16, C, >= T) = B^T d B for the window d of every tile of tile rows [ti0, ti0 +
     band_rows) of row phase py of x_n (C, H, W), tile t = (ti - ti0) * (TW + 1) * dil_w +
-    px * (TW + 1) + tj; rows and sums are scratch (``winograd_layout``)."""
+    px * (TW + 1) + tj, zeros past the band's tiles; rows and sums are scratch
+    (``winograd_layout``)."""
     per_row = (tiles_w + 1) * dil_w
     padded_w = 2 * per_row
     phase_w = 2 * (tiles_w + 1)  # padded columns of one column phase
@@ -196,6 +230,8 @@ def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w,
                 v1[t] = o0 + e1
                 v2[t] = e1 - o0
                 v3[t] = o0 - o1
+            for row in (v0, v1, v2, v3):
+                zero(row[n_tiles:])
 
 
 @serial_kernel
@@ -236,45 +272,52 @@ def untransform_band(m, k, bias, dil_h, dil_w, py, ti0, band_rows, tiles_w, top,
 
 
 @reduction_kernel
-def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch):
+def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch, by_tiles):
     """y (N, O, OH, OW) = b + the 3x3 stride-1 correlation of x with w dilated by (dil_h,
     dil_w), by F(2x2, 3x3): per band, the input windows transformed (``transform_band``),
-    then per block of ``BLOCK_OUT`` output channels the 16 products with the transformed
-    kernels (``shifted_sums_2``) and their transform back. Parallel over (sample, row
-    phase, band). scratch (threads, ``winograd_layout`` size)."""
+    then per block of output channels (``output_block``) the 16 products with the
+    transformed kernels, in the dense tiles (``by_tiles``) or as shifted sums, and their
+    transform back. Parallel over (sample, row phase, band). scratch (threads,
+    ``winograd_layout`` size, for ``tile_rows(y)`` rows by tiles)."""
     n_batch, c_in = x.shape[0], x.shape[1]
     c_out = w.shape[0]
     out_h, out_w = y.shape[2], y.shape[3]
     tiles_h, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
-    c4 = in_fours(c_in)
-    u = np.empty((16, c_out, c4), w.dtype)
-    transform_weights(w, u)
+    rows = tile_rows(y) if by_tiles else 0
+    weights = cell_weights(w, rows)
     products_at, rows_at, sums_at, wide_at, _ = winograd_layout(c_in, c_out, out_h, out_w,
-                                                                dil_h, dil_w)
+                                                                dil_h, dil_w, rows)
+    v_row = in_panel_columns(tiles)
+    block_out = output_block(c_out, rows)
     bands = (tiles_h + band_rows - 1) // band_rows
-    offsets = row_offsets(c_in, tiles, c4)
+    offsets = row_offsets(c_in, v_row, in_fours(c_in))
     for job in prange(n_batch * dil_h * bands):
         n, py, ti0 = job // (dil_h * bands), job // bands % dil_h, (job % bands) * band_rows
         rows_here = min(band_rows, tiles_h - ti0)
         buffer = scratch[get_thread_id()]
-        v = buffer[:16 * c_in * tiles].reshape(16, c_in, tiles)
+        v = buffer[:16 * c_in * v_row].reshape(16, c_in, v_row)
         transform_band(x[n], pad_h, pad_w, dil_h, dil_w, py, ti0, rows_here, tiles_w,
                        buffer[rows_at:sums_at], buffer[sums_at:wide_at], v)
-        flat_v = v.reshape(16, c_in * tiles)
+        flat_v = v.reshape(16, c_in * v_row)
         wide = buffer[wide_at:wide_at + 4 * tiles].reshape(2, 2 * tiles)
         length = rows_here * (tiles_w + 1) * dil_w
-        for o0 in range(0, c_out, BLOCK_OUT):
-            block = min(BLOCK_OUT, c_out - o0)
+        for o0 in range(0, c_out, block_out):
+            block = min(block_out, c_out - o0)
             m = buffer[products_at:products_at + 16 * block * tiles].reshape(16, block, tiles)
-            zero(m)
-            for cell in range(16):
-                weights, products = u[cell], m[cell]
-                for k in range(0, block - 1, 2):
-                    shifted_sums_2(weights[o0 + k], weights[o0 + k + 1], offsets, flat_v[cell],
-                                   products[k], products[k + 1], length)
-                if block % 2:
-                    shifted_sums(weights[o0 + block - 1], offsets, flat_v[cell],
-                                 products[block - 1], length)
+            if rows:
+                p0, p1 = o0 // rows, (o0 + block + rows - 1) // rows
+                for cell in range(16):
+                    tiles_product(weights[cell, p0:p1], v[cell], c_in, m[cell], False)
+            else:
+                zero(m)
+                for cell in range(16):
+                    u_cell, products = weights[cell], m[cell]
+                    for k in range(0, block - 1, 2):
+                        shifted_sums_2(u_cell[o0 + k], u_cell[o0 + k + 1], offsets,
+                                       flat_v[cell], products[k], products[k + 1], length)
+                    if block % 2:
+                        shifted_sums(u_cell[o0 + block - 1], offsets, flat_v[cell],
+                                     products[block - 1], length)
             for k in range(block):
                 untransform_band(m, k, b[o0 + k], dil_h, dil_w, py, ti0, rows_here, tiles_w,
                                  wide[0], wide[1], y[n, o0 + k])

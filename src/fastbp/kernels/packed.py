@@ -268,12 +268,13 @@ def tile_rows(like):
     raise NotImplementedError("tile_rows is compiled into numba kernels")
 
 
-def add_panel_product(a_panels, b, depth, out):
-    """out (M, N) += a (M, depth) @ b[:depth] for numba code already inside a parallel loop,
-    in tiles of the micro-kernel: a in panels (P, depth * rows) of ``tile_rows`` rows
-    (``panels[p, k * rows + r] = a[p * rows + r, k]``, zero past M), b row-major, C-contiguous,
-    read in place, its rows a multiple of ``PANEL_COLUMNS`` long (finite past N)."""
-    raise NotImplementedError("add_panel_product is compiled into numba kernels")
+def tiles_product(a_panels, b, depth, out, accumulate):
+    """out (M, N) = a (M, depth) @ b[:depth], or added to out with ``accumulate``, for numba
+    code already inside a parallel loop, in tiles of the micro-kernel: a in panels (P,
+    depth * rows) of ``tile_rows`` rows (``into_panels``), b row-major, C-contiguous, read
+    in place, its rows a multiple of ``PANEL_COLUMNS`` long (finite past N). Only where
+    this CPU has a tile for the dtype (``tile_rows`` > 0); elsewhere it raises."""
+    raise NotImplementedError("tiles_product is compiled into numba kernels")
 
 
 def _tile_of(array_type):
@@ -307,19 +308,29 @@ def _panel_weights(a):
         m_rows, depth = a.shape
         if not takes_tiles(m_rows, depth, a):
             return in_four_columns(a)
-        panels = np.zeros(((m_rows + rows - 1) // rows, depth * rows), a.dtype)
-        for m in range(m_rows):
-            p, r = m // rows, m % rows
-            for k in range(depth):
-                panels[p, k * rows + r] = a[m, k]
+        panels = np.empty(((m_rows + rows - 1) // rows, depth * rows), a.dtype)
+        into_panels(a, panels)
         return panels
 
     return panels_or_rows
 
 
+@serial_kernel
+def into_panels(a, panels):
+    """panels (P, K * rows) = a (M, K) in panels of ``rows`` rows (``panels[p, k * rows + r]
+    = a[p * rows + r, k]``, zero past M), serially: for small operands inside kernels."""
+    m_rows, depth = a.shape
+    rows = panels.shape[1] // depth
+    for p in range(panels.shape[0]):
+        for k in range(depth):
+            for r in range(rows):
+                m = p * rows + r
+                panels[p, k * rows + r] = a[m, k] if m < m_rows else panels.dtype.type(0)
+
+
 @lru_cache(maxsize=None)
 def _panel_tiles(rows, cols):
-    """The tile loop of ``panel_product`` and ``add_panel_product``, compiled for a ``rows``
+    """The tile loop of ``panel_product`` and ``tiles_product``, compiled for a ``rows``
     x ``cols`` tile: out[:, :length] (+)= a @ b[:depth, :length] for a in panels (P,
     depth * rows) and b row-major, read in place, b's panel outer."""
     micro_kernel = tile_kernels(rows, cols)[0]
@@ -359,7 +370,14 @@ def _tile_rows(like):
     return lambda like: rows
 
 
-@overload(add_panel_product)
-def _add_panel_product(a_panels, b, depth, out):
-    tiles = _panel_tiles(*_tile_of(out))
-    return lambda a_panels, b, depth, out: tiles(a_panels, b, depth, out.shape[1], out, True)
+@overload(tiles_product)
+def _tiles_product(a_panels, b, depth, out, accumulate):
+    tile = _tile_of(out)
+    if tile is None:
+        def no_tile(a_panels, b, depth, out, accumulate):
+            raise ValueError("no tile for this dtype on this CPU (tile_rows is 0)")
+
+        return no_tile
+    tiles = _panel_tiles(*tile)
+    return lambda a_panels, b, depth, out, accumulate: tiles(a_panels, b, depth, out.shape[1],
+                                                             out, accumulate)
