@@ -241,6 +241,14 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 32, 8, 32), 32, 3, 1, 1) == ("winograd", "winograd")  # 8 rows will do
     assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == ("batched", "batched")  # 14 px: too small
     assert chosen((64, 1, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")  # one input channel
+    # the more channels, the narrower the planes where Winograd wins (its products in tiles)
+    narrow = {"avx512": 10, "avx2": 14}[table.CPU_KIND]
+    assert chosen((64, 64, narrow, narrow), 64, 3, 1, 1) == ("winograd", "winograd")
+    assert chosen((64, 64, 8, 8), 64, 3, 1, 1) == ("batched", "batched")
+    assert chosen((64, 64, 7, 7), 64, 3, 1, 1) == ("batched", "batched")  # ResNet's last
+    assert chosen((64, 32, 20, 20), 32, 3, 1, 1) == ("winograd", "winograd")
+    assert chosen((32, 128, 10, 10), 128, 3, 1, 1) == ("winograd", "winograd")
+    assert chosen((32, 128, 8, 8), 128, 3, 1, 1) == ("batched", "batched")
     assert set(table.PREFERENCE[table.CPU_KIND]) == set(table.FAMILIES)
 
 

@@ -112,10 +112,22 @@ MAX_PLANE_FOR_PHASES = 256  # output cells
 # Few rows cost less: (4, 1) on 32 px (phases 8 rows tall) 1.0x / 1.15-1.2x (AVX2 0.9x /
 # 1.1x), undilated planes 8 and 10 rows tall 1.0-1.1x / 1.1-1.2x. Beyond 2 its copies
 # gather each phase apart: d3 on 48 and 64 px 1.0x / 1.2x, d4 on 64 px (16 columns) 0.6x / 0.9x.
-MIN_WIDTH_FOR_WINOGRAD = 24  # output columns (of dx for the backward)
-MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # of those, per column phase when dilated
+# With its products in the dense tiles (commit b762837), the more channels the narrower
+# the planes where it wins over the batched (and shifted) family, forward / dx, 64
+# samples (32 at 128 channels): AVX-512 128 -> 128 on 10 px 1.7x / 1.5x (8 px 1.0x / 0.9x:
+# the backward's dw, by the batched family, no longer shares its copy of dy with dx),
+# 64 -> 64 on 10 px 1.26x / 1.18x (8 px 0.85x), 32 -> 32 on 16 px 1.17x / 1.26x (14 px
+# 1.0-1.1x, 12 px 0.8x), 16 -> 16 on 20 px 1.0x / 1.1x; AVX2 (tiles from 64 channels) 128
+# on 10 px 1.4-1.6x / 1.3-1.4x (8 px 1.0x / 0.94x), 64 on 14 px 1.4x / 1.5x (12 px
+# 1.0x), 32 on 20 px 1.1x / 1.3-1.4x (16 px 0.9x). Pairs (channels, output columns of y,
+# or of dx for the backward): Winograd suits a plane at least that wide when min(C, O)
+# (of a group) has that many.
+MIN_WIDTH_FOR_WINOGRAD = {
+    "avx512": ((64, 10), (32, 16), (16, 24)),
+    "avx2": ((128, 10), (64, 14), (32, 20), (16, 24)),
+}
+MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # output columns per column phase when dilated
 MAX_DILATION_FOR_WINOGRAD = 3
-MIN_CHANNELS_FOR_WINOGRAD = 16  # input and output channels
 # Its 16 products in the dense tiles against shifted sums (one core, float32, forward,
 # 64 samples): AVX-512 (8 x 32 tiles) 16 -> 16 on 28-32 px 1.2-1.3x, 32 -> 64 on 32 px
 # 1.4x (dilated 2: 1.2x), 64 -> 64 1.5x, 32 -> 32 on 14 px 1.6x, float64 1.3x; AVX2 (3 x
@@ -301,10 +313,12 @@ def _winograd_suits(g, pass_):
     direct family computes) and the channels: the input transform's cost is shared by the
     output channels, the output transform's by the input channels."""
     width = g.out_w if pass_ == "forward" else g.width
-    return (width >= MIN_WIDTH_FOR_WINOGRAD
-            and width >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_w
-            and max(g.dil_h, g.dil_w) <= MAX_DILATION_FOR_WINOGRAD
-            and min(g.c_in, g.c_out) >= MIN_CHANNELS_FOR_WINOGRAD)
+    channels = min(g.c_in, g.c_out)
+    wide_enough = any(channels >= least and width >= columns
+                      for least, columns in MIN_WIDTH_FOR_WINOGRAD[CPU_KIND])
+    return (wide_enough
+            and (g.dil_w == 1 or width >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_w)
+            and max(g.dil_h, g.dil_w) <= MAX_DILATION_FOR_WINOGRAD)
 
 
 def winograd_by_tiles(c_in, dtype):
