@@ -87,7 +87,8 @@ def test_dilated_grouped_conv_matches_reference(case, family, dtype):
 
 
 def test_dilated_3x3_runs_winograd_where_it_pays():
-    """The table's choice for dilated 3x3 kernels (see ``conv2d.MIN_PHASE_WIDTH_FOR_WINOGRAD``)."""
+    """The table's choice for dilated 3x3 kernels (``conv2d.MIN_PHASE_WIDTH_FOR_WINOGRAD``
+    and ``MAX_DILATION_FOR_WINOGRAD``, by instruction set)."""
     def chosen(x_shape, o, pad, dilation):
         n, c, h, w = x_shape
         (dh, dw), (ph, pw) = pair("d", dilation, 1), pair("p", pad, 0)
@@ -97,14 +98,23 @@ def test_dilated_3x3_runs_winograd_where_it_pays():
 
     assert chosen((64, 32, 32, 32), 64, 2, 2) == ("winograd", "winograd")  # compare.py's
     assert chosen((1, 32, 24, 25), 32, 2, 2) == ("winograd", "winograd")  # CASES' last
-    assert chosen((64, 32, 32, 32), 32, 4, 4) == ("shifted", "shifted")  # phases 8 wide
     assert chosen((64, 32, 32, 32), 32, (3, 1), (3, 1)) == ("winograd", "winograd")  # 11 tall
-    assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("shifted", "shifted")  # dilation 4
     assert chosen((64, 32, 32, 32), 32, (2, 1), (2, 1)) == ("winograd", "winograd")
-    assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
     assert chosen((16, 32, 64, 64), 32, 3, 3) == ("winograd", "winograd")
-    assert chosen((16, 32, 64, 64), 32, 4, 4) == ("shifted", "shifted")  # phases gathered
     assert chosen((64, 8, 32, 32), 8, 2, 2) == ("shifted", "shifted")  # 8 channels
+    assert chosen((64, 16, 32, 32), 16, (4, 1), (4, 1)) == ("shifted", "shifted")  # 16: d <= 3
+    if table.CPU_KIND == "avx512":  # the products in tiles: dx from phases 8 wide, dilation 4
+        assert chosen((64, 32, 32, 32), 32, 4, 4) == ("shifted", "winograd")
+        assert chosen((64, 64, 32, 32), 64, 4, 4) == ("winograd", "winograd")
+        assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("winograd", "winograd")
+        assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "winograd")
+        assert chosen((16, 32, 64, 64), 32, 4, 4) == ("winograd", "winograd")
+    else:
+        assert chosen((64, 32, 32, 32), 32, 4, 4) == ("shifted", "shifted")  # phases 8 wide
+        assert chosen((64, 64, 32, 32), 64, 4, 4) == ("shifted", "shifted")
+        assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("shifted", "shifted")
+        assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
+        assert chosen((16, 32, 64, 64), 32, 4, 4) == ("shifted", "shifted")  # phases gathered
 
 
 def test_reference_reduces_to_the_plain_convolution(rng):

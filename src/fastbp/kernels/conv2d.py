@@ -126,8 +126,19 @@ MIN_WIDTH_FOR_WINOGRAD = {
     "avx512": ((64, 10), (32, 16), (16, 24)),
     "avx2": ((128, 10), (64, 14), (32, 20), (16, 24)),
 }
-MIN_PHASE_WIDTH_FOR_WINOGRAD = 12  # output columns per column phase when dilated
-MAX_DILATION_FOR_WINOGRAD = 3
+MIN_CHANNELS_FOR_WINOGRAD = 16  # min(C, O): the last pair of each Winograd table
+# Dilated, per pass: the output columns a column phase needs, and the largest dilation.
+# AVX-512 with tiles (forward / dx against the shifted family, 64 samples): 64 channels
+# d4 on 32 px (phases 8 wide) 1.38x / 1.92x, d2 on 16 px 1.35x / 1.77x; 32 channels d3 on
+# 32 px 1.09x / 1.45x, d4 1.01x / 1.40x (on 28 px, phases 7 wide: 0.81x / 1.13x), d2 on 16
+# px 0.97x / 1.06x, d (4, 1) 1.22x / 1.60x; 16 channels d4 0.75x / 0.98x, d (4, 1) 0.95x /
+# 1.31x. AVX2 (shifted sums below 64 channels) keeps the earlier rule: d4 on 32 px 0.70x
+# / 0.80x with 32 channels.
+MIN_PHASE_WIDTH_FOR_WINOGRAD = {
+    "avx512": {"forward": ((64, 8), (16, 12)), "backward": ((32, 8), (16, 12))},
+    "avx2": {"forward": ((16, 12),), "backward": ((16, 12),)},
+}
+MAX_DILATION_FOR_WINOGRAD = {"avx512": ((32, 4), (16, 3)), "avx2": ((16, 3),)}
 # Its 16 products in the dense tiles against shifted sums (one core, float32, forward,
 # 64 samples): AVX-512 (8 x 32 tiles) 16 -> 16 on 28-32 px 1.2-1.3x, 32 -> 64 on 32 px
 # 1.4x (dilated 2: 1.2x), 64 -> 64 1.5x, 32 -> 32 on 14 px 1.6x, float64 1.3x; AVX2 (3 x
@@ -314,11 +325,19 @@ def _winograd_suits(g, pass_):
     output channels, the output transform's by the input channels."""
     width = g.out_w if pass_ == "forward" else g.width
     channels = min(g.c_in, g.c_out)
-    wide_enough = any(channels >= least and width >= columns
-                      for least, columns in MIN_WIDTH_FOR_WINOGRAD[CPU_KIND])
-    return (wide_enough
-            and (g.dil_w == 1 or width >= MIN_PHASE_WIDTH_FOR_WINOGRAD * g.dil_w)
-            and max(g.dil_h, g.dil_w) <= MAX_DILATION_FOR_WINOGRAD)
+    if channels < MIN_CHANNELS_FOR_WINOGRAD:
+        return False
+    phase = _by_channels(MIN_PHASE_WIDTH_FOR_WINOGRAD[CPU_KIND][pass_], channels)
+    return (width >= _by_channels(MIN_WIDTH_FOR_WINOGRAD[CPU_KIND], channels)
+            and (g.dil_w == 1 or width >= phase * g.dil_w)
+            and max(g.dil_h, g.dil_w) <= _by_channels(MAX_DILATION_FOR_WINOGRAD[CPU_KIND],
+                                                      channels))
+
+
+def _by_channels(table, channels):
+    """The value of the first (channels, value) pair of table (most channels first) whose
+    channel count ``channels`` reaches."""
+    return next(value for least, value in table if channels >= least)
 
 
 def winograd_by_tiles(c_in, dtype):
