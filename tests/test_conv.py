@@ -173,11 +173,11 @@ def test_winograd_products_in_tiles_or_shifted_sums_match_reference(x_shape, c_o
     y = F.conv2d(x, w, b, 1, dilation, dilation, family="winograd")
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx = F.conv2d_backward(dy, x, w, 1, dilation, dilation, family="winograd")[0]
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    assert_matches(y, conv_ref.conv2d_dilated_grouped(x64, w64, b.astype(np.float64), 1, dilation,
-                                                 dilation), dtype)
-    assert_matches(dx, conv_ref.conv2d_dilated_grouped_backward(dy.astype(np.float64), x64, w64, 1,
-                                                           dilation, dilation)[0], dtype)
+    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
+    assert_matches(y, conv_ref.conv2d_dilated_grouped(x64, w64, b64, 1, dilation, dilation),
+                   dtype)
+    assert_matches(dx, conv_ref.conv2d_dilated_grouped_backward(dy64, x64, w64, 1, dilation,
+                                                                dilation)[0], dtype)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
