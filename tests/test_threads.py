@@ -30,6 +30,9 @@ def _calls(rng, dtype):
     wide_x = rng.standard_normal((260, 264)).astype(dtype)  # every side >= 256: packed panels
     x32 = rng.standard_normal((6, 32, 9, 8)).astype(dtype)  # dw in the dense tiles
     w32, dy32 = wd[:, :1].repeat(32, axis=1), rng.standard_normal((6, 33, 5, 4)).astype(dtype)
+    x20 = rng.standard_normal((3, 20, 9, 27)).astype(dtype)  # Winograd's products in tiles
+    w20 = rng.standard_normal((37, 20, 3, 3)).astype(dtype)
+    dy20 = x20[:, :, :7, :25].repeat(2, axis=1)[:, :37].copy()
     short_x = rng.standard_normal((64, 790)).astype(dtype)  # batch 64: weights read in place
     short_w, short_dy = wide_x[:250, :].repeat(3, axis=1)[:, :790].copy(), deep_dy[:64, :250].copy()
     calls = {
@@ -48,6 +51,9 @@ def _calls(rng, dtype):
             F.conv2d(xb, wb, None, 1, 1, 1, 3, family="batched"),
             *F.conv2d_backward(dyb3, xb, wb, 1, 1, 1, 3, family="batched")],
         "conv2d_weight_tiles": lambda: F.conv2d_backward(dy32, x32, w32, 2, 1),
+        "conv2d_winograd_tiles": lambda: [F.conv2d(x20, w20, None, 1, 0, family="winograd"),
+                                          *F.conv2d_backward(dy20, x20, w20, 1, 0,
+                                                             family="winograd")],
         "linear": lambda: [F.linear(a, wl)],
         "linear_backward": lambda: F.linear_backward(dyl, a, wl),
         "linear_backward_deep": lambda: F.linear_backward(deep_dy, deep_x, deep_w),
@@ -79,7 +85,7 @@ def _calls(rng, dtype):
 
 CALLS = ["conv2d", "conv2d_backward",
          *(f"conv2d_{family}" for family in FAMILIES if family != "depthwise"),
-         "conv2d_dilated_grouped", "conv2d_weight_tiles",
+         "conv2d_dilated_grouped", "conv2d_weight_tiles", "conv2d_winograd_tiles",
          "linear", "linear_backward", "linear_backward_deep", "linear_packed",
          "linear_short_batch", "max_pool",
          "relu_max_pool", "avg_pool", "activations", "losses"]
