@@ -82,9 +82,9 @@ def output_block(c_out, rows):
 
 
 @serial_kernel
-def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, rows=0):
-    """A thread's scratch row, in elements, for tiles of ``rows`` rows (0: shifted sums):
-    (products, rows, sums, wide, size). At 0, a band's transformed input V (16, C,
+def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, panel_rows=0):
+    """A thread's scratch row, in elements, for tiles of ``panel_rows`` rows (0: shifted
+    sums): (products, rows, sums, wide, size). At 0, a band's transformed input V (16, C,
     in_panel_columns(T)); at ``products``, the products M (16, block, T) of a block of
     output channels (``output_block``); at ``rows``, the band's padded rows by parity (2,
     rows + 1, 2 * (TW + 1) * dil_w) and two spare zeros; at ``sums``, their column
@@ -93,7 +93,7 @@ def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, rows=0):
     _, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
     per_row = (tiles_w + 1) * dil_w
     products = line_up(16 * c_in * in_panel_columns(tiles))
-    rows = products + line_up(16 * output_block(c_out, rows) * tiles)
+    rows = products + line_up(16 * output_block(c_out, panel_rows) * tiles)
     sums = rows + line_up(2 * (band_rows + 1) * 2 * per_row + 2)
     wide = sums + line_up(8 * (band_rows + 1) * per_row)
     return products, rows, sums, wide, wide + line_up(4 * tiles)
