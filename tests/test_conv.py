@@ -249,6 +249,10 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 32, 20, 20), 32, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((32, 128, 10, 10), 128, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((32, 128, 8, 8), 128, 3, 1, 1) == ("batched", "batched")
+    for kind in table.PREFERENCE:  # Winograd's tables end at one channel count (_by_channels)
+        tables = (table.MIN_WIDTH_FOR_WINOGRAD[kind], table.MAX_DILATION_FOR_WINOGRAD[kind],
+                  *table.MIN_PHASE_WIDTH_FOR_WINOGRAD[kind].values())
+        assert {pairs[-1][0] for pairs in tables} == {16}
     assert set(table.PREFERENCE[table.CPU_KIND]) == set(table.FAMILIES)
 
 

@@ -126,7 +126,6 @@ MIN_WIDTH_FOR_WINOGRAD = {
     "avx512": ((64, 10), (32, 16), (16, 24)),
     "avx2": ((128, 10), (64, 14), (32, 20), (16, 24)),
 }
-MIN_CHANNELS_FOR_WINOGRAD = 16  # min(C, O): the last pair of each Winograd table
 # Dilated, per pass: the output columns a column phase needs, and the largest dilation.
 # AVX-512 with tiles (forward / dx against the shifted family, 64 samples): 64 channels
 # d4 on 32 px (phases 8 wide) 1.38x / 1.92x, d2 on 16 px 1.35x / 1.77x; 32 channels d3 on
@@ -325,10 +324,11 @@ def _winograd_suits(g, pass_):
     output channels, the output transform's by the input channels."""
     width = g.out_w if pass_ == "forward" else g.width
     channels = min(g.c_in, g.c_out)
-    if channels < MIN_CHANNELS_FOR_WINOGRAD:
+    columns = _by_channels(MIN_WIDTH_FOR_WINOGRAD[CPU_KIND], channels)
+    if columns is None:  # fewer channels than any pair's
         return False
     phase = _by_channels(MIN_PHASE_WIDTH_FOR_WINOGRAD[CPU_KIND][pass_], channels)
-    return (width >= _by_channels(MIN_WIDTH_FOR_WINOGRAD[CPU_KIND], channels)
+    return (width >= columns
             and (g.dil_w == 1 or width >= phase * g.dil_w)
             and max(g.dil_h, g.dil_w) <= _by_channels(MAX_DILATION_FOR_WINOGRAD[CPU_KIND],
                                                       channels))
@@ -336,8 +336,9 @@ def _winograd_suits(g, pass_):
 
 def _by_channels(table, channels):
     """The value of the first (channels, value) pair of table (most channels first) whose
-    channel count ``channels`` reaches."""
-    return next(value for least, value in table if channels >= least)
+    channel count ``channels`` reaches, or None. The three Winograd tables end at the same
+    count (16), so one lookup decides whether any applies."""
+    return next((value for least, value in table if channels >= least), None)
 
 
 def winograd_by_tiles(c_in, dtype):
