@@ -37,6 +37,9 @@ CASES = [
     ((1, 2, 10, 9), 3, (3, 3), 1, (3, 2), (3, 1), 1),
     ((2, 4, 8, 13), 5, (3, 3), 1, (4, 1), (2, 4), 1),
     ((1, 32, 24, 25), 32, (3, 3), 1, 2, 2, 1),  # winograd by default
+    # winograd over groups of 16 channels (products in tiles where the CPU has them), 17
+    # outputs per group: a partial panel in each
+    ((2, 32, 9, 10), 34, (3, 3), 1, 1, 1, 2),
 ]
 
 
@@ -115,6 +118,20 @@ def test_dilated_3x3_runs_winograd_where_it_pays():
         assert chosen((64, 32, 32, 32), 32, (4, 1), (4, 1)) == ("shifted", "shifted")
         assert chosen((64, 32, 16, 16), 32, 2, 2) == ("shifted", "shifted")
         assert chosen((16, 32, 64, 64), 32, 4, 4) == ("shifted", "shifted")  # phases gathered
+
+
+def test_grouped_3x3_runs_winograd_on_all_groups_at_once():
+    """Winograd takes the groups itself (no copies of each group's channels) where one
+    group's shapes suit it; with fewer channels per group the table runs group by group."""
+    def chosen(x_shape, o, groups):
+        g = table.Geometry.of(x_shape, (o, x_shape[1] // groups, 3, 3), (*x_shape[:1], o,
+                              *x_shape[2:]), 1, 1, 1, 1, 1, 1, groups)
+        entries = [table.takes_groups(g, pass_) for pass_ in ("forward", "backward")]
+        return tuple(entry and entry.name for entry in entries)
+
+    assert chosen((64, 64, 32, 32), 64, 4) == ("winograd", "winograd")  # compare.py's
+    assert chosen((64, 64, 32, 32), 64, 8) == (None, None)  # 8 channels a group
+    assert chosen((64, 64, 32, 32), 64, 64) == ("depthwise", "depthwise")
 
 
 def test_reference_reduces_to_the_plain_convolution(rng):

@@ -7,9 +7,9 @@ kernel's taps sit ``dilation`` apart, and with G groups output channel o reads o
 input channels of its group ``o // (O / G)`` (PyTorch's conventions).
 
 A family computes one group (``Geometry.groups == 1``), except those that take the groups
-themselves (``depthwise``: groups == C); a grouped convolution that none of those takes
-runs its family group by group on contiguous copies of the group's channels
-(``_by_groups_forward``).
+themselves (``depthwise``: groups == C; ``winograd``: any groups, each job one group's); a
+grouped convolution that none of those takes runs its family group by group on contiguous
+copies of the group's channels (``_by_groups_forward``).
 
 ``FAMILIES`` names every way a pass can be computed: a family of kernels (``batched``,
 ``shifted``, ``patches``) and, where it has two loop forms, the variant (``patches_dots``,
@@ -29,7 +29,8 @@ from typing import Callable, NamedTuple
 import numba
 from numba import prange
 
-from ._jit import reduction_kernel
+from ._jit import for_size, reduction_kernel
+from .channels import put_channels, take_channels
 from .conv2d_batched import (
     batched_layout,
     batched_partial_shape,
@@ -314,16 +315,16 @@ PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_wei
 # -- winograd: 3x3, stride 1, F(2x2, 3x3) --------------------------------------------
 
 def _winograd_accepts(g):
-    return (_stride_1_dilated(g) and g.k_h == 3 and g.k_w == 3
+    return (g.stride_h == 1 and g.stride_w == 1 and g.k_h == 3 and g.k_w == 3
             and g.pad_h <= 2 * g.dil_h and g.pad_w <= 2 * g.dil_w)
 
 
 def _winograd_suits(g, pass_):
     """By the width of what the transforms produce (y, or dx for the backward, whose dw the
     direct family computes) and the channels: the input transform's cost is shared by the
-    output channels, the output transform's by the input channels."""
+    output channels, the output transform's by the input channels (of one group)."""
     width = g.out_w if pass_ == "forward" else g.width
-    channels = min(g.c_in, g.c_out)
+    channels = min(g.c_in, g.c_out) // g.groups
     columns = _by_channels(MIN_WIDTH_FOR_WINOGRAD[CPU_KIND], channels)
     if columns is None:  # fewer channels than any pair's
         return False
@@ -348,13 +349,15 @@ def winograd_by_tiles(c_in, dtype):
 
 
 def _winograd_forward_on(g, x, w, b, pad_h, pad_w, y, workspace):
-    """y = the Winograd forward of x (N, C, H, W) with w (O, C, 3, 3), scratch sized for it."""
-    c_in, c_out, out_h, out_w = x.shape[1], w.shape[0], y.shape[2], y.shape[3]
+    """y = the Winograd forward of x (N, C, H, W) with w (O, C / groups, 3, 3), scratch
+    sized for one group."""
+    c_in, c_out = x.shape[1] // g.groups, w.shape[0] // g.groups
     by_tiles = winograd_by_tiles(c_in, x.dtype)
     rows = product_tile(x.dtype)[0] if by_tiles else 0
-    size = winograd_layout(c_in, c_out, out_h, out_w, g.dil_h, g.dil_w, rows)[-1]
+    size = winograd_layout(c_in, c_out, y.shape[2], y.shape[3], g.dil_h, g.dil_w, rows)[-1]
     scratch = workspace.per_thread("conv2d", size, x.dtype)
-    conv2d_winograd_forward(x, w, b, pad_h, pad_w, g.dil_h, g.dil_w, y, scratch, by_tiles)
+    conv2d_winograd_forward(x, w, b, pad_h, pad_w, g.dil_h, g.dil_w, g.groups, y, scratch,
+                            by_tiles)
 
 
 def _winograd_forward(g, x, w, b, y, workspace):
@@ -362,18 +365,26 @@ def _winograd_forward(g, x, w, b, y, workspace):
 
 
 def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
-    """dx as the forward of the flipped, channel-transposed kernel on dy padded by
-    2 * dilation - pad; dw by the family the table would choose without this one."""
+    """dx as the forward of the flipped, channel-transposed kernel (group by group) on dy
+    padded by 2 * dilation - pad; dw by the family the table would choose without this one
+    (group by group if none takes the groups)."""
     if dx is not None:
-        flipped = workspace.array("conv2d winograd w", (g.c_in, g.c_out, 3, 3), w.dtype)
-        flipped[...] = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+        c_in, c_out = g.c_in // g.groups, g.c_out // g.groups
+        flipped = workspace.array("conv2d winograd w", (g.c_in, c_out, 3, 3), w.dtype)
+        for k in range(g.groups):
+            flipped[k * c_in:(k + 1) * c_in] = (
+                w[k * c_out:(k + 1) * c_out].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         no_bias = workspace.array("conv2d winograd b", (g.c_in,), w.dtype)
         no_bias[...] = 0
         _winograd_forward_on(g, dy, flipped, no_bias, 2 * g.dil_h - g.pad_h,
                              2 * g.dil_w - g.pad_w, dx, workspace)
-    if dw is not None:
+    if dw is None:
+        return
+    if g.groups == 1:
         choose(g, "backward", without="winograd").backward(g, dy, x, w, None, dw, workspace,
                                                            accumulate)
+    else:
+        _by_groups_backward(g, dy, x, w, None, dw, workspace, accumulate, None, "winograd")
 
 
 # -- phases: any stride, a stride-1 convolution of the input's phases ---------------------
@@ -633,7 +644,7 @@ def _group_channels(a, group, groups, workspace, name):
     array, as a contiguous copy in ``workspace``'s array ``name``."""
     size = a.shape[1] // groups
     copy = workspace.array(name, (a.shape[0], size, *a.shape[2:]), a.dtype)
-    copy[...] = a[:, group * size:(group + 1) * size]
+    for_size(take_channels, copy.size)(a, group * size, copy)
     return copy
 
 
@@ -654,14 +665,14 @@ def _by_groups_forward(g, x, w, b, y, workspace, family):
         out = slice(k * c_out, (k + 1) * c_out)
         x_group = _group_channels(x, k, g.groups, workspace, "conv2d group x")
         entry.forward(one, x_group, w[out], b[out], y_group, workspace)
-        y[:, out] = y_group
+        for_size(put_channels, y_group.size)(y_group, y, out.start)
 
 
-def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family):
-    """The backward group by group, as ``_by_groups_forward``; dw's rows of a group are a
-    contiguous slice of dw, written (or added to) in place."""
+def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family, without=None):
+    """The backward group by group, as ``_by_groups_forward`` (``without``: as ``choose``);
+    dw's rows of a group are a contiguous slice of dw, written (or added to) in place."""
     one = g.one_group()
-    entry = choose(one, "backward", family)
+    entry = choose(one, "backward", family, without)
     c_out = one.c_out
     dx_group = None if dx is None else _group_output(dx, g.groups, workspace, "conv2d group dx")
     for k in range(g.groups):
@@ -672,8 +683,7 @@ def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family):
         entry.backward(one, dy_group, x_group, w[out], dx_group,
                        None if dw is None else dw[out], workspace, accumulate)
         if dx is not None:
-            c_in = one.c_in
-            dx[:, k * c_in:(k + 1) * c_in] = dx_group
+            for_size(put_channels, dx_group.size)(dx_group, dx, k * one.c_in)
 
 
 def takes_groups(g, pass_, name=None):

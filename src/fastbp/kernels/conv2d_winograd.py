@@ -1,8 +1,9 @@
 """3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3), dilated or not.
 
-Shapes as in ``conv2d.py``; kernel 3x3, stride 1, one group. The output is cut into 2x2
-tiles; tile (ti, tj) reads the 4x4 window d of the zero-padded input whose top left corner
-is padded cell (2*ti, 2*tj). Per tile and channel pair,
+Shapes as in ``conv2d.py``; kernel 3x3, stride 1, any groups (each group a convolution of
+its own channels, the jobs one group's each). The output is cut into 2x2 tiles; tile (ti,
+tj) reads the 4x4 window d of the zero-padded input whose top left corner is padded cell
+(2*ti, 2*tj). Per tile and channel pair,
 
     y_tile = A^T [(G g G^T) * (B^T d B)] A
 
@@ -30,13 +31,13 @@ by ``2 * dilation - pad`` (``conv2d.py`` arranges it). The weight gradient stays
 direct families: its products (``dU[cell] (O, C) = sum over tiles of Z[cell] V[cell]^T``)
 are dot products over a band's tiles, too short to beat them (measured 0.3-0.8x).
 
-Layout: the jobs are bands of whole tile rows of one row phase of one sample. A band's
-padded input rows are stored by parity, each row holding the column phases side by side,
-and every tile row of a column phase gets one extra "virtual" tile ((TW + 1) * dw per row,
-T = rows * (TW + 1) * dw): then tile t's window starts at element 2t of its parity's flat
-rows, and the tile below it is tile t + (TW + 1) * dw, so every transform is one long loop
-over t with fixed offsets (short loops run in scalar code). Virtual tiles read the next
-phase's or row's values; their results are dropped. V's rows are ``in_panel_columns(T)``
+Layout: the jobs are bands of whole tile rows of one row phase of one group of one sample.
+A band's padded input rows are stored by parity, each row holding the column phases side
+by side, and every tile row of a column phase gets one extra "virtual" tile ((TW + 1) * dw
+per row, T = rows * (TW + 1) * dw): then tile t's window starts at element 2t of its
+parity's flat rows, and the tile below it is tile t + (TW + 1) * dw, so every transform is
+one long loop over t with fixed offsets (short loops run in scalar code). Virtual tiles
+read the next phase's or row's values; their results are dropped. V's rows are ``in_panel_columns(T)``
 long, zero past T, as the tiles read them.
 
 Each job writes only its own output cells, so results do not depend on the thread count.
@@ -271,47 +272,66 @@ def untransform_band(m, k, bias, dil_h, dil_w, py, ti0, band_rows, tiles_w, top,
             output_row(bottom, start, tiles_w, dil_w, y_plane[r + dil_h])
 
 
+@serial_kernel
+def group_cell_weights(w, groups, rows):
+    """``cell_weights`` of each group's kernels (w (O, C / groups, 3, 3), group k's output
+    channels k * O / groups onwards), stacked: (groups, *cell_weights' shape)."""
+    per_group = w.shape[0] // groups
+    first = cell_weights(w[:per_group], rows)
+    weights = np.empty((groups,) + first.shape, w.dtype)
+    weights[0] = first
+    for k in range(1, groups):
+        weights[k] = cell_weights(w[k * per_group:(k + 1) * per_group], rows)
+    return weights
+
+
 @reduction_kernel
-def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch, by_tiles):
-    """y (N, O, OH, OW) = b + the 3x3 stride-1 correlation of x with w dilated by (dil_h,
-    dil_w), by F(2x2, 3x3): per band, the input windows transformed (``transform_band``),
-    then per block of output channels (``output_block``) the 16 products with the
-    transformed kernels, in the dense tiles (``by_tiles``) or as shifted sums, and their
-    transform back. Parallel over (sample, row phase, band). scratch (threads,
-    ``winograd_layout`` size, for ``tile_rows(y)`` rows by tiles)."""
-    n_batch, c_in = x.shape[0], x.shape[1]
-    c_out = w.shape[0]
+def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scratch,
+                            by_tiles):
+    """y (N, O, OH, OW) = b + the 3x3 stride-1 correlation of x with w (O, C / groups, 3,
+    3) dilated by (dil_h, dil_w), group k's output channels reading its input channels: per
+    band, the group's input windows transformed (``transform_band``), then per block of
+    output channels (``output_block``) the 16 products with the transformed kernels, in the
+    dense tiles (``by_tiles``) or as shifted sums, and their transform back. Parallel over
+    (sample, group, row phase, band). scratch (threads, ``winograd_layout`` size for one
+    group's channels, for ``tile_rows(y)`` rows by tiles)."""
+    n_batch, c_in = x.shape[0], x.shape[1] // groups
+    c_out = w.shape[0] // groups
     out_h, out_w = y.shape[2], y.shape[3]
     tiles_h, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
     rows = tile_rows(y) if by_tiles else 0
-    weights = cell_weights(w, rows)
+    weights = group_cell_weights(w, groups, rows)
     products_at, rows_at, sums_at, wide_at, _ = winograd_layout(c_in, c_out, out_h, out_w,
                                                                 dil_h, dil_w, rows)
     v_row = in_panel_columns(tiles)
     block_out = output_block(c_out, rows)
     bands = (tiles_h + band_rows - 1) // band_rows
     offsets = row_offsets(c_in, v_row, in_fours(c_in))
-    for job in prange(n_batch * dil_h * bands):
-        n, py, ti0 = job // (dil_h * bands), job // bands % dil_h, (job % bands) * band_rows
+    for job in prange(n_batch * groups * dil_h * bands):
+        n, group = job // (groups * dil_h * bands), job // (dil_h * bands) % groups
+        py, ti0 = job // bands % dil_h, (job % bands) * band_rows
         rows_here = min(band_rows, tiles_h - ti0)
         buffer = scratch[get_thread_id()]
         v = buffer[:16 * c_in * v_row].reshape(16, c_in, v_row)
-        transform_band(x[n], pad_h, pad_w, dil_h, dil_w, py, ti0, rows_here, tiles_w,
-                       buffer[rows_at:sums_at], buffer[sums_at:wide_at], v)
+        transform_band(x[n, group * c_in:(group + 1) * c_in], pad_h, pad_w, dil_h, dil_w, py,
+                       ti0, rows_here, tiles_w, buffer[rows_at:sums_at],
+                       buffer[sums_at:wide_at], v)
         flat_v = v.reshape(16, c_in * v_row)
         wide = buffer[wide_at:wide_at + 4 * tiles].reshape(2, 2 * tiles)
         length = rows_here * (tiles_w + 1) * dil_w
+        u = weights[group]
+        first_out = group * c_out
         for o0 in range(0, c_out, block_out):
             block = min(block_out, c_out - o0)
             m = buffer[products_at:products_at + 16 * block * tiles].reshape(16, block, tiles)
             if rows:
                 p0, p1 = o0 // rows, (o0 + block + rows - 1) // rows
                 for cell in range(16):
-                    tiles_product(weights[cell, p0:p1], v[cell], c_in, m[cell], False)
+                    tiles_product(u[cell, p0:p1], v[cell], c_in, m[cell], False)
             else:
                 zero(m)
                 for cell in range(16):
-                    u_cell, products = weights[cell], m[cell]
+                    u_cell, products = u[cell], m[cell]
                     for k in range(0, block - 1, 2):
                         shifted_sums_2(u_cell[o0 + k], u_cell[o0 + k + 1], offsets,
                                        flat_v[cell], products[k], products[k + 1], length)
@@ -319,5 +339,6 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch, by_
                         shifted_sums(u_cell[o0 + block - 1], offsets, flat_v[cell],
                                      products[block - 1], length)
             for k in range(block):
-                untransform_band(m, k, b[o0 + k], dil_h, dil_w, py, ti0, rows_here, tiles_w,
-                                 wide[0], wide[1], y[n, o0 + k])
+                o = first_out + o0 + k
+                untransform_band(m, k, b[o], dil_h, dil_w, py, ti0, rows_here, tiles_w,
+                                 wide[0], wide[1], y[n, o])
