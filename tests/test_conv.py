@@ -180,6 +180,28 @@ def test_winograd_products_in_tiles_or_shifted_sums_match_reference(x_shape, c_o
                                                                 dilation)[0], dtype)
 
 
+@pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
+@pytest.mark.parametrize("x_shape,c_out,kernel", [
+    ((70, 8, 6, 5), 17, (3, 3)),  # two chunks (6 samples in the last); panels left partial
+    ((9, 6, 14, 14), 16, (5, 5)),  # LeNet's conv2
+])
+def test_batched_forward_in_tiles_or_shifted_sums_matches_reference(x_shape, c_out, kernel,
+                                                                     tiles, dtype, monkeypatch,
+                                                                     rng):
+    """The batched forward sums its rows in the dense tiles (where the CPU has a tile for
+    the dtype) or as shifted sums: both give the reference's output."""
+    from fastbp.kernels.packed import product_tile
+    from fastbp.reference import conv as conv_ref
+
+    monkeypatch.setattr(table, "MIN_DEPTH_FOR_BATCHED_TILES", 1 if tiles else 10**9)
+    x, w, b = _data(rng, x_shape, (c_out, *kernel), dtype)
+    g = table.Geometry.of(x.shape, w.shape, x.shape, 1, 1, 1, 1)
+    assert table.batched_by_tiles(g, dtype) is (tiles and product_tile(dtype) is not None)
+    y = F.conv2d(x, w, b, 1, 1, family="batched")
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    assert_matches(y, conv_ref.conv2d(x64, w64, b64, 1, 1), dtype)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_dx_alone_and_dw_alone_give_the_bits_of_both_at_once(family, dtype, rng):
     """The kernels' backward computes dx unless it is None and dw unless it is None (numba

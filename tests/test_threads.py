@@ -33,6 +33,7 @@ def _calls(rng, dtype):
     x20 = rng.standard_normal((3, 20, 9, 27)).astype(dtype)  # Winograd's products in tiles
     w20 = rng.standard_normal((37, 20, 3, 3)).astype(dtype)
     dy20 = x20[:, :, :7, :25].repeat(2, axis=1)[:, :37].copy()
+    x8, w8 = x32[:, :8].copy(), w20[:17, :8].copy()  # the batched forward's tiles: 72 taps
     w32g = w20[:34, :16].copy()  # Winograd on two groups of 16 channels
     dy32g = rng.standard_normal((6, 34, 9, 8)).astype(dtype)
     short_x = rng.standard_normal((64, 790)).astype(dtype)  # batch 64: weights read in place
@@ -56,6 +57,7 @@ def _calls(rng, dtype):
         "conv2d_winograd_tiles": lambda: [F.conv2d(x20, w20, None, 1, 0, family="winograd"),
                                           *F.conv2d_backward(dy20, x20, w20, 1, 0,
                                                              family="winograd")],
+        "conv2d_batched_tiles": lambda: [F.conv2d(x8, w8, None, 1, 1, family="batched")],
         "conv2d_winograd_groups": lambda: [
             F.conv2d(x32, w32g, None, 1, 1, groups=2, family="winograd"),
             *F.conv2d_backward(dy32g, x32, w32g, 1, 1, groups=2, family="winograd")],
@@ -91,7 +93,7 @@ def _calls(rng, dtype):
 CALLS = ["conv2d", "conv2d_backward",
          *(f"conv2d_{family}" for family in FAMILIES if family != "depthwise"),
          "conv2d_dilated_grouped", "conv2d_weight_tiles", "conv2d_winograd_tiles",
-         "conv2d_winograd_groups",
+         "conv2d_batched_tiles", "conv2d_winograd_groups",
          "linear", "linear_backward", "linear_backward_deep", "linear_packed",
          "linear_short_batch", "max_pool",
          "relu_max_pool", "avg_pool", "activations", "losses"]

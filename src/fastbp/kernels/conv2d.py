@@ -144,6 +144,11 @@ MAX_DILATION_FOR_WINOGRAD = {"avx512": ((32, 4), (16, 3)), "avx2": ((16, 3),)}
 # 1.4x (dilated 2: 1.2x), 64 -> 64 1.5x, 32 -> 32 on 14 px 1.6x, float64 1.3x; AVX2 (3 x
 # 32) 16 and 32 channels 0.9x, 64 1.05-1.08x.
 MIN_DEPTH_FOR_WINOGRAD_TILES = 16 if MASKED_VECTORS else 64  # input channels
+# The batched forward's rows in the dense tiles against shifted sums (one core, float32,
+# 64 samples, 3x3): AVX-512 (8 x 32) 72 taps 1.21x, 144 1.24-1.40x, 288 1.23x, 576 1.42x,
+# LeNet's conv2 (150) 1.27x, but 27-36 taps 0.8-1.0x; AVX2 (3 x 32) 27-288 taps 0.77-0.97x,
+# 576 1.01-1.03x, 1152 1.06x.
+MIN_DEPTH_FOR_BATCHED_TILES = 64 if MASKED_VECTORS else 512  # C * KH * KW
 
 
 class Geometry(NamedTuple):
@@ -229,7 +234,15 @@ def _batched_scratch(g, workspace, dtype):
 
 
 def _batched_forward(g, x, w, b, y, workspace):
-    conv2d_batched_forward(x, w, b, g.pad_h, g.pad_w, y, _batched_scratch(g, workspace, x.dtype))
+    conv2d_batched_forward(x, w, b, g.pad_h, g.pad_w, y, _batched_scratch(g, workspace, x.dtype),
+                           batched_by_tiles(g, x.dtype))
+
+
+def batched_by_tiles(g, dtype):
+    """Whether the batched forward sums its rows in the dense tiles: by depth, dtype, and
+    output channels enough to fill a tile's rows."""
+    tile = product_tile(dtype)
+    return tile is not None and g.n_taps >= MIN_DEPTH_FOR_BATCHED_TILES and g.c_out >= tile[0]
 
 
 def _batched_backward(g, dy, x, w, dx, dw, workspace, accumulate):
@@ -527,9 +540,10 @@ FAMILIES = {f.name: f for f in (
     ),
     Family(
         name="batched", family="batched", variant="",
-        kernels="conv2d_batched: forward and dx as sums of shifted rows (shifted_sums_2), dw "
-                "as dot products (dots_at), on chunks of up to 64 samples copied to "
-                "(C, Hp, Wp, samples) order",
+        kernels="conv2d_batched: forward in the dense tiles reading the taps' runs in place "
+                "(batched_by_tiles) or as sums of shifted rows (shifted_sums_2), dx as the "
+                "latter, dw as dot products (dots_at), on chunks of up to 64 samples copied "
+                "to (C, Hp, Wp, samples) order",
         accepts=_stride_1, needs="stride 1 and dilation 1",
         # small planes in a batch: the shifted family's dropped columns would waste over a
         # quarter of the work, or its runs are short (3x3 pad 1 on 12 to 16 px planes,

@@ -7,7 +7,9 @@ and samples is one contiguous run of ``OW * nb`` values, and so is the input run
 sum of shifted runs (``shifted_sums_2``) with no dropped columns, unlike
 ``conv2d_shifted``, which computes ``Wp - OW`` columns per row for nothing: this layout
 wins where that waste is large, i.e. on small planes. The copies in and out of the
-layout are the price.
+layout are the price. The forward's rows for a panel of output channels are also a matrix
+product whose k-th row is tap k's run, which the dense tiles read in place
+(``packed.tiles_product_at``).
 
 Every parallel job owns the runs it writes (each kernel says what its jobs are), and the
 weight gradient's per-job sums are added in job order, so results do not depend on the
@@ -20,12 +22,16 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .conv2d_shifted import tap_offsets
 from .gemm import dots_at
+from .packed import TILES, into_panels, tile_rows, tiles_product_at
 from .partials import sum_partials
 from .runs import zero
 from .shifted import in_four_columns, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
 CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in L2
+# Output rows of a chunk a thread sums at once: two output channels' by shifted sums, a
+# tile's rows by tiles (the largest tile's, whatever this CPU's).
+THREAD_ROWS = max(2, *(tile[0] for tile in TILES.values() if tile))
 
 
 @serial_kernel
@@ -78,8 +84,9 @@ def unpack_row(row, bias, out):
 
 @serial_kernel
 def row_pair_size(padded_w):
-    """Elements of a thread's two rows of a chunk, for output or padded input rows."""
-    return line_up(2 * padded_w * CHUNK)
+    """Elements of a thread's ``THREAD_ROWS`` rows of a chunk, for output or padded input
+    rows."""
+    return line_up(THREAD_ROWS * padded_w * CHUNK)
 
 
 @serial_kernel
@@ -110,22 +117,29 @@ def batched_partial_shape(n_batch, c_out, n_taps, out_h):
 
 
 @reduction_kernel
-def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
+def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch, by_tiles):
     """y (N, O, OH, OW) = b + the stride-1 correlation of x with w, chunk after chunk (so
     that a chunk's copies stay in cache): x copied to (C, Hp, Wp, nb) order, then jobs
-    (channel pair, output row), each summing two output rows in a thread's scratch rows
-    and moving them out of the layout. scratch as ``batched_layout``."""
+    (block of output channels, output row), each summing its output rows in a thread's
+    scratch rows and moving them out of the layout: a panel of the tile's rows, the taps'
+    runs read in place by the tiles (``by_tiles``: this CPU has a tile for the dtype), or
+    a pair by shifted sums. scratch as ``batched_layout``."""
     n_batch, c_in, height, width = x.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
     in_size = c_in * padded_h * padded_w  # per sample
-    coef = in_four_columns(w.reshape(c_out, n_taps))
+    flat_w = w.reshape(c_out, n_taps)
+    coef = in_four_columns(flat_w)
+    rows = tile_rows(y) if by_tiles else 0
+    panels = np.empty(((c_out + rows - 1) // rows if rows else 0, n_taps * rows), w.dtype)
+    into_panels(flat_w, panels)
+    block_out = rows if rows else 2
     offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1], 1, 1), n_batch)
     _, _, rows_start, row_pair = batched_layout(n_batch, c_in, height, width, c_out, out_h,
                                                 out_w, pad_h, pad_w)
-    pairs = (c_out + 1) // 2
+    blocks = (c_out + block_out - 1) // block_out
     for chunk in range((n_batch + CHUNK - 1) // CHUNK):
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
         shifts = offsets[0] if nb == CHUNK else offsets[1]
@@ -133,18 +147,22 @@ def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch):
         for c in prange(c_in):
             pack(x, n0, c, pad_h, pad_w, inputs[c])
         length = out_w * nb
-        for job in prange(pairs * out_h):
-            o, i = 2 * (job // out_h), job % out_h
-            src = scratch[i * padded_w * nb:nb * in_size]
+        for job in prange(blocks * out_h):
+            o, i = block_out * (job // out_h), job % out_h
             first = rows_start + get_thread_id() * row_pair
-            rows = scratch[first:first + 2 * length].reshape(2, length)
-            zero(rows)
-            if o + 1 < c_out:
-                shifted_sums_2(coef[o], coef[o + 1], shifts, src, rows[0], rows[1], length)
+            sums = scratch[first:first + block_out * length].reshape(block_out, length)
+            if rows:
+                tiles_product_at(panels[o // rows:o // rows + 1], scratch, i * padded_w * nb,
+                                 shifts[:n_taps], sums, False)
             else:
-                shifted_sums(coef[o], shifts, src, rows[0], length)
-            for p in range(o, min(o + 2, c_out)):  # out of the layout while in cache
-                unpack_row(rows[p - o], b[p], y[n0:n0 + nb, p, i])
+                src = scratch[i * padded_w * nb:nb * in_size]
+                zero(sums)
+                if o + 1 < c_out:
+                    shifted_sums_2(coef[o], coef[o + 1], shifts, src, sums[0], sums[1], length)
+                else:
+                    shifted_sums(coef[o], shifts, src, sums[0], length)
+            for p in range(o, min(o + block_out, c_out)):  # out of the layout while in cache
+                unpack_row(sums[p - o], b[p], y[n0:n0 + nb, p, i])
 
 
 @reduction_kernel

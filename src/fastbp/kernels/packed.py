@@ -25,7 +25,8 @@ owns its cells, so results do not depend on the thread count.
 
 The tile also reads b's runs in place from a row-major (K, N) array (``panel_product``,
 for code already inside a parallel loop: the patches of a convolution block), as fast as
-from a packed panel in L1 (93.8 against 95.5 GFLOP/s, 32 x 256 x 512, AVX-512), and
+from a packed panel in L1 (93.8 against 95.5 GFLOP/s, 32 x 256 x 512, AVX-512), or from
+runs at a table of offsets (``tiles_product_at``: a convolution's taps), and
 ``packed_product`` reads an operand in place where packing it would not pay
 (``in_place``: a product with a short side, such as a layer's weights at batch 64).
 """
@@ -87,12 +88,13 @@ def packer(width):
     return pack
 
 
-def _tile(rows, cols, a_in_place):
+def _tile(rows, cols, a_in_place, b_at_offsets=False):
     """The micro-kernel for a ``rows`` x ``cols`` tile of sums, reading a from a packed
     panel or, ``a_in_place``, from rows of a row-major matrix: two functions, because LLVM
     addresses rows a runtime step apart through a chain of additions, one per row, that the
     packed panel's constant offsets do without (one tile for both: packed products 10%
-    slower)."""
+    slower). ``b_at_offsets``: b's rows start at b_at plus a table of offsets (b_step is
+    that uint64 table), not a step apart: the taps of a convolution read in place."""
     size = rows * cols
 
     @njit(cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
@@ -101,15 +103,21 @@ def _tile(rows, cols, a_in_place):
         sums ``a[a_at + r * a_row + k] * b[b_at + k * b_step + j]`` over k < depth in order
         (a read in place: a_row is its row length), or ``a[a_at + k * rows + r] * ...``
         (a packed panel; a_row unused). b: a packed panel (b_step ``cols``) or a row-major
-        matrix read in place (b_step its row length). Unsigned indices: a signed one is
-        checked for wraparound, and with a step that is not a constant that check kept the
-        loads scalar (4x slower)."""
+        matrix read in place (b_step its row length), or row k at ``b_at + b_step[k]``
+        (``b_at_offsets``). Unsigned indices: a signed one is checked for wraparound, and
+        with a step that is not a constant that check kept the loads scalar (4x slower)."""
         sums = carray(stack_pointer(size, out.dtype), (size,))
         for t in range(size):
             sums[t] = 0
-        at, step = uint64(b_at), uint64(b_step)
+        at = uint64(b_at)
+        if b_at_offsets:
+            step = uint64(0)  # each row's start comes from the table
+        else:
+            step = uint64(b_step)
         a_first, row_step = uint64(a_at), uint64(a_row)
         for k in range(uint64(depth)):
+            if b_at_offsets:
+                at = uint64(b_at) + b_step[k]
             for j in range(cols):
                 value = b[at + uint64(j)]
                 for r in range(rows):
@@ -277,6 +285,15 @@ def tiles_product(a_panels, b, depth, out, accumulate):
     raise NotImplementedError("tiles_product is compiled into numba kernels")
 
 
+def tiles_product_at(a_panels, b, b_at, offsets, out, accumulate):
+    """out (M, N) = a (M, K) @ B, or added to out with ``accumulate``, where B's row k is
+    the run ``b[b_at + offsets[k]:][:N]`` of the 1-D b (K = len(offsets), uint64): the taps
+    of a convolution read in place. As ``tiles_product``: a in panels of ``tile_rows``
+    rows, inside a parallel loop, where this CPU has a tile for the dtype; each run is read
+    ``in_panel_columns(N)`` long (finite there)."""
+    raise NotImplementedError("tiles_product_at is compiled into numba kernels")
+
+
 def _tile_of(array_type):
     return product_tile(np.dtype(array_type.dtype.name))
 
@@ -346,6 +363,22 @@ def _panel_tiles(rows, cols):
     return tiles
 
 
+@lru_cache(maxsize=None)
+def _tiles_at(rows, cols):
+    """The tile loop of ``tiles_product_at``, compiled for a ``rows`` x ``cols`` tile."""
+    micro_kernel = _tile(rows, cols, False, b_at_offsets=True)
+
+    @njit(cache=True, nogil=True)
+    def tiles(a_panels, b, b_at, offsets, out, accumulate):
+        a_flat, depth = a_panels.reshape(-1), offsets.shape[0]
+        for q in range((out.shape[1] + cols - 1) // cols):
+            for p in range(a_panels.shape[0]):
+                micro_kernel(a_flat, p * depth * rows, 0, b, b_at + q * cols, offsets, depth,
+                             out, p * rows, q * cols, accumulate)
+
+    return tiles
+
+
 @overload(panel_product)
 def _panel_product(weights, b, length, out):
     tile = _tile_of(out)
@@ -381,3 +414,16 @@ def _tiles_product(a_panels, b, depth, out, accumulate):
     tiles = _panel_tiles(*tile)
     return lambda a_panels, b, depth, out, accumulate: tiles(a_panels, b, depth, out.shape[1],
                                                              out, accumulate)
+
+
+@overload(tiles_product_at)
+def _tiles_product_at(a_panels, b, b_at, offsets, out, accumulate):
+    tile = _tile_of(out)
+    if tile is None:
+        def no_tile(a_panels, b, b_at, offsets, out, accumulate):
+            raise ValueError("no tile for this dtype on this CPU (tile_rows is 0)")
+
+        return no_tile
+    tiles = _tiles_at(*tile)
+    return lambda a_panels, b, b_at, offsets, out, accumulate: tiles(a_panels, b, b_at, offsets,
+                                                                     out, accumulate)
