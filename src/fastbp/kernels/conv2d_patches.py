@@ -204,17 +204,18 @@ def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1
                 column = dst[pad_w:pad_w + width, c]
                 for q in range(width):
                     column[q] = src[q]
-    run = k_w * n_planes
+    run, row_size = k_w * n_planes, band_w * n_planes
+    flat_band = band.reshape(band.size)  # once: a reshape per run cost ~40 ns
     for i in range(r0, r1):
         for j in range(out_w):
             dst = patches_t[start + (i - r0) * out_w + j]
             for ki in range(k_h):
-                src = band[(i - r0) * stride_h + ki * dil_h].reshape(band_w * n_planes)
+                at = ((i - r0) * stride_h + ki * dil_h) * row_size + j * stride_w * n_planes
                 if dil_w == 1:
-                    copy_run(src, j * stride_w * n_planes, dst, ki * run, run)
+                    copy_run(flat_band, at, dst, ki * run, run)
                 else:
                     for kj in range(k_w):
-                        copy_run(src, (j * stride_w + kj * dil_w) * n_planes, dst,
+                        copy_run(flat_band, at + kj * dil_w * n_planes, dst,
                                  ki * run + kj * n_planes, n_planes)
 
 
