@@ -368,6 +368,7 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
         padded, wide = job_buffers(scratch[get_thread_id()], rows * cols, length)
         zero(wide)
         zero(partial[g, o_lo:o_hi])
+        wide_row = wide.reshape(1, length)  # once: numba's reshape calls out of line
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
             for o in range(o_lo, o_hi):
                 place_plane(x[n, o // multiplier], pad_h, pad_w, padded, rows, cols)
@@ -375,6 +376,6 @@ def conv2d_depthwise_backward_weight_s1(dy, x, pad_h, pad_w, dil_h, dil_w, dw, s
                 if n_taps == 9:
                     nine_dots(wide, padded, offsets, length, partial[g, o])
                 else:
-                    dots_at(wide.reshape(1, length), padded, offsets[:n_taps], length,
+                    dots_at(wide_row, padded, offsets[:n_taps], length,
                             partial[g, o:o + 1], True)
     sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)

@@ -128,10 +128,11 @@ def max_pool2d_2x2_backward(dy, winner, relu, dx):
     n_batch, channels, height, width = dx.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     zero = dx.dtype.type(0)
+    dx_planes = dx.reshape(n_batch * channels, height * width)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        grad = dx[n, c].reshape(height * width)
+        grad = dx_planes[job]
         fill_run(grad, 0, height * width, zero)
         for oi in range(out_h):
             upstream = dy[n, c, oi]
@@ -169,10 +170,11 @@ def max_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax)
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
+    x_planes = x.reshape(n_batch * channels, height * width)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        plane = x[n, c].reshape(height * width)
+        plane = x_planes[job]
         for oi in range(out_h):
             best = y[n, c, oi]
             best_at = argmax[n, c, oi]
@@ -271,13 +273,16 @@ def max_pool2d_backward(dy, argmax, dx):
     """dx (N, C, H, W): each dy cell added to the input cell its window's maximum came from."""
     n_batch, channels, height, width = dx.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
+    dx_planes = dx.reshape(n_batch * channels, height * width)
+    argmax_planes = argmax.reshape(n_batch * channels, out_h * out_w)
+    dy_planes = dy.reshape(n_batch * channels, out_h * out_w)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        grad = dx[n, c].reshape(height * width)
+        grad = dx_planes[job]
         grad[:] = 0
-        sources = argmax[n, c].reshape(out_h * out_w)
-        upstream = dy[n, c].reshape(out_h * out_w)
+        sources = argmax_planes[job]
+        upstream = dy_planes[job]
         for p in range(out_h * out_w):
             grad[sources[p]] += upstream[p]
 
@@ -293,10 +298,11 @@ def avg_pool2d_forward(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y):
     scale = y.dtype.type(1.0 / (k_h * k_w))
     out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
     step = uint64(stride_w)
+    x_planes = x.reshape(n_batch * channels, height * width)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        plane = x[n, c].reshape(height * width)
+        plane = x_planes[job]
         for oi in range(out_h):
             sums = y[n, c, oi]
             sums[:] = 0
@@ -325,10 +331,11 @@ def avg_pool2d_backward(dy, k_h, k_w, stride_h, stride_w, pad_h, pad_w, dx):
     scale = dx.dtype.type(1.0 / (k_h * k_w))
     out_starts, in_starts, counts = tap_columns(k_w, pad_w, stride_w, width, out_w)
     step = uint64(stride_w)
+    dx_planes = dx.reshape(n_batch * channels, height * width)
     for job in prange(n_batch * channels):
         n = job // channels
         c = job - n * channels
-        grad = dx[n, c].reshape(height * width)
+        grad = dx_planes[job]
         grad[:] = 0
         for oi in range(out_h):
             upstream = dy[n, c, oi]
