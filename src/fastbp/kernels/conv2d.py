@@ -91,7 +91,12 @@ MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7
 # 1.6x); 4x4 of 16 channels (256 taps) even; 5x5 of 16 -> dots 1.4x. 1x1 kernels (a patch
 # is one input column) go by rows at any width: 64 and 256 channels 2.3x and 1.4x (AVX2
 # 1.7x and 1.0x).
-MIN_TAPS_FOR_DOTS = 256
+# Re-measured on 2026-12-05 (after the dots' patch gather stopped reshaping): AVX2 takes dots
+# from about 100 taps (3x3 s2, one core, rows / dots speed: 108-216 taps 0.78-0.88x, 5x5
+# of 8 channels 0.65x, 2x2 of 32 0.70x; at 64-72 taps 0.92-1.09x). AVX-512 stays at 256:
+# there dots win on output planes of 8 x 8 (0.83-0.92x) but rows on 14 x 14 and larger
+# (1.03-1.18x), both sides of 256 taps.
+MIN_TAPS_FOR_DOTS = 256 if MASKED_VECTORS else 96
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
 # The weight gradient in the dense tiles (from the dots form's patch rows) against gemm_nt's
 # dot products, one core, float32, Intel AVX-512, ms: 3x3 stride 2 on 64 samples, 32 -> 64
