@@ -124,8 +124,9 @@ def test_grouped_3x3_runs_winograd_on_all_groups_at_once():
     """Winograd takes the groups itself (no copies of each group's channels) where one
     group's shapes suit it; with fewer channels per group the table runs group by group."""
     def chosen(x_shape, o, groups):
-        g = table.Geometry.of(x_shape, (o, x_shape[1] // groups, 3, 3), (*x_shape[:1], o,
-                              *x_shape[2:]), 1, 1, 1, 1, 1, 1, groups)
+        n, c, h, w = x_shape
+        g = table.Geometry.of(x_shape, (o, c // groups, 3, 3), (n, o, h, w), 1, 1, 1, 1, 1, 1,
+                              groups)
         entries = [table.takes_groups(g, pass_) for pass_ in ("forward", "backward")]
         return tuple(entry and entry.name for entry in entries)
 

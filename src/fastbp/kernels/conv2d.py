@@ -536,8 +536,9 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="winograd", family="winograd", variant="",
         kernels="conv2d_winograd: forward and dx by F(2x2, 3x3) (input windows transformed, "
-                "16 products per tile by shifted_sums_2, transformed back), over bands of "
-                "tile rows of each dilation phase; dw by the batched or shifted family",
+                "16 products per tile in the dense tiles or by shifted_sums_2, transformed "
+                "back), over bands of tile rows of each dilation phase and group; dw by the "
+                "batched or shifted family, group by group",
         accepts=_winograd_accepts,
         needs="a 3x3 kernel, stride 1 and padding <= 2 * dilation",
         suits=_winograd_suits, forward=_winograd_forward, backward=_winograd_backward,
