@@ -30,7 +30,7 @@ import numba
 from numba import prange
 
 from ._jit import for_size, reduction_kernel
-from .channels import put_channels, take_channels
+from .channels import copy_channels
 from .conv2d_batched import (
     batched_layout,
     batched_partial_shape,
@@ -664,7 +664,7 @@ def _group_channels(a, group, groups, workspace, name):
     array, as a contiguous copy in ``workspace``'s array ``name``."""
     size = a.shape[1] // groups
     copy = workspace.array(name, (a.shape[0], size, *a.shape[2:]), a.dtype)
-    for_size(take_channels, copy.size)(a, group * size, copy)
+    for_size(copy_channels, copy.size)(a, group * size, copy, 0, size)
     return copy
 
 
@@ -685,7 +685,7 @@ def _by_groups_forward(g, x, w, b, y, workspace, family):
         out = slice(k * c_out, (k + 1) * c_out)
         x_group = _group_channels(x, k, g.groups, workspace, "conv2d group x")
         entry.forward(one, x_group, w[out], b[out], y_group, workspace)
-        for_size(put_channels, y_group.size)(y_group, y, out.start)
+        for_size(copy_channels, y_group.size)(y_group, 0, y, out.start, c_out)
 
 
 def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family, without=None):
@@ -703,7 +703,7 @@ def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family, with
         entry.backward(one, dy_group, x_group, w[out], dx_group,
                        None if dw is None else dw[out], workspace, accumulate)
         if dx is not None:
-            for_size(put_channels, dx_group.size)(dx_group, dx, k * one.c_in)
+            for_size(copy_channels, dx_group.size)(dx_group, 0, dx, k * one.c_in, one.c_in)
 
 
 def takes_groups(g, pass_, name=None):

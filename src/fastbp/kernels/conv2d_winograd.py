@@ -37,8 +37,8 @@ by side, and every tile row of a column phase gets one extra "virtual" tile ((TW
 per row, T = rows * (TW + 1) * dw): then tile t's window starts at element 2t of its
 parity's flat rows, and the tile below it is tile t + (TW + 1) * dw, so every transform is
 one long loop over t with fixed offsets (short loops run in scalar code). Virtual tiles
-read the next phase's or row's values; their results are dropped. V's rows are ``in_panel_columns(T)``
-long, zero past T, as the tiles read them.
+read the next phase's or row's values; their results are dropped. V's rows are
+``in_panel_columns(T)`` long, zero past T, as the tiles read them.
 
 Each job writes only its own output cells, so results do not depend on the thread count.
 """
