@@ -202,6 +202,55 @@ def test_batched_forward_in_tiles_or_shifted_sums_matches_reference(x_shape, c_o
     assert_matches(y, conv_ref.conv2d(x64, w64, b64, 1, 1), dtype)
 
 
+@pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
+@pytest.mark.parametrize("x_shape,c_out,kernel,stride,padding", [
+    ((70, 5, 13, 12), 9, (4, 4), 2, 0),  # two chunks; the last input row read by no window
+    ((9, 3, 17, 11), 16, (6, 4), (3, 2), (2, 0)),  # the last column read by none
+    ((8, 4, 9, 10), 8, (3, 3), 2, 1),  # uneven phases: zero taps in some phase kernels
+])
+def test_strided_input_grad_by_phases_matches_reference(x_shape, c_out, kernel, stride, padding,
+                                                        tiles, dtype, monkeypatch, rng):
+    """The phases family's dx, each phase the batched forward of dy with the flipped phase
+    kernel written straight into dx (sums in the tiles or as shifted sums): the reference's
+    dx, the same bits asked alone or with dw, and with a bias (a transposed convolution's
+    forward) the bits of dx plus that bias."""
+    from fastbp.reference import conv as conv_ref
+
+    monkeypatch.setattr(table, "MIN_DEPTH_FOR_BATCHED_TILES", 1 if tiles else 10**9)
+    x, w, b = _data(rng, x_shape, (c_out, *kernel), dtype)
+    (sh, sw), (ph, pw) = pair("stride", stride, 1), pair("padding", padding, 0)
+    dy = rng.standard_normal(F.conv2d(x, w, None, stride, padding).shape).astype(dtype)
+    dx, dw = F.conv2d_backward(dy, x, w, stride, padding, family="phases")[:2]
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    assert_matches(dx, conv_ref.conv2d_backward(dy64, x64, w64, stride, padding)[0], dtype)
+    assert_matches(dw, conv_ref.conv2d_backward(dy64, x64, w64, stride, padding)[1], dtype)
+    alone = np.full_like(x, np.nan)
+    table.conv2d_backward_input(dy, w, sh, sw, ph, pw, alone, family="phases")
+    assert alone.tobytes() == dx.tobytes()
+    bias = rng.standard_normal(x_shape[1]).astype(dtype)
+    table.conv2d_backward_input(dy, w, sh, sw, ph, pw, alone, family="phases", bias=bias)
+    assert alone.tobytes() == (dx + bias[:, None, None]).tobytes()
+
+
+def test_strided_input_grad_alone_takes_the_phases_from_a_batch_of_8(rng):
+    """dx alone of a strided convolution whose stride divides the kernel (a transposed
+    convolution's forward) runs on the phases from 8 samples; with dw, and below 8
+    samples, the choice is as before."""
+    def chosen(n, size):
+        g = table.Geometry.of((n, 16, size, size), (32, 16, 4, 4), (n, 32, size // 2, size // 2),
+                              2, 2, 1, 1)
+        return tuple(table.choose(g, p).name for p in ("backward", "input"))
+
+    assert chosen(64, 32) == ("patches_rows", "phases")
+    assert chosen(4, 32) == ("patches_rows", "patches_rows")
+    assert chosen(64, 30) == ("phases", "phases")
+    x = rng.standard_normal((8, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 6, 4, 4)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    y = F.conv_transpose2d(x, w, b, 2, 1)
+    assert y.tobytes() == (F.conv_transpose2d(x, w, None, 2, 1) + b[:, None, None]).tobytes()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_dx_alone_and_dw_alone_give_the_bits_of_both_at_once(family, dtype, rng):
     """The kernels' backward computes dx unless it is None and dw unless it is None (numba

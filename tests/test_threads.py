@@ -38,6 +38,8 @@ def _calls(rng, dtype):
     dy32g = rng.standard_normal((6, 34, 9, 8)).astype(dtype)
     short_x = rng.standard_normal((64, 790)).astype(dtype)  # batch 64: weights read in place
     short_w, short_dy = wide_x[:250, :].repeat(3, axis=1)[:, :790].copy(), deep_dy[:64, :250].copy()
+    x70 = xb.repeat(6, axis=1)[:, :16, :5].copy()  # transposed, 4x4 stride 2: on the phases
+    wt, bt = rng.standard_normal((16, 8, 4, 4)).astype(dtype), wl[:8, 0].copy()
     calls = {
         "conv2d": lambda: [F.conv2d(x, w, None, 2, 1)],
         "conv2d_backward": lambda: F.conv2d_backward(dy, x, w, 2, 1),
@@ -61,6 +63,7 @@ def _calls(rng, dtype):
         "conv2d_winograd_groups": lambda: [
             F.conv2d(x32, w32g, None, 1, 1, groups=2, family="winograd"),
             *F.conv2d_backward(dy32g, x32, w32g, 1, 1, groups=2, family="winograd")],
+        "conv_transpose_phases": lambda: [F.conv_transpose2d(x70, wt, bt, 2, 1)],
         "linear": lambda: [F.linear(a, wl)],
         "linear_backward": lambda: F.linear_backward(dyl, a, wl),
         "linear_backward_deep": lambda: F.linear_backward(deep_dy, deep_x, deep_w),
@@ -93,7 +96,7 @@ def _calls(rng, dtype):
 CALLS = ["conv2d", "conv2d_backward",
          *(f"conv2d_{family}" for family in FAMILIES if family != "depthwise"),
          "conv2d_dilated_grouped", "conv2d_weight_tiles", "conv2d_winograd_tiles",
-         "conv2d_batched_tiles", "conv2d_winograd_groups",
+         "conv2d_batched_tiles", "conv2d_winograd_groups", "conv_transpose_phases",
          "linear", "linear_backward", "linear_backward_deep", "linear_packed",
          "linear_short_batch", "max_pool",
          "relu_max_pool", "avg_pool", "activations", "losses"]

@@ -68,7 +68,7 @@ def conv_ops(s, dtype, family=None):
 
 
 def conv_transpose_ops(s, dtype):
-    """forward (y, then its bias added in place), backward_input, backward_weight,
+    """forward (y with its bias, added where the kernels can), backward_input, backward_weight,
     backward_bias of the 2-D transposed convolution, on the convolution kernels as
     ``fastbp.functional.conv_transpose2d`` and ``conv_transpose2d_backward`` call them: its
     forward is conv2d's input gradient, its dx conv2d's forward of dy (bias zero), its dw
@@ -77,15 +77,12 @@ def conv_transpose_ops(s, dtype):
     x, w, b, dy = itemgetter("x", "w", "b", "dy")(inputs(s, dtype))
     y, dx, dw, db = np.empty_like(dy), np.empty_like(x), np.empty_like(w), np.empty_like(b)
     st, p, work = s.stride, s.pad, Workspace()
-    no_bias, bias = np.zeros(s.c, dtype), b[:, None, None]
+    no_bias = np.zeros(s.c, dtype)
     dg = dict(dilation=(s.dilation, s.dilation), groups=s.groups)
 
-    def forward():
-        conv2d_backward_input(x, w, st, st, p, p, y, work, **dg)
-        np.add(y, bias, out=y)
-
     return {
-        "forward": Op(forward, s.flops),
+        "forward": Op(lambda: conv2d_backward_input(x, w, st, st, p, p, y, work, bias=b, **dg),
+                      s.flops),
         "backward_input": Op(
             lambda: conv2d_forward(dy, w, no_bias, st, st, p, p, dx, work, **dg), s.flops),
         "backward_weight": Op(

@@ -72,9 +72,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     b = optional_bias(b, out_shape[1], x.dtype)
     same_dtype(x=x, w=w, b=b)
     y = np.empty(out_shape, x.dtype)
-    conv2d_backward_input(x, w, *stride, *padding, y, workspace, dilation=dilation, groups=groups)
-    if b.any():
-        y += b[None, :, None, None]
+    conv2d_backward_input(x, w, *stride, *padding, y, workspace, dilation=dilation, groups=groups,
+                          bias=b if b.any() else None)
     return y
 
 

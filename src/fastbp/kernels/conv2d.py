@@ -27,9 +27,10 @@ from functools import lru_cache, partial
 from typing import Callable, NamedTuple
 
 import numba
+import numpy as np
 from numba import prange
 
-from ._jit import for_size, reduction_kernel
+from ._jit import for_size, kernel, reduction_kernel, with_serial_twin
 from .channels import copy_channels
 from .conv2d_batched import (
     batched_layout,
@@ -66,6 +67,7 @@ from .conv2d_phases import (
     merge_phase_weights,
     merge_phases,
     phases_shape,
+    input_grad_phase_weights,
     split_phase_weights,
     split_phases,
 )
@@ -212,10 +214,13 @@ class Family:
     accumulate)`` writes dx unless it is None and dw (adding with ``accumulate``) unless it
     is None, when x may be None too. ``accepts(g)``: whether its kernels compute shapes g
     (``needs`` says what they need otherwise); ``suits(g, pass_)``: whether it is the
-    default for the pass ("forward" or "backward") among the families before it in
-    ``PREFERENCE``. ``kernels``: what runs, in words; ``layout``: the kernels' scratch
-    layouts, the functions that give both the sizes the launchers allocate and the offsets
-    the kernels slice.
+    default for the pass ("forward", "backward", or "input": dx alone) among the families
+    before it in ``PREFERENCE``. ``kernels``: what runs, in words; ``layout``: the
+    kernels' scratch layouts, the functions that give both the sizes the launchers allocate
+    and the offsets the kernels slice. ``input_with_bias(g, dy, w, bias, dx, workspace)``,
+    where the kernels can add a bias to each channel of dx on the way out (a transposed
+    convolution's forward), writes dx plus that bias and returns True, or returns False
+    on shapes where they cannot.
     """
 
     name: str
@@ -228,6 +233,7 @@ class Family:
     forward: Callable
     backward: Callable
     layout: tuple
+    input_with_bias: Callable = lambda g, dy, w, bias, dx, workspace: False
 
 
 # -- batched: stride 1, the batch as the vector axis ------------------------------------
@@ -239,15 +245,18 @@ def _batched_scratch(g, workspace, dtype):
 
 
 def _batched_forward(g, x, w, b, y, workspace):
-    conv2d_batched_forward(x, w, b, g.pad_h, g.pad_w, y, _batched_scratch(g, workspace, x.dtype),
+    conv2d_batched_forward(x, w.reshape(1, g.c_out, g.n_taps), g.k_h, g.k_w, b, g.pad_h, g.pad_w,
+                           y, 1, 1, 0, 0, _batched_scratch(g, workspace, x.dtype),
                            batched_by_tiles(g, x.dtype))
 
 
-def batched_by_tiles(g, dtype):
-    """Whether the batched forward sums its rows in the dense tiles: by depth, dtype, and
-    output channels enough to fill a tile's rows."""
+def batched_by_tiles(g, dtype, depth=None, rows=None):
+    """Whether the batched forward sums its rows in the dense tiles: by its depth (g's
+    taps), dtype, and rows (g's output channels) enough to fill a tile's rows."""
     tile = product_tile(dtype)
-    return tile is not None and g.n_taps >= MIN_DEPTH_FOR_BATCHED_TILES and g.c_out >= tile[0]
+    depth = g.n_taps if depth is None else depth
+    rows = g.c_out if rows is None else rows
+    return tile is not None and depth >= MIN_DEPTH_FOR_BATCHED_TILES and rows >= tile[0]
 
 
 def _batched_backward(g, dy, x, w, dx, dw, workspace, accumulate):
@@ -341,6 +350,7 @@ def _winograd_suits(g, pass_):
     """By the width of what the transforms produce (y, or dx for the backward, whose dw the
     direct family computes) and the channels: the input transform's cost is shared by the
     output channels, the output transform's by the input channels (of one group)."""
+    pass_ = "forward" if pass_ == "forward" else "backward"
     width = g.out_w if pass_ == "forward" else g.width
     channels = min(g.c_in, g.c_out) // g.groups
     columns = _by_channels(MIN_WIDTH_FOR_WINOGRAD[CPU_KIND], channels)
@@ -432,7 +442,37 @@ def _phases_forward(g, x, w, b, y, workspace):
     choose(s1, "forward").forward(s1, xs, _phase_weights(s1, g, w, workspace), b, y, workspace)
 
 
+def _phases_input_grad(g, dy, w, bias, dx, workspace):
+    """dx alone (plus bias (C,) on each channel), phase by phase as the batched forward of
+    dy (zero-padded by the phase kernel's size - 1) with the flipped phase kernels, written
+    interleaved into dx: no phase planes to merge, and the products in the dense tiles.
+    For a batch (the vector axis) of at least ``MIN_BATCH_FOR_BATCHED``; False otherwise."""
+    if g.n_batch < MIN_BATCH_FOR_BATCHED:
+        return False
+    s1 = _phases_geometry(g)
+    pad_h, pad_w = s1.k_h - 1, s1.k_w - 1
+    weights = workspace.array("conv2d phases w", (g.stride_h * g.stride_w, g.c_in,
+                                                  g.c_out * s1.k_h * s1.k_w), w.dtype)
+    input_grad_phase_weights(w, g.stride_h, g.stride_w, s1.k_h, s1.k_w, weights)
+    size = batched_scratch_size(g.n_batch, g.c_out, g.out_h, g.out_w, g.c_in, s1.height,
+                                s1.width, pad_h, pad_w, numba.config.NUMBA_NUM_THREADS)
+    conv2d_batched_forward(dy, weights, s1.k_h, s1.k_w, bias, pad_h, pad_w, dx, g.stride_h,
+                           g.stride_w, g.pad_h, g.pad_w, workspace.array("conv2d", (size,), dx.dtype),
+                           batched_by_tiles(g, dx.dtype, weights.shape[2], g.c_in))
+    covered_h = s1.height * g.stride_h - g.pad_h  # input rows and columns no window reads
+    covered_w = s1.width * g.stride_w - g.pad_w
+    dx[:, :, covered_h:] = bias[:, None, None] + 0  # + 0: a bias of -0.0 writes 0.0
+    dx[:, :, :, covered_w:] = bias[:, None, None] + 0
+    return True
+
+
 def _phases_backward(g, dy, x, w, dx, dw, workspace, accumulate):
+    """dx by ``_phases_input_grad`` where it runs (so that dx alone and dx with dw are the
+    same bits), dw and the rest of dx by the stride-1 backward on the phase planes."""
+    direct = dx is not None and _phases_input_grad(g, dy, w, np.full(g.c_in, -0.0, dx.dtype),
+                                                   dx, workspace)
+    if direct and dw is None:
+        return
     s1 = _phases_geometry(g)
     ws = _phase_weights(s1, g, w, workspace)
     xs = dxs = dws = None
@@ -440,10 +480,10 @@ def _phases_backward(g, dy, x, w, dx, dw, workspace, accumulate):
         xs = _phase_planes(s1, g, x, workspace, "conv2d phases x")
         split_phases(x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, xs)
         dws = workspace.array("conv2d phases dw", ws.shape, w.dtype)
-    if dx is not None:
+    if dx is not None and not direct:
         dxs = _phase_planes(s1, g, dx, workspace, "conv2d phases dx")
-    choose(s1, "backward").backward(s1, dy, xs, ws, dxs, dws, workspace, False)
-    if dx is not None:
+    choose(s1, _backward_pass(dws)).backward(s1, dy, xs, ws, dxs, dws, workspace, False)
+    if dxs is not None:
         merge_phases(dxs, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dx)
     if dw is not None:
         merge_phase_weights(dws, g.stride_h, g.stride_w, dw, accumulate)
@@ -570,13 +610,17 @@ FAMILIES = {f.name: f for f in (
         name="phases", family="phases", variant="",
         kernels="conv2d_phases: the input split into its stride x stride phases (space to "
                 "depth), then the stride-1 family the shapes choose on those planes with "
-                "the kernel's taps split likewise; dx and dw moved back",
+                "the kernel's taps split likewise; dx and dw moved back; from 8 samples dx "
+                "phase by phase as the batched forward of dy with the flipped phase kernels, "
+                "written in place (a transposed convolution's forward, its bias added there)",
         accepts=_undilated, needs="dilation 1",
-        suits=lambda g, pass_: (pass_ == "backward" and g.stride_h * g.stride_w > 1
+        suits=lambda g, pass_: (pass_ != "forward" and g.stride_h * g.stride_w > 1
                                 and g.k_h % g.stride_h == 0 and g.k_w % g.stride_w == 0
                                 and g.k_h * g.k_w > g.stride_h * g.stride_w
-                                and g.out_h * g.out_w < MAX_PLANE_FOR_PHASES),
+                                and (g.out_h * g.out_w < MAX_PLANE_FOR_PHASES
+                                     or pass_ == "input" and g.n_batch >= MIN_BATCH_FOR_BATCHED)),
         forward=_phases_forward, backward=_phases_backward, layout=(phases_shape,),
+        input_with_bias=_phases_input_grad,
     ),
     Family(
         name="patches_dots", family="patches", variant="dots",
@@ -643,11 +687,16 @@ def refusal(name, g):
     return None
 
 
+def _backward_pass(dw):
+    """The pass a backward is chosen for: "backward", or "input" when dw is not asked for."""
+    return "input" if dw is None else "backward"
+
+
 @lru_cache(maxsize=1024)
 def choose(g, pass_, name=None, without=None):
-    """The entry that runs ``pass_`` ("forward" or "backward") on shapes g: the first in
-    preference order (of ``named(name)`` when given) that accepts and suits g, else the
-    first that accepts g (a family asked for by name on shapes it does not suit). The
+    """The entry that runs ``pass_`` ("forward", "backward" or "input") on shapes g: the
+    first in preference order (of ``named(name)`` when given) that accepts and suits g,
+    else the first that accepts g (a family asked for by name on shapes it does not suit). The
     caller has checked ``name`` (``refusal``). With groups, g is one group's geometry
     (``Geometry.one_group``) unless ``takes_groups`` found a family for the whole.
     ``without``: an entry's name to pass over (a family handing part of a pass on)."""
@@ -692,7 +741,7 @@ def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family, with
     """The backward group by group, as ``_by_groups_forward`` (``without``: as ``choose``);
     dw's rows of a group are a contiguous slice of dw, written (or added to) in place."""
     one = g.one_group()
-    entry = choose(one, "backward", family, without)
+    entry = choose(one, _backward_pass(dw), family, without)
     c_out = one.c_out
     dx_group = None if dx is None else _group_output(dx, g.groups, workspace, "conv2d group dx")
     for k in range(g.groups):
@@ -745,17 +794,28 @@ def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspac
     g = Geometry.of((x if dx is None else dx).shape, w.shape, dy.shape, stride_h, stride_w,
                     pad_h, pad_w, *dilation, groups)
     workspace = workspace or Workspace()
-    if groups == 1 or takes_groups(g, "backward", family):
-        choose(g, "backward", family).backward(g, dy, x, w, dx, dw, workspace, accumulate)
+    pass_ = _backward_pass(dw)
+    if groups == 1 or takes_groups(g, pass_, family):
+        choose(g, pass_, family).backward(g, dy, x, w, dx, dw, workspace, accumulate)
     else:
         _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family)
 
 
 def conv2d_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, workspace=None,
-                          family=None, dilation=(1, 1), groups=1):
-    """Writes dx (N, C, H, W) alone: ``conv2d_backward`` without dw."""
+                          family=None, dilation=(1, 1), groups=1, bias=None):
+    """Writes dx (N, C, H, W) alone: ``conv2d_backward`` without dw; plus bias (C,) on
+    every plane of channel c when given (a transposed convolution's forward), on the way
+    out where the family's kernels can (``Family.input_with_bias``)."""
+    if bias is not None and groups == 1:
+        g = Geometry.of(dx.shape, w.shape, dy.shape, stride_h, stride_w, pad_h, pad_w,
+                        *dilation)
+        if choose(g, "input", family).input_with_bias(g, dy, w, bias, dx,
+                                                      workspace or Workspace()):
+            return
     conv2d_backward(dy, None, w, stride_h, stride_w, pad_h, pad_w, dx, None, workspace,
                     family=family, dilation=dilation, groups=groups)
+    if bias is not None:
+        for_size(add_bias, dx.size)(dx, bias)
 
 
 def conv2d_backward_weight(dy, x, stride_h, stride_w, pad_h, pad_w, dw, workspace=None,
@@ -794,6 +854,18 @@ def conv2d_forward_and_backward_weight(x, w, b, g, stride_h, stride_w, pad_h, pa
                    groups=groups)
     conv2d_backward(g, x, w, stride_h, stride_w, pad_h, pad_w, None, dw, workspace, accumulate,
                     dilation=dilation, groups=groups)
+
+
+@with_serial_twin
+@kernel
+def add_bias(y, b):
+    """y (N, C, H, W) += b (C,) on every plane of channel c."""
+    n_batch, channels = y.shape[0], y.shape[1]
+    flat = y.reshape(n_batch * channels, y.shape[2] * y.shape[3])
+    for plane in prange(n_batch * channels):
+        row, value = flat[plane], b[plane % channels]
+        for p in range(row.shape[0]):
+            row[p] += value
 
 
 @reduction_kernel

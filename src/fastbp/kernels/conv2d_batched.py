@@ -9,7 +9,8 @@ sum of shifted runs (``shifted_sums_2``) with no dropped columns, unlike
 wins where that waste is large, i.e. on small planes. The copies in and out of the
 layout are the price. The forward's rows for a panel of output channels are also a matrix
 product whose k-th row is tap k's run, which the dense tiles read in place
-(``packed.tiles_product_at``).
+(``packed.tiles_product_at``). The same forward, on dy with the flipped phase kernels,
+computes a strided convolution's input gradient phase by phase (``conv2d_phases``).
 
 Every parallel job owns the runs it writes (each kernel says what its jobs are), and the
 weight gradient's per-job sums are added in job order, so results do not depend on the
@@ -17,15 +18,16 @@ thread count.
 """
 
 import numpy as np
-from numba import get_thread_id, prange
+from numba import get_thread_id, prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
+from .conv2d_phases import valid_range
 from .conv2d_shifted import tap_offsets
 from .gemm import dots_at
 from .packed import TILES, into_panels, tile_rows, tiles_product_at
 from .partials import sum_partials
 from .runs import zero
-from .shifted import in_four_columns, row_offsets, shifted_sums, shifted_sums_2
+from .shifted import in_four_columns, in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
 CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in L2
@@ -83,6 +85,19 @@ def unpack_row(row, bias, out):
 
 
 @serial_kernel
+def unpack_row_strided(row, bias, out, first, step):
+    """out[:, first + q * step] = bias + row[q * nb + n] for q < len(row) / nb: as
+    ``unpack_row`` into out (nb, W'), the row's columns ``step`` apart (a separate kernel:
+    a runtime step of 1 was 8% slower on LeNet's conv2 than ``unpack_row``)."""
+    n_samples = out.shape[0]
+    width, start, stride = uint64(row.shape[0] // n_samples), uint64(first), uint64(step)
+    for n in range(n_samples):
+        dst = out[n]
+        for q in range(width):  # unsigned: no wraparound check on the index
+            dst[start + q * stride] = row[q * n_samples + n] + bias
+
+
+@serial_kernel
 def row_pair_size(padded_w):
     """Elements of a thread's ``THREAD_ROWS`` rows of a chunk, for output or padded input
     rows."""
@@ -117,52 +132,77 @@ def batched_partial_shape(n_batch, c_out, n_taps, out_h):
 
 
 @reduction_kernel
-def conv2d_batched_forward(x, w, b, pad_h, pad_w, y, scratch, by_tiles):
-    """y (N, O, OH, OW) = b + the stride-1 correlation of x with w, chunk after chunk (so
-    that a chunk's copies stay in cache): x copied to (C, Hp, Wp, nb) order, then jobs
-    (block of output channels, output row), each summing its output rows in a thread's
-    scratch rows and moving them out of the layout: a panel of the tile's rows, the taps'
-    runs read in place by the tiles (``by_tiles``: this CPU has a tile for the dtype), or
-    a pair by shifted sums. scratch as ``batched_layout``."""
+def conv2d_batched_forward(x, weights, k_h, k_w, b, pad_h, pad_w, y, stride_h, stride_w,
+                           shift_h, shift_w, scratch, by_tiles):
+    """y (N, M, H', W') = b + the stride-1 correlations of x (N, C, H, W), zero-padded by
+    (pad_h, pad_w), with the kernels weights[p] (M, C * KH * KW), one per output phase
+    p = a * sw + e (P = sh * sw phases): row i, column j of phase p's output lands at
+    ``y[:, :, i*sh + a - shift_h, j*sw + e - shift_w]`` where that lies in y, the rest of
+    the correlation is not computed. One phase with strides 1 and shifts 0 is the
+    convolution's forward (weights = w.reshape(1, O, C * KH * KW)); the phases of a strided
+    convolution's input gradient are the correlations of its padded dy with the flipped
+    phase kernels (``conv2d_phases.input_grad_phase_weights``), written interleaved.
+
+    Chunk after chunk (so that a chunk's copies stay in cache): x copied to (C, Hp, Wp, nb)
+    order, then jobs (output row, phase, block of output channels), the row outermost so
+    that a row's input runs stay in L2 across blocks and phases, each summing its output
+    rows in a thread's scratch rows and moving them out of the layout: a panel of the
+    tile's rows, the taps' runs read in place by the tiles (``by_tiles``: this CPU has a
+    tile for the dtype), or a pair by shifted sums. scratch as ``batched_layout``."""
     n_batch, c_in, height, width = x.shape
-    c_out, _, k_h, k_w = w.shape
-    out_h, out_w = y.shape[2], y.shape[3]
+    n_phases, c_out, n_taps = weights.shape
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
-    n_taps = c_in * k_h * k_w
+    out_h, out_w = padded_h - k_h + 1, padded_w - k_w + 1  # of the correlation
     in_size = c_in * padded_h * padded_w  # per sample
-    flat_w = w.reshape(c_out, n_taps)
-    coef = in_four_columns(flat_w)
     rows = tile_rows(y) if by_tiles else 0
-    panels = np.empty(((c_out + rows - 1) // rows if rows else 0, n_taps * rows), w.dtype)
-    into_panels(flat_w, panels)
     block_out = rows if rows else 2
-    offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, coef.shape[1], 1, 1), n_batch)
+    blocks = (c_out + block_out - 1) // block_out  # per phase
+    panels = np.empty((n_phases, blocks if rows else 0, n_taps * rows), weights.dtype)
+    coef = np.zeros((n_phases, c_out, in_fours(n_taps) if not rows else 0), weights.dtype)
+    for p in range(n_phases):
+        if rows:
+            into_panels(weights[p], panels[p])
+        else:
+            coef[p, :, :n_taps] = weights[p]
+    offsets = chunk_offsets(tap_offsets(c_in, k_h, k_w, padded_h, padded_w, in_fours(n_taps),
+                                        1, 1), n_batch)
     _, _, rows_start, row_pair = batched_layout(n_batch, c_in, height, width, c_out, out_h,
                                                 out_w, pad_h, pad_w)
-    blocks = (c_out + block_out - 1) // block_out
     for chunk in range((n_batch + CHUNK - 1) // CHUNK):
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
         shifts = offsets[0] if nb == CHUNK else offsets[1]
         inputs = scratch[:nb * in_size].reshape(c_in, padded_h, padded_w, nb)
         for c in prange(c_in):
             pack(x, n0, c, pad_h, pad_w, inputs[c])
-        length = out_w * nb
-        for job in prange(blocks * out_h):
-            o, i = block_out * (job // out_h), job % out_h
-            first = rows_start + get_thread_id() * row_pair
-            sums = scratch[first:first + block_out * length].reshape(block_out, length)
-            if rows:
-                tiles_product_at(panels[o // rows:o // rows + 1], scratch, i * padded_w * nb,
-                                 shifts[:n_taps], sums, False)
-            else:
-                src = scratch[i * padded_w * nb:nb * in_size]
-                zero(sums)
-                if o + 1 < c_out:
-                    shifted_sums_2(coef[o], coef[o + 1], shifts, src, sums[0], sums[1], length)
+        for job in prange(out_h * n_phases * blocks):
+            i, p = job // (n_phases * blocks), job % (n_phases * blocks) // blocks
+            o = block_out * (job % blocks)
+            a, e = p // stride_w, p % stride_w
+            i0, i1 = valid_range(a, stride_h, shift_h, y.shape[2], out_h)
+            j0, j1 = valid_range(e, stride_w, shift_w, y.shape[3], out_w)
+            if i0 <= i < i1 and j0 < j1:
+                length = (j1 - j0) * nb
+                first = rows_start + get_thread_id() * row_pair
+                sums = scratch[first:first + block_out * length].reshape(block_out, length)
+                at = (i * padded_w + j0) * nb
+                if rows:
+                    tiles_product_at(panels[p, o // rows:o // rows + 1], scratch, at,
+                                     shifts[:n_taps], sums, False)
                 else:
-                    shifted_sums(coef[o], shifts, src, sums[0], length)
-            for p in range(o, min(o + block_out, c_out)):  # out of the layout while in cache
-                unpack_row(sums[p - o], b[p], y[n0:n0 + nb, p, i])
+                    src = scratch[at:nb * in_size]
+                    zero(sums)
+                    if o + 1 < c_out:
+                        shifted_sums_2(coef[p, o], coef[p, o + 1], shifts, src, sums[0],
+                                       sums[1], length)
+                    else:
+                        shifted_sums(coef[p, o], shifts, src, sums[0], length)
+                row, column = i * stride_h + a - shift_h, j0 * stride_w + e - shift_w
+                for q in range(o, min(o + block_out, c_out)):  # out of the layout in cache
+                    dst = y[n0:n0 + nb, q, row]
+                    if stride_w == 1:
+                        unpack_row(sums[q - o], b[q], dst[:, column:column + j1 - j0])
+                    else:
+                        unpack_row_strided(sums[q - o], b[q], dst, column, stride_w)
 
 
 @reduction_kernel

@@ -15,6 +15,11 @@ interleaved (less the padding), dw is dws's taps put back in place. When the str
 divides the kernel no tap is zero and no product is wasted; that is the transposed
 convolution's case (4x4, stride 2), whose passes are this one's backward.
 
+dx needs no phase planes: dx's phase (a, b) is the stride-1 correlation of dy,
+zero-padded by the phase kernel's size - 1, with the phase kernels flipped and their
+channels swapped (``input_grad_phase_weights``), which the batched family's forward
+computes and writes interleaved into dx.
+
 The copies are parallel over (sample, channel) planes, each job writing only its own.
 """
 
@@ -109,3 +114,23 @@ def merge_phase_weights(ws, stride_h, stride_w, out, accumulate):
                     phase = (c * stride_h + ki % stride_h) * stride_w + kj % stride_w
                     value = ws[o, phase, ki // stride_h, kj // stride_w]
                     out[o, c, ki, kj] = out[o, c, ki, kj] + value if accumulate else value
+
+
+@serial_kernel
+def input_grad_phase_weights(w, stride_h, stride_w, k_hs, k_ws, out):
+    """out (sh*sw, C, O * KHs * KWs): for each phase p = a*sw + e of the input, the kernel
+    whose stride-1 correlation with dy zero-padded by (KHs - 1, KWs - 1) is dx's phase p
+    (the phase kernels flipped, input and output channels swapped):
+    ``out[p, c, (o*KHs + u)*KWs + v] = w[o, c, (KHs-1-u)*sh + a, (KWs-1-v)*sw + e]``, zero
+    beyond w."""
+    c_out, c_in, k_h, k_w = w.shape
+    for a in range(stride_h):
+        for e in range(stride_w):
+            phase = out[a * stride_w + e]
+            for c in range(c_in):
+                for o in range(c_out):
+                    for u in range(k_hs):
+                        for v in range(k_ws):
+                            ki, kj = (k_hs - 1 - u) * stride_h + a, (k_ws - 1 - v) * stride_w + e
+                            inside = ki < k_h and kj < k_w
+                            phase[c, (o * k_hs + u) * k_ws + v] = w[o, c, ki, kj] if inside else 0
