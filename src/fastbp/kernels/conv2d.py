@@ -240,7 +240,7 @@ class Family:
 
 def _batched_scratch(g, workspace, dtype):
     size = batched_scratch_size(g.n_batch, g.c_in, g.height, g.width, g.c_out, g.out_h,
-                                g.out_w, g.pad_h, g.pad_w, numba.config.NUMBA_NUM_THREADS)
+                                g.out_w, g.pad_h, g.pad_w, 1, numba.config.NUMBA_NUM_THREADS)
     return workspace.array("conv2d", (size,), dtype)
 
 
@@ -455,7 +455,8 @@ def _phases_input_grad(g, dy, w, bias, dx, workspace):
                                                   g.c_out * s1.k_h * s1.k_w), w.dtype)
     input_grad_phase_weights(w, g.stride_h, g.stride_w, s1.k_h, s1.k_w, weights)
     size = batched_scratch_size(g.n_batch, g.c_out, g.out_h, g.out_w, g.c_in, s1.height,
-                                s1.width, pad_h, pad_w, numba.config.NUMBA_NUM_THREADS)
+                                s1.width, pad_h, pad_w, g.stride_w,
+                                numba.config.NUMBA_NUM_THREADS)
     conv2d_batched_forward(dy, weights, s1.k_h, s1.k_w, bias, pad_h, pad_w, dx, g.stride_h,
                            g.stride_w, g.pad_h, g.pad_w, workspace.array("conv2d", (size,), dx.dtype),
                            batched_by_tiles(g, dx.dtype, weights.shape[2], g.c_in))
