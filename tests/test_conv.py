@@ -251,6 +251,32 @@ def test_strided_input_grad_alone_takes_the_phases_from_a_batch_of_8(rng):
     assert y.tobytes() == (F.conv_transpose2d(x, w, None, 2, 1) + b[:, None, None]).tobytes()
 
 
+@pytest.mark.parametrize("patch_tiles", [True, False])
+def test_weight_grad_alone_takes_the_patch_tiles_where_the_cpu_kind_says(patch_tiles, rng,
+                                                                         monkeypatch):
+    """dw alone (a Winograd backward's included) runs on the patches family's tiles from
+    32 input channels where ``WEIGHT_GRAD_BY_PATCH_TILES`` (AVX-512), else on the shifted
+    family; the same dw either way, with dx too."""
+    monkeypatch.setattr(table, "WEIGHT_GRAD_BY_PATCH_TILES", patch_tiles)
+    table.choose.cache_clear()
+    try:
+        x = rng.standard_normal((2, 32, 32, 32))
+        w = rng.standard_normal((32, 32, 3, 3))
+        dy = rng.standard_normal((2, 32, 32, 32))
+        g = table.Geometry.of(x.shape, w.shape, dy.shape, 1, 1, 1, 1)
+        narrow = table.Geometry.of((2, 16, 32, 32), (32, 16, 3, 3), dy.shape, 1, 1, 1, 1)
+        assert table.choose(g, "weight").name == ("patches_rows" if patch_tiles else "shifted")
+        assert table.choose(narrow, "weight").name == "shifted"
+        assert table.choose(g, "backward").name == "winograd"
+        dw_alone, dx, dw = np.empty_like(w), np.empty_like(x), np.empty_like(w)
+        table.conv2d_backward_weight(dy, x, 1, 1, 1, 1, dw_alone)
+        table.conv2d_backward(dy, x, w, 1, 1, 1, 1, dx, dw)
+        assert dw.tobytes() == dw_alone.tobytes()
+        np.testing.assert_allclose(dw, ref.conv2d_backward(dy, x, w, 1, 1)[1], rtol=1e-10)
+    finally:
+        table.choose.cache_clear()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_dx_alone_and_dw_alone_give_the_bits_of_both_at_once(family, dtype, rng):
     """The kernels' backward computes dx unless it is None and dw unless it is None (numba

@@ -105,6 +105,11 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # channels on 14 px 1.52 / 2.59, 64 -> 128 on 32 px 26.5 / 31.7; but 16 -> 32 on 28 px
 # 2.5 / 2.1, 3 channels (7x7 stem, 3x3) 2-3x slower, 1x1 kernels 1.4-3x slower.
 MIN_CHANNELS_FOR_DW_TILES = 32
+# dw alone (a Winograd backward's, or asked alone) by the patches family in the dense tiles
+# where it takes them, not by the shifted family's dot products on the padded planes: one
+# core, 64 samples, 3x3 on 32 px, ms, AVX-512: 32 -> 64 27.2 -> 25.0 (float64 54.2 -> 51.1),
+# dilation 2 27.2 -> 25.1 (two cores 13.7 -> 12.8); AVX2 34.9 -> 35.6-35.9, so not there.
+WEIGHT_GRAD_BY_PATCH_TILES = MASKED_VECTORS
 # The phases family's backward against the patches family's axpy form (one core, float32,
 # since the runs are inlined): 4x4 stride 2 on 8 x 8 output planes 1.1x; on 16 x 16
 # (transposed convolution 64x32x16x16 -> 16) 0.8-0.9x (AVX2 0.75x); 2x2 stride 2 (a
@@ -214,13 +219,13 @@ class Family:
     accumulate)`` writes dx unless it is None and dw (adding with ``accumulate``) unless it
     is None, when x may be None too. ``accepts(g)``: whether its kernels compute shapes g
     (``needs`` says what they need otherwise); ``suits(g, pass_)``: whether it is the
-    default for the pass ("forward", "backward", or "input": dx alone) among the families
-    before it in ``PREFERENCE``. ``kernels``: what runs, in words; ``layout``: the
-    kernels' scratch layouts, the functions that give both the sizes the launchers allocate
-    and the offsets the kernels slice. ``input_with_bias(g, dy, w, bias, dx, workspace)``,
-    where the kernels can add a bias to each channel of dx on the way out (a transposed
-    convolution's forward), writes dx plus that bias and returns True, or returns False
-    on shapes where they cannot.
+    default for the pass ("forward", "backward", "input": dx alone, or "weight": dw alone)
+    among the families before it in ``PREFERENCE``. ``kernels``: what runs, in words;
+    ``layout``: the kernels' scratch layouts, the functions that give both the sizes the
+    launchers allocate and the offsets the kernels slice. ``input_with_bias(g, dy, w,
+    bias, dx, workspace)``, where the kernels can add a bias to each channel of dx on the
+    way out (a transposed convolution's forward), writes dx plus that bias and returns
+    True, or returns False on shapes where they cannot.
     """
 
     name: str
@@ -309,9 +314,10 @@ def _patches_forward(g, x, w, b, y, workspace, by_dots):
 
 def weight_grad_by_tiles(g, dtype):
     """Whether the patches family computes dw in the dense tiles
-    (``conv2d_patches_backward_weight_by_tiles``), by the shapes and dtype alone."""
+    (``conv2d_patches_backward_weight_by_tiles``), by the shapes and dtype alone (None:
+    a dtype with tiles)."""
     return (g.c_in >= MIN_CHANNELS_FOR_DW_TILES and g.k_h * g.k_w > 1
-            and product_tile(dtype) is not None)
+            and (dtype is None or product_tile(dtype) is not None))
 
 
 def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
@@ -349,7 +355,10 @@ def _winograd_accepts(g):
 def _winograd_suits(g, pass_):
     """By the width of what the transforms produce (y, or dx for the backward, whose dw the
     direct family computes) and the channels: the input transform's cost is shared by the
-    output channels, the output transform's by the input channels (of one group)."""
+    output channels, the output transform's by the input channels (of one group). It
+    computes no dw of its own: not for "weight"."""
+    if pass_ == "weight":
+        return False
     pass_ = "forward" if pass_ == "forward" else "backward"
     width = g.out_w if pass_ == "forward" else g.width
     channels = min(g.c_in, g.c_out) // g.groups
@@ -409,7 +418,7 @@ def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     if dw is None:
         return
     if g.groups == 1:
-        choose(g, "backward", without="winograd").backward(g, dy, x, w, None, dw, workspace,
+        choose(g, "weight", without="winograd").backward(g, dy, x, w, None, dw, workspace,
                                                            accumulate)
     else:
         _by_groups_backward(g, dy, x, w, None, dw, workspace, accumulate, None, "winograd")
@@ -483,7 +492,9 @@ def _phases_backward(g, dy, x, w, dx, dw, workspace, accumulate):
         dws = workspace.array("conv2d phases dw", ws.shape, w.dtype)
     if dx is not None and not direct:
         dxs = _phase_planes(s1, g, dx, workspace, "conv2d phases dx")
-    choose(s1, _backward_pass(dws)).backward(s1, dy, xs, ws, dxs, dws, workspace, False)
+    # dw by the same stride-1 family with or without dx: the same bits either way
+    pass_ = "input" if dws is None else "backward"
+    choose(s1, pass_).backward(s1, dy, xs, ws, dxs, dws, workspace, False)
     if dxs is not None:
         merge_phases(dxs, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dx)
     if dw is not None:
@@ -604,7 +615,9 @@ FAMILIES = {f.name: f for f in (
         name="shifted", family="shifted", variant="",
         kernels="conv2d_shifted: forward and dx as sums of shifted runs of the zero-padded "
                 "planes (shifted_sums_2), dw as dot products (dots_at), sample by sample",
-        accepts=_stride_1_dilated, needs="stride 1", suits=_always,
+        accepts=_stride_1_dilated, needs="stride 1",
+        suits=lambda g, pass_: not (pass_ == "weight" and WEIGHT_GRAD_BY_PATCH_TILES
+                                    and weight_grad_by_tiles(g, None)),
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
     ),
     Family(
@@ -688,16 +701,17 @@ def refusal(name, g):
     return None
 
 
-def _backward_pass(dw):
-    """The pass a backward is chosen for: "backward", or "input" when dw is not asked for."""
-    return "input" if dw is None else "backward"
+def _backward_pass(dx, dw):
+    """The pass a backward is chosen for: "backward", or "input" (dx alone) or "weight" (dw
+    alone)."""
+    return "input" if dw is None else "weight" if dx is None else "backward"
 
 
 @lru_cache(maxsize=1024)
 def choose(g, pass_, name=None, without=None):
-    """The entry that runs ``pass_`` ("forward", "backward" or "input") on shapes g: the
-    first in preference order (of ``named(name)`` when given) that accepts and suits g,
-    else the first that accepts g (a family asked for by name on shapes it does not suit). The
+    """The entry that runs ``pass_`` (as ``Family.suits``) on shapes g: the first in
+    preference order (of ``named(name)`` when given) that accepts and suits g, else the
+    first that accepts g (a family asked for by name on shapes it does not suit). The
     caller has checked ``name`` (``refusal``). With groups, g is one group's geometry
     (``Geometry.one_group``) unless ``takes_groups`` found a family for the whole.
     ``without``: an entry's name to pass over (a family handing part of a pass on)."""
@@ -742,7 +756,7 @@ def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family, with
     """The backward group by group, as ``_by_groups_forward`` (``without``: as ``choose``);
     dw's rows of a group are a contiguous slice of dw, written (or added to) in place."""
     one = g.one_group()
-    entry = choose(one, _backward_pass(dw), family, without)
+    entry = choose(one, _backward_pass(dx, dw), family, without)
     c_out = one.c_out
     dx_group = None if dx is None else _group_output(dx, g.groups, workspace, "conv2d group dx")
     for k in range(g.groups):
@@ -795,7 +809,7 @@ def conv2d_backward(dy, x, w, stride_h, stride_w, pad_h, pad_w, dx, dw, workspac
     g = Geometry.of((x if dx is None else dx).shape, w.shape, dy.shape, stride_h, stride_w,
                     pad_h, pad_w, *dilation, groups)
     workspace = workspace or Workspace()
-    pass_ = _backward_pass(dw)
+    pass_ = _backward_pass(dx, dw)
     if groups == 1 or takes_groups(g, pass_, family):
         choose(g, pass_, family).backward(g, dy, x, w, dx, dw, workspace, accumulate)
     else:
