@@ -64,10 +64,10 @@ from .conv2d_patches import (
     patches_weight_tiles_layout,
 )
 from .conv2d_phases import (
+    input_grad_phase_weights,
     merge_phase_weights,
     merge_phases,
     phases_shape,
-    input_grad_phase_weights,
     split_phase_weights,
     split_phases,
 )
@@ -419,7 +419,7 @@ def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
         return
     if g.groups == 1:
         choose(g, "weight", without="winograd").backward(g, dy, x, w, None, dw, workspace,
-                                                           accumulate)
+                                                         accumulate)
     else:
         _by_groups_backward(g, dy, x, w, None, dw, workspace, accumulate, None, "winograd")
 
@@ -466,8 +466,9 @@ def _phases_input_grad(g, dy, w, bias, dx, workspace):
     size = batched_scratch_size(g.n_batch, g.c_out, g.out_h, g.out_w, g.c_in, s1.height,
                                 s1.width, pad_h, pad_w, g.stride_w,
                                 numba.config.NUMBA_NUM_THREADS)
+    scratch = workspace.array("conv2d", (size,), dx.dtype)
     conv2d_batched_forward(dy, weights, s1.k_h, s1.k_w, bias, pad_h, pad_w, dx, g.stride_h,
-                           g.stride_w, g.pad_h, g.pad_w, workspace.array("conv2d", (size,), dx.dtype),
+                           g.stride_w, g.pad_h, g.pad_w, scratch,
                            batched_by_tiles(g, dx.dtype, weights.shape[2], g.c_in))
     covered_h = s1.height * g.stride_h - g.pad_h  # input rows and columns no window reads
     covered_w = s1.width * g.stride_w - g.pad_w
