@@ -149,12 +149,16 @@ def test_both_2x2_forward_forms_give_the_same_bits(shape, relu, dtype, rng):
         assert winner_runs.tobytes() == winner_rows.tobytes()
 
 
-def test_the_2x2_forward_form_follows_the_instruction_set():
+def test_the_2x2_forward_form_follows_the_instruction_set_and_the_row_width():
     from fastbp.kernels import isa, pooling
 
     assert isa.masked_vectors({"avx2", "fma", "avx512f"})
     assert not isa.masked_vectors({"avx2", "fma"}) and not isa.masked_vectors({"neon"})
-    assert pooling.MAX_POOL_2X2_FORWARD == ("rows" if isa.MASKED_VECTORS else "runs")
+    wide, narrow = pooling.MIN_WIDTH_FOR_ROWS, pooling.MIN_WIDTH_FOR_ROWS - 1
+    assert pooling.max_pool2d_2x2_form(wide, masked_vectors=True) == "rows"
+    assert pooling.max_pool2d_2x2_form(narrow, masked_vectors=True) == "runs"
+    assert pooling.max_pool2d_2x2_form(wide, masked_vectors=False) == "runs"
+    assert pooling.max_pool2d_2x2_form(wide) == ("rows" if isa.MASKED_VECTORS else "runs")
     with pytest.raises(ValueError, match="form must be 'rows' or 'runs'"):
         from fastbp.functional.pooling import max_pool2d_2x2_with_winner
         max_pool2d_2x2_with_winner(np.ones((1, 1, 2, 2)), (1, 1, 1, 1), form="columns")

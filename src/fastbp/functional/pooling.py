@@ -16,8 +16,8 @@ from ..kernels.workspace import Workspace
 from ..kernels.pooling import (
     avg_pool2d_backward as _avg_backward,
     avg_pool2d_forward as _avg_forward,
-    MAX_POOL_2X2_FORWARD,
     max_pool2d_2x2_backward as _max_2x2_backward,
+    max_pool2d_2x2_form,
     max_pool2d_2x2_forward_rows as _max_2x2_forward_rows,
     max_pool2d_2x2_forward_runs as _max_2x2_forward_runs,
     max_pool2d_2x2_scratch_size,
@@ -87,11 +87,12 @@ def is_2x2(kernel, stride, padding):
     return kernel == stride == (2, 2) and padding == (0, 0)
 
 
-def max_pool2d_2x2_with_winner(x, out_shape, relu=False, workspace=None,
-                               form=MAX_POOL_2X2_FORWARD):
+def max_pool2d_2x2_with_winner(x, out_shape, relu=False, workspace=None, form=None):
     """(y, winner (uint8)) of shape ``out_shape``: the 2x2 max pooling of a validated x,
-    of relu(x) with ``relu``. ``form`` is the kernel's loop form, "rows" or "runs" (the
-    one fastest on this CPU by default: ``kernels.isa``); both give the same bits."""
+    of relu(x) with ``relu``. ``form`` is the kernel's loop form, "rows" or "runs" (by
+    default the one fastest on this CPU for these rows: ``max_pool2d_2x2_form``); both
+    give the same bits."""
+    form = max_pool2d_2x2_form(out_shape[3]) if form is None else form
     y = np.empty(out_shape, x.dtype)
     winner = np.empty(out_shape, np.uint8)
     if form == "rows":

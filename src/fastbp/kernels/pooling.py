@@ -115,8 +115,17 @@ def max_pool2d_2x2_forward_runs(x, relu, y, winner, scratch):
         max_pool_pairs(top, bottom, count * out_w, relu, y_flat[outputs], cells[outputs])
 
 
-#: The 2x2 forward form this CPU runs fastest (``isa``); both give the same bits.
-MAX_POOL_2X2_FORWARD = "rows" if MASKED_VECTORS else "runs"
+#: Output columns from which the rows form beats the runs form with AVX-512: one core,
+#: Intel AVX-512, relu or not, runs / rows time: LeNet's 64x6x28x28 and 64x16x10x10 (7 and
+#: 5 outputs a row) 0.56 / 0.43, 64x32x32x32 (16) 0.75-0.88; 32 to 64 outputs a row
+#: 1.02-1.14 (two threads 1.15-1.33).
+MIN_WIDTH_FOR_ROWS = 32
+
+
+def max_pool2d_2x2_form(out_w, masked_vectors=MASKED_VECTORS):
+    """The 2x2 forward's loop form this CPU runs fastest on rows of ``out_w`` outputs
+    (``isa``): "rows" on long rows with AVX-512, else "runs"; both give the same bits."""
+    return "rows" if masked_vectors and out_w >= MIN_WIDTH_FOR_ROWS else "runs"
 
 
 @kernel
