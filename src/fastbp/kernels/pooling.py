@@ -58,7 +58,8 @@ def max_pool2d_2x2_forward_rows(x, relu, y, winner):
     loop: y (N, C, H // 2, W // 2) = window maxima (of relu(x) with ``relu``); winner
     (same shape, uint8) = which cell of its window holds the maximum and the ``SILENT``
     bit, as ``max_pool_pairs`` sets them. A last odd row or column is in no window.
-    The form for AVX-512, whose masked loops are fast on short rows (see ``isa``)."""
+    The form for long rows with AVX-512, whose masked loops end rows without scalar
+    remainders (see ``isa``; ``max_pool2d_2x2_form``)."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     for job in prange(n_batch * channels):
@@ -85,11 +86,12 @@ def max_pool2d_2x2_scratch_size(out_w):
 
 @kernel
 def max_pool2d_2x2_forward_runs(x, relu, y, winner, scratch):
-    """``max_pool2d_2x2_forward_rows``'s results, for CPUs without AVX-512: the window rows
-    of several output rows (across planes) are first copied end to end into
-    ``scratch[get_thread_id()]`` ((threads, ``max_pool2d_2x2_scratch_size(OW)``)), so that
-    one vector loop covers ``POOL_RUN`` outputs or more and never runs as short scalar
-    remainders (AVX2, 64x32x32x32: 17.6 -> 0.86 ms)."""
+    """``max_pool2d_2x2_forward_rows``'s results, for CPUs without AVX-512 and for short
+    rows with it (``max_pool2d_2x2_form``): the window rows of several output rows (across
+    planes) are first copied end to end into ``scratch[get_thread_id()]`` ((threads,
+    ``max_pool2d_2x2_scratch_size(OW)``)), so that one vector loop covers ``POOL_RUN``
+    outputs or more and never runs as short scalar remainders (AVX2, 64x32x32x32: 17.6 ->
+    0.86 ms)."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     planes = n_batch * channels
