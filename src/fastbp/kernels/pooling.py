@@ -118,7 +118,7 @@ def max_pool2d_2x2_forward_runs(x, relu, y, winner, scratch):
 
 
 #: Output columns from which the rows form beats the runs form with AVX-512: one core,
-#: Intel AVX-512, relu or not, runs / rows time: LeNet's 64x6x28x28 and 64x16x10x10 (7 and
+#: Intel AVX-512, relu or not, runs / rows time: LeNet's 64x6x28x28 and 64x16x10x10 (14 and
 #: 5 outputs a row) 0.56 / 0.43, 64x32x32x32 (16) 0.75-0.88; 32 to 64 outputs a row
 #: 1.02-1.14 (two threads 1.15-1.33).
 MIN_WIDTH_FOR_ROWS = 32
