@@ -50,7 +50,9 @@ def batch_norm_forward_train(x, weight, bias, eps, relu, y, mean, var, inv_std):
     n_batch, n_ch, n_sp = x.shape
     count = n_batch * n_sp
     per_job = channels_per_job(n_ch, n_sp, x.itemsize)
-    affine = np.empty((n_ch, 2))  # each channel's scale and shift
+    # Each channel's scale and shift, computed once before the pass over y: computed in
+    # it, LLVM contracted them differently with and without relu (float64, test_fusion).
+    affine = np.empty((n_ch, 2))
     for job in prange((n_ch + per_job - 1) // per_job):
         c0 = job * per_job
         c1 = min(n_ch, c0 + per_job)
@@ -129,7 +131,7 @@ def batch_norm_backward(dy, x, weight, mean, inv_std, batch_stats, input_grad, a
     grad = dx if relu else dy  # one loop below sums either: the same rounding
     per_job = channels_per_job(n_ch, n_sp, dy.itemsize)
     sums = np.empty((n_ch, 2))  # sum of grad, sum of grad * (x - mean)
-    coef = np.empty((n_ch, 3))  # dx = k * grad + q * x + r
+    coef = np.empty((n_ch, 3))  # dx = k * grad + q * x + r: once a channel (see the forward)
     for job in prange((n_ch + per_job - 1) // per_job):
         c0 = job * per_job
         c1 = min(n_ch, c0 + per_job)
