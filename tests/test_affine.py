@@ -156,7 +156,7 @@ def test_every_packed_tile_computes_the_product(tile, m, k, n, layout, accumulat
 
 
 @pytest.mark.parametrize("m, k, n", [(33, 261, 50), (16, 300, 32), (40, 128, 70), (6, 300, 9),
-                                     (40, 100, 64)])
+                                     (40, 100, 64), (40, 24, 70), (40, 12, 64)])
 def test_panel_product_matches_the_product(m, k, n, dtype, rng):
     """packed.panel_product (the patches family's axpy-form forward): in tiles that read
     b's runs in place where this CPU and dtype take them (partial tiles on both sides,

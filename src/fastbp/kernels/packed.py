@@ -231,7 +231,14 @@ PANEL_COLUMNS = 32
 # 51-71; K 147, 64 rows 94 / 71; but K 27-108 32-76 / 52-92 (the tile's sums are zeroed
 # and stored every K steps), and 6 rows of a (a panel of 8) 73 / 81 at K 150. AVX2 (3 x
 # 32 tiles): K 288-1024 59-81 / 44-72, K 256 61 / 59, K 144-150 43-58 / 49-59.
-MIN_DEPTH_FOR_TILES = 128 if MASKED_VECTORS else 256
+# Re-measured on 2026-12-05 (Intel AVX-512, and as-avx2 on it), the tiles now win far
+# below those depths. (M, K, L) alone, tiles / gemm_nn: AVX-512 (25, 27, 512) 69 / 50,
+# (32, 18, 512) 64 / 54, (25, 75, 512) 89 / 54, float64 (25, 27, 512) 38 / 26, but (25,
+# 16, 512) 59 / 84 and K 9-12 0.8x. Stride-2 forwards (ab.py, 64 samples, gemm_nn / tiles):
+# AVX-512 3x3 of 2, 4, 8, 12 channels (18-108 taps) 1.25x, 1.35x, 1.46x, 1.52x, 5x5 of 3
+# 1.28x, 3 -> 25 channels on 31 px 1.22x; AVX2 4 and 8 channels 1.07x, 1.17x, 5x5 of 3
+# 1.13x, the 7x7 stem (147 taps) 1.26x, but 3x3 of 3 (27 taps) 0.93x.
+MIN_DEPTH_FOR_TILES = 18 if MASKED_VECTORS else 32
 MIN_PANELS_FOR_TILES = 2  # a panel's worth of rows of a or more, twice
 
 
