@@ -11,8 +11,8 @@ each pass's ``patches_*_layout`` says.
 
 The forward and the input gradient each come in two loop forms, the variants of this
 family: dot products over contiguous patch rows (``gemm_nt``, ``by_dots``) or the axpy
-form over rows (the forward's ``packed.panel_product``: the dense tile where the depth
-pays for it, else ``gemm_nn``), which wins where the dot products would be short
+form over rows (``packed.panel_product``: the dense tile where the depth pays for it,
+else ``gemm_nn``), which wins where the dot products would be short
 (``conv2d.FAMILIES`` chooses). The weight gradient sums dot products over the positions of
 the patches (``gemm_nt``), and can compute the axpy-form forward from the same patches (a
 transposed convolution's backward); from 32 input channels it runs in the dense tiles over
@@ -23,7 +23,7 @@ import numpy as np
 from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
-from .gemm import copy_transposed, gemm_nn, gemm_nt, transpose
+from .gemm import copy_transposed, gemm_nt, transpose
 from .packed import (
     in_panel_columns,
     panel_columns,
@@ -34,7 +34,6 @@ from .packed import (
 )
 from .partials import GROUP, sum_partials
 from .runs import add_run, copy_run, fill_run, gather_run, scatter_add_run, zero
-from .shifted import in_four_columns
 from .windows import valid_columns
 from .workspace import line_up
 
@@ -86,11 +85,12 @@ def patches_forward_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad
 def patches_input_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
                               out_w):
     """A thread's scratch row for the input gradient, in elements: (grad_t, taps, size).
-    At 0, a block of dy (O, L) (axpy form); at ``grad_t``, the same transposed (L, O) (by
-    dots); at ``taps``, the block's tap sums (C*KH*KW, L)."""
+    At 0, a block of dy (O, L) (axpy form), its rows up to ``in_panel_columns(L)`` long for
+    the tiles; at ``grad_t``, the same transposed (L, O) (by dots); at ``taps``, the
+    block's tap sums (C*KH*KW, L)."""
     per_block, rows = blocking(out_h, out_w)
     block = per_block * rows * out_w
-    grad_t = line_up(c_out * block)
+    grad_t = line_up(c_out * in_panel_columns(block))
     taps = 2 * grad_t
     return grad_t, taps, taps + c_in * k_h * k_w * block
 
@@ -349,7 +349,7 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
     Its non-zero terms are exactly the products ``dy[n, o, i, j] * w[o, c, ki, kj]`` with
     ``r = i*sh + ki*dh - ph`` and ``s = j*sw + kj*dw - pw`` (dilation d), so it is evaluated in that order (a
     transposed convolution): per block, ``taps (C*KH*KW, L) = w.T @ dy_block`` (``gemm_nt``
-    over O ``by_dots``, else ``gemm_nn``), then each row of taps is added onto the dx
+    over O ``by_dots``, else ``panel_product``), then each row of taps is added onto the dx
     cells it reaches. The dilation zeros are never multiplied. Parallel over blocks of
     samples: each iteration owns those samples' dx and adds into it in a fixed order.
     scratch as ``patches_input_grad_layout``.
@@ -360,7 +360,7 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
     n_taps = c_in * k_h * k_w
     w_t = np.empty((n_taps, c_out), w.dtype)
     transpose(w.reshape(c_out, n_taps), w_t)
-    w_t4 = in_four_columns(w_t)  # gemm_nn's coefficients
+    weights_t = panel_weights(w_t)
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     block = per_block * rows * out_w
@@ -371,7 +371,6 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
         n1 = min(n_batch, n0 + per_block)
         dx[n0:n1] = 0
         buffer = scratch[get_thread_id()]
-        grad = buffer[:c_out * block].reshape(c_out, block)
         grad_t = buffer[grad_t_at:grad_t_at + c_out * block].reshape(block, c_out)
         taps = buffer[taps_at:taps_at + n_taps * block].reshape(n_taps, block)
         for r0 in range(0, out_h, rows):
@@ -384,10 +383,14 @@ def conv2d_patches_backward_input(dy, w, stride_h, stride_w, pad_h, pad_w, dx, s
                                     grad_t[(n - n0) * segment:(n - n0 + 1) * segment])
                 gemm_nt(w_t, grad_t[:length], taps[:, :length], False)
             else:
-                for n in range(n0, n1):
-                    for o in range(c_out):
-                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], (n - n0) * segment, segment)
-                gemm_nn(w_t4, grad, length, taps)
+                columns = panel_columns(length, n_taps, c_out, dx)
+                grad = buffer[:c_out * columns].reshape(c_out, columns)
+                for o in range(c_out):
+                    for n in range(n0, n1):
+                        copy_run(flat_dy[n, o], r0 * out_w, grad[o], (n - n0) * segment,
+                                 segment)
+                    fill_run(grad[o], length, columns - length, 0)  # read by the last tiles
+                panel_product(weights_t, grad, length, taps)
             for n in range(n0, n1):
                 for t in range(n_taps):
                     c = t // (k_h * k_w)

@@ -237,8 +237,10 @@ PANEL_COLUMNS = 32
 # 16, 512) 59 / 84 and K 9-12 0.8x. Stride-2 forwards (ab.py, 64 samples, gemm_nn / tiles):
 # AVX-512 3x3 of 2, 4, 8, 12 channels (18-108 taps) 1.25x, 1.35x, 1.46x, 1.52x, 5x5 of 3
 # 1.28x, 3 -> 25 channels on 31 px 1.22x; AVX2 4 and 8 channels 1.07x, 1.17x, 5x5 of 3
-# 1.13x, the 7x7 stem (147 taps) 1.26x, but 3x3 of 3 (27 taps) 0.93x.
-MIN_DEPTH_FOR_TILES = 18 if MASKED_VECTORS else 32
+# 1.13x, the 7x7 stem (147 taps) 1.26x, but 3x3 of 3 (27 taps) 0.93x. The same product
+# in the input gradient (depth: output channels), stride-2 3x3 dx: AVX2 32 -> 64 channels
+# on 14 px 1.28x, 64 -> 128 on 32 px 1.17x, but 16 -> 32 on 28 px 0.97x.
+MIN_DEPTH_FOR_TILES = 18 if MASKED_VECTORS else 36
 MIN_PANELS_FOR_TILES = 2  # a panel's worth of rows of a or more, twice
 
 
