@@ -41,10 +41,11 @@ CASES = [
     ((2, 32, 5, 26), (32, 3, 3), 1, 1),
     ((3, 4, 6, 25), (16, 3, 3), 1, (2, 0)),
     ((1, 3, 9, 8), (2, 3, 3), 1, (0, 2)),
-    # The patches family's dw in the dense tiles (32 input channels or more): groups of 4
-    # samples then 2; 33 and 9 output channels (partial panels); 288 and 240 taps.
+    # The patches family's dw in the dense tiles (12 input channels or more): groups of 4
+    # samples then 2; 33, 9 and 10 output channels (partial panels); 288, 240, 108 taps.
     ((6, 32, 9, 8), (33, 3, 3), 2, 1),
     ((5, 40, 7, 7), (9, 3, 2), (1, 2), (1, 0)),
+    ((3, 12, 9, 10), (10, 3, 3), 2, 1),
 ]
 
 
@@ -139,9 +140,9 @@ def test_families_agree_on_the_same_inputs(case, dtype):
     assert whole[0].tobytes() == results[table.choose(geometry, "forward", "patches").name][0].tobytes()
 
 
-def test_patches_weight_gradient_takes_the_tiles_from_32_input_channels():
-    """By shapes and dtype only: 3x3 with 32 channels (where the CPU has a tile for the
-    dtype), not 16 channels nor 1x1 kernels."""
+def test_patches_weight_gradient_takes_the_tiles_from_12_input_channels():
+    """By shapes and dtype only: 3x3 with 12 or 32 channels (where the CPU has a tile for
+    the dtype), not 8 channels nor 1x1 kernels."""
     from fastbp.kernels.packed import product_tile
 
     def geometry(c, k):
@@ -150,7 +151,8 @@ def test_patches_weight_gradient_takes_the_tiles_from_32_input_channels():
     for dtype in (np.float32, np.float64):
         has_tile = product_tile(dtype) is not None
         assert table.weight_grad_by_tiles(geometry(32, 3), dtype) is has_tile
-        assert not table.weight_grad_by_tiles(geometry(16, 3), dtype)
+        assert table.weight_grad_by_tiles(geometry(12, 3), dtype) is has_tile
+        assert not table.weight_grad_by_tiles(geometry(8, 3), dtype)
         assert not table.weight_grad_by_tiles(geometry(64, 1), dtype)
 
 
@@ -255,7 +257,7 @@ def test_strided_input_grad_alone_takes_the_phases_from_a_batch_of_8(rng):
 def test_weight_grad_alone_takes_the_patch_tiles_where_the_cpu_kind_says(patch_tiles, rng,
                                                                          monkeypatch):
     """dw alone (a Winograd backward's included) runs on the patches family's tiles from
-    32 input channels where ``WEIGHT_GRAD_BY_PATCH_TILES`` (AVX-512), else on the shifted
+    32 input channels (not 16) where ``WEIGHT_GRAD_BY_PATCH_TILES`` (AVX-512), else on the shifted
     family; the same dw either way, with dx too."""
     monkeypatch.setattr(table, "WEIGHT_GRAD_BY_PATCH_TILES", patch_tiles)
     table.choose.cache_clear()

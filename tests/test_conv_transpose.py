@@ -112,7 +112,8 @@ def test_conv_transpose_bit_identical_across_thread_counts(case, dtype):
 PAIRED = [
     ((5, 5, 9, 9), 6, 3, 2, 1, 1, True),  # a last group of one sample
     ((2, 4, 11, 11), 8, 3, 2, 2, 2, True),  # dilated
-    ((2, 29, 9, 9), 33, 3, 2, 1, 1, True),  # 261 taps: the table's forward by dots
+    ((2, 11, 11, 11), 33, 5, 2, 2, 1, True),  # 275 taps: the table's forward by dots
+    ((2, 29, 9, 9), 33, 3, 2, 1, 1, True),  # 29 channels: dw in the tiles, apart
     ((2, 7, 12, 12), 5, 4, 2, 1, 1, False),  # 6 x 6 outputs: dw by the phases family
     ((3, 4, 8, 8), 4, 3, 1, 1, 1, False),  # stride 1
 ]
@@ -122,8 +123,8 @@ PAIRED = [
 def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
     """kernels.conv2d.conv2d_forward_and_backward_weight (a transposed convolution's dx and
     dw): y bit for bit the patches family's axpy-form forward where it pairs the passes
-    (the table's forward otherwise), dw the weight gradient alone, added with accumulate,
-    whatever the thread count."""
+    (both on the patches family, dw not in the tiles; the table's forward otherwise), dw
+    the weight gradient alone, added with accumulate, whatever the thread count."""
     from fastbp.kernels import conv2d as K
 
     x_shape, o, k, s, p, d, paired = case
@@ -136,6 +137,7 @@ def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
     geometry = K.Geometry.of(x.shape, w.shape, g.shape, s, s, p, p, d, d)
     families = {K.choose(geometry, pass_).family for pass_ in ("forward", "backward")}
     assert (families == {"patches"}) == paired
+    paired = paired and not K.weight_grad_by_tiles(geometry, w.dtype)
     y_alone, dw_alone = np.empty_like(g), np.empty_like(w)
     K.conv2d_forward(x, w, b, s, s, p, p, y_alone, family="patches_rows" if paired else None,
                      dilation=(d, d))

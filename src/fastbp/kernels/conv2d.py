@@ -104,12 +104,18 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # dot products, one core, float32, Intel AVX-512, ms: 3x3 stride 2 on 64 samples, 32 -> 64
 # channels on 14 px 1.52 / 2.59, 64 -> 128 on 32 px 26.5 / 31.7; but 16 -> 32 on 28 px
 # 2.5 / 2.1, 3 channels (7x7 stem, 3x3) 2-3x slower, 1x1 kernels 1.4-3x slower.
-MIN_CHANNELS_FOR_DW_TILES = 32
+# Re-measured on 2026-12-05 (ab.py, 64 samples, gemm_nt / tiles), 3x3 stride 2: 16 -> 32
+# channels on 28 px 1.42x (AVX2 1.11x), on 16 px 1.53x, 12 -> 24 on 16 px 1.28x (AVX2
+# 1.22x), but 8 -> 32 on 32 px 0.89x (AVX2 0.78x); 4x4 stride 2, 16 -> 32 on 32 px (a
+# transposed convolution's dw) 1.63x (AVX2 1.30x).
+MIN_CHANNELS_FOR_DW_TILES = 12
 # dw alone (a Winograd backward's, or asked alone) by the patches family in the dense tiles
 # where it takes them, not by the shifted family's dot products on the padded planes: one
 # core, 64 samples, 3x3 on 32 px, ms, AVX-512: 32 -> 64 27.2 -> 25.0 (float64 54.2 -> 51.1),
-# dilation 2 27.2 -> 25.1 (two cores 13.7 -> 12.8); AVX2 34.9 -> 35.6-35.9, so not there.
+# dilation 2 27.2 -> 25.1 (two cores 13.7 -> 12.8); AVX2 34.9 -> 35.6-35.9, so not there;
+# and from 32 input channels only (16 -> 16 on 28 px: 3.07 -> 4.12 ms).
 WEIGHT_GRAD_BY_PATCH_TILES = MASKED_VECTORS
+MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED = 32
 # The phases family's backward against the patches family's axpy form (one core, float32,
 # since the runs are inlined): 4x4 stride 2 on 8 x 8 output planes 1.1x; on 16 x 16
 # (transposed convolution 64x32x16x16 -> 16) 0.8-0.9x (AVX2 0.75x); 2x2 stride 2 (a
@@ -618,7 +624,8 @@ FAMILIES = {f.name: f for f in (
                 "planes (shifted_sums_2), dw as dot products (dots_at), sample by sample",
         accepts=_stride_1_dilated, needs="stride 1",
         suits=lambda g, pass_: not (pass_ == "weight" and WEIGHT_GRAD_BY_PATCH_TILES
-                                    and weight_grad_by_tiles(g, None)),
+                                    and weight_grad_by_tiles(g, None)
+                                    and g.c_in >= MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED),
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
     ),
     Family(
@@ -640,7 +647,7 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="patches_dots", family="patches", variant="dots",
         kernels="conv2d_patches: gathered patches; forward and dx as dot products over "
-                "contiguous rows (gemm_nt), dw by gemm_nt or, from 32 input channels, in the "
+                "contiguous rows (gemm_nt), dw by gemm_nt or, from 12 input channels, in the "
                 "dense tiles (weight_grad_by_tiles)",
         accepts=_any_shape, needs="",
         suits=lambda g, pass_: (
@@ -654,7 +661,8 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="patches_rows", family="patches", variant="rows",
         kernels="conv2d_patches: gathered patches; forward and dx in axpy form over rows "
-                "(gemm_nn), dw by gemm_nt or, from 32 input channels, in the dense tiles "
+                "(panel_product: the dense tiles, or gemm_nn on short depths), dw by gemm_nt "
+                "or, from 12 input channels, in the dense tiles "
                 "(weight_grad_by_tiles)",
         accepts=_any_shape, needs="", suits=_always,
         forward=partial(_patches_forward, by_dots=False),

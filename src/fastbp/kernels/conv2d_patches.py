@@ -15,7 +15,7 @@ form over rows (``packed.panel_product``: the dense tile where the depth pays fo
 else ``gemm_nn``), which wins where the dot products would be short
 (``conv2d.FAMILIES`` chooses). The weight gradient sums dot products over the positions of
 the patches (``gemm_nt``), and can compute the axpy-form forward from the same patches (a
-transposed convolution's backward); from 32 input channels it runs in the dense tiles over
+transposed convolution's backward); from 12 input channels it runs in the dense tiles over
 the patch rows of the dots form instead (``conv2d.weight_grad_by_tiles``).
 """
 
