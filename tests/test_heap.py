@@ -1,7 +1,9 @@
-"""``fastbp train`` keeps freed memory in its process (``fastbp._heap``): arrays freed in
-one step come back to the next without page faults. Each case runs in a fresh Python, so
-that this process's allocator stays as it is."""
+"""``fastbp train`` and ``fastbp bench`` keep freed memory in their process
+(``fastbp._heap``): arrays freed in one step come back to the next without page faults.
+Each case that sets the allocator runs in a fresh Python, so that this process's allocator
+stays as it is."""
 
+import json
 import os
 import platform
 import subprocess
@@ -10,6 +12,7 @@ import sys
 import pytest
 
 from fastbp import _heap, cli
+from fastbp.bench import compare
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
@@ -67,3 +70,18 @@ def test_the_train_command_keeps_freed_memory(monkeypatch, capsys):
     assert cli.main(["train", "--model", "linear", "--dataset", "digits", "--epochs", "1",
                      "--no-progress"]) == 0
     assert calls == [True]
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_the_comparison_keeps_freed_memory_and_says_so(kept, monkeypatch, tmp_path, capsys):
+    """Every peer is timed with the same allocator, whatever ran before: glibc's sliding
+    mmap threshold would otherwise let earlier shapes change a peer's times."""
+    calls = []
+    monkeypatch.setattr(_heap, "keep_freed_memory", lambda: calls.append(True) or kept)
+    out = tmp_path / "compare.json"
+    assert compare.main(["--quick", "--repeat", "1", "--threads", "1", "--only", "tiny_conv",
+                         "--no-torch", "--json", str(out)]) == 0
+    assert calls == [True]
+    said = "freed memory kept" if kept else "allocator defaults"
+    assert json.loads(out.read_text())["heap"] == said
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"| heap: {said}")

@@ -1,4 +1,6 @@
-"""Keep freed memory in the process, for the ``fastbp`` command's training runs.
+"""Keep freed memory in the process, for the ``fastbp`` command's training runs and its
+comparisons (``fastbp bench``, ``benchmarks/compare.py``), whose peers then run on the
+same allocator whatever was timed before them.
 
 glibc maps arrays above its mmap threshold afresh and unmaps them when freed, and hands
 the top of its heap back to the kernel when more than its trim threshold is free there;

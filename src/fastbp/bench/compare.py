@@ -20,7 +20,7 @@ import sys
 import numba
 import numpy as np
 
-from .. import __version__, get_num_threads, machine, set_num_threads
+from .. import __version__, _heap, get_num_threads, machine, set_num_threads
 from .._validation import positive_int
 from . import numpy_peer, report, torch_peer
 from .kernels import KERNELS, kernel_names, kernel_ops
@@ -180,6 +180,10 @@ def main(argv=None):
         peers["torch"] = torch_peer
         versions["torch"] = torch_peer.version()
     peers["numpy"] = numpy_peer
+    # glibc's sliding mmap threshold would otherwise make a peer's times depend on the
+    # shapes timed before (PyTorch's 64x64x32x32 -> 64 forward: 26.6 ms alone, 16 ms after
+    # larger shapes had raised it); kept memory is also what a training loop sees
+    heap_kept = _heap.keep_freed_memory()
     timing = {"repeat": repeat, "warmup": 1, "min_sample_s": 0.005 if args.quick else 0.05,
               "settle_s": 0.2 if threads > 1 and not args.quick else 0.0}
     result = {
@@ -191,6 +195,7 @@ def main(argv=None):
         "repeat": repeat,
         "versions": versions,
         "peers": ["fastbp", *peers],
+        "heap": "freed memory kept" if heap_kept else "allocator defaults",
     }
     with thread_count(threads, "torch" in peers) as blas_limited:
         result["blas_threads_limited"] = blas_limited

@@ -19,7 +19,8 @@ def header(result):
     return [
         f"{result['date']} | {result['cpu']} ({result['cores']} cores) | compiled for "
         f"{machine.isa_text(result['isa'])} | "
-        f"threads: {result['threads']} | {result['dtype']} | median of {result['repeat']}",
+        f"threads: {result['threads']} | {result['dtype']} | median of {result['repeat']}"
+        f" | heap: {result.get('heap', 'allocator defaults')}",
         versions,
         f"roof: {roof['what']}: {roof['gflops']:.1f} GFLOP/s",
         RATIO_MEANING,
