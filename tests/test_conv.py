@@ -21,6 +21,9 @@ CASES = [
     ((1, 4, 6, 6), (2, 1, 1), 1, 0),
     ((2, 3, 6, 5), (2, 6, 5), 1, 0),
     ((1, 2, 11, 11), (3, 7, 7), 2, 3),
+    # Kernels more than twice as wide as the stride: patches gathered by column phases.
+    ((2, 3, 13, 17), (4, 3, 7), (1, 3), (1, 2)),
+    ((2, 2, 9, 12), (3, 5, 5), 2, 0),
     ((2, 3, 10, 10), (2, 3, 3), 3, 0),
     ((1, 2, 4, 4), (2, 3, 3), 1, 4),
     # Enough input and output channels for the dot-product paths of forward and dx; 11
@@ -154,6 +157,33 @@ def test_patches_weight_gradient_takes_the_tiles_from_12_input_channels():
         assert table.weight_grad_by_tiles(geometry(12, 3), dtype) is has_tile
         assert not table.weight_grad_by_tiles(geometry(8, 3), dtype)
         assert not table.weight_grad_by_tiles(geometry(64, 1), dtype)
+
+
+@pytest.mark.parametrize("planes,kernel,stride,padding", [
+    ((3, 13, 17), (3, 7), (1, 3), (1, 2)),
+    ((2, 9, 12), (5, 5), (2, 2), (0, 0)),
+    ((1, 11, 11), (7, 7), (2, 2), (3, 3)),
+    ((2, 6, 5), (2, 9), (2, 4), (4, 5)),  # padding wider than the plane
+])
+def test_patches_are_gathered_alike_by_taps_and_by_column_phases(planes, kernel, stride,
+                                                                  padding, rng):
+    """Both forms of ``gather_patches`` (each instruction set runs one) write the patches of
+    a band of output rows from a column on, zeros outside the planes, and nothing else."""
+    from fastbp.kernels.conv2d_patches import gather_patches_by_phases, gather_patches_by_taps
+
+    x = rng.standard_normal(planes)
+    (c_in, height, width), (k_h, k_w), (s_h, s_w), (p_h, p_w) = planes, kernel, stride, padding
+    out_h, out_w = (height + 2 * p_h - k_h) // s_h + 1, (width + 2 * p_w - k_w) // s_w + 1
+    r0, r1, start = 1, out_h, 3
+    padded = np.pad(x, ((0, 0), (p_h, p_h), (p_w, p_w)))
+    windows = [padded[:, i * s_h:i * s_h + k_h, j * s_w:j * s_w + k_w].reshape(-1)
+               for i in range(r0, r1) for j in range(out_w)]
+    length = len(windows)
+    for form, extra in ((gather_patches_by_taps, (1, 1)), (gather_patches_by_phases, (1,))):
+        patches = np.full((c_in * k_h * k_w, start + length + 2), np.nan)
+        form(x, k_h, k_w, s_h, s_w, p_h, p_w, r0, r1, out_w, patches, start, *extra)
+        np.testing.assert_array_equal(patches[:, start:start + length], np.stack(windows, 1))
+        assert np.isnan(patches[:, :start]).all() and np.isnan(patches[:, start + length:]).all()
 
 
 @pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])

@@ -24,6 +24,7 @@ from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, gemm_nt, transpose
+from .isa import MASKED_VECTORS
 from .packed import (
     in_panel_columns,
     panel_columns,
@@ -138,14 +139,35 @@ def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w
                patches_weight_tiles_layout(*args, dil_h, dil_w)[3])
 
 
+# Gathering a strided row's taps by column phases (``gather_patches_by_phases``) against
+# one strided gather per tap, one core, forward / dw: AVX-512 5x5 stride 2 on 64x8x32x32
+# -> 16 1.30x / 1.27x, the 7x7 stride-2 stem 1.07x / 1.07x (two threads 1.29x / 1.23x and
+# 1.13x / 1.08x), but 3x3 stride 2 (16 -> 32 on 28 px) 0.91x: the split costs a gather of
+# the row's width, which pays where more than two taps share each phase. AVX2, whose
+# strided gathers are cheaper: 0.97x / 0.94x and 1.01x / 1.02x.
+GATHER_BY_PHASES = MASKED_VECTORS
+
+
 @serial_kernel
 def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
                    patches, start, dil_h, dil_w):
     """Write the patches of output rows [r0, r1) of one sample into columns from ``start``:
 
     ``patches[(c, ki, kj), start + (i - r0) * out_w + j] = planes[c, i*sh + ki*dh - ph, j*sw + kj*dw - pw]``,
-    zero where that index falls outside the (C, H, W) planes (taps at offsets ``k * dilation``).
-    """
+    zero where that index falls outside the (C, H, W) planes (taps at offsets ``k * dilation``):
+    by column phases where that pays (``GATHER_BY_PHASES``), else tap by tap."""
+    if GATHER_BY_PHASES and 1 < stride_w and 2 * stride_w < k_w and dil_w == 1:
+        gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
+                                 out_w, patches, start, dil_h)
+    else:
+        gather_patches_by_taps(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
+                               out_w, patches, start, dil_h, dil_w)
+
+
+@serial_kernel
+def gather_patches_by_taps(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, out_w,
+                           patches, start, dil_h, dil_w):
+    """``gather_patches``, one run (a copy, or a strided gather) per tap and output row."""
     n_planes, height, width = planes.shape
     k = 0
     for c in range(n_planes):
@@ -169,6 +191,38 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
                         gather_run(src, lo * stride_w + shift, stride_w, dst, base + lo, hi - lo)
                     fill_run(dst, base + hi, out_w - hi, 0)
                 k += 1
+
+
+@serial_kernel
+def gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
+                             out_w, patches, start, dil_h):
+    """``gather_patches`` with no dilation along rows: each input row a patch row reads is
+    first split into its ``stride_w`` column phases, zero-padded (phase e holds padded
+    columns e, e + sw, ...), and tap kj's run is then one contiguous copy from phase
+    kj % sw at kj // sw, not a strided gather per tap."""
+    n_planes, height, width = planes.shape
+    phase_w = out_w + (k_w - 1) // stride_w
+    phases = np.empty((stride_w, phase_w), planes.dtype)
+    for c in range(n_planes):
+        plane = planes[c]
+        for ki in range(k_h):
+            first = (c * k_h + ki) * k_w
+            for i in range(r0, r1):
+                base = start + (i - r0) * out_w
+                row = i * stride_h + ki * dil_h - pad_h
+                if row < 0 or row >= height:
+                    for kj in range(k_w):
+                        fill_run(patches[first + kj], base, out_w, 0)
+                    continue
+                for e in range(stride_w):
+                    phase = phases[e]
+                    lo, hi = valid_columns(e - pad_w, stride_w, width, phase_w)
+                    fill_run(phase, 0, lo, 0)
+                    gather_run(plane[row], lo * stride_w + e - pad_w, stride_w, phase, lo, hi - lo)
+                    fill_run(phase, hi, phase_w - hi, 0)
+                for kj in range(k_w):
+                    copy_run(phases[kj % stride_w], kj // stride_w, patches[first + kj], base,
+                             out_w)
 
 
 @serial_kernel
