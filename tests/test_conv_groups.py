@@ -29,6 +29,9 @@ CASES = [
     ((2, 3, 7, 8), 3, (3, 3), 1, (0, 3), 1, 3),
     ((2, 3, 7, 8), 6, (2, 3), 1, (0, 3), (2, 1), 3),
     ((2, 8, 12, 12), 8, (5, 5), 1, 4, 2, 8),
+    # depthwise stride 1, output the input's size: dx and dw in one pass over dy
+    ((3, 5, 9, 7), 5, (3, 3), 1, 1, 1, 5),
+    ((2, 4, 8, 9), 4, (3, 3), 1, (2, 1), (2, 1), 4),
     ((2, 3, 13, 13), 33, (3, 3), (1, 2), 0, 3, 3),  # dot-product paths per group
     ((1, 2, 7, 7), 2, (2, 2), 3, 0, 4, 1),
     # 3x3 stride 1 dilated: winograd's column phases, interleaved two at a time for
@@ -133,6 +136,23 @@ def test_grouped_3x3_runs_winograd_on_all_groups_at_once():
     assert chosen((64, 64, 32, 32), 64, 4) == ("winograd", "winograd")  # compare.py's
     assert chosen((64, 64, 32, 32), 64, 8) == (None, None)  # 8 channels a group
     assert chosen((64, 64, 32, 32), 64, 64) == ("depthwise", "depthwise")
+
+
+@pytest.mark.parametrize("case", [CASES[8], CASES[9], CASES[7]], ids=["3x3", "dilated", "5x5"])
+def test_depthwise_gradients_in_one_pass_are_its_two_passes(case, dtype):
+    """Where one pass over dy serves dx and dw (stride 1, the output the input's size),
+    both are exactly dx alone and dw alone."""
+    x_shape, o, (k_h, k_w), _, padding, dilation, groups = case
+    pads, options = pair("padding", padding, 0), dict(dilation=pair("dilation", dilation, 1),
+                                                     groups=groups)
+    assert o == x_shape[1] == groups and table.pads_alike(k_h, k_w, *pads, *options["dilation"])
+    x, w, _, dy = _data(case, dtype)
+    dx, dw, dx_alone, dw_alone = (np.empty_like(a) for a in (x, w, x, w))
+    table.conv2d_backward(dy, x, w, 1, 1, *pads, dx, dw, **options)
+    table.conv2d_backward_input(dy, w, 1, 1, *pads, dx_alone, **options)
+    table.conv2d_backward_weight(dy, x, 1, 1, *pads, dw_alone, **options)
+    np.testing.assert_array_equal(dx, dx_alone)
+    np.testing.assert_array_equal(dw, dw_alone)
 
 
 def test_reference_reduces_to_the_plain_convolution(rng):

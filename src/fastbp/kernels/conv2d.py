@@ -42,6 +42,7 @@ from .conv2d_batched import (
 from .conv2d_depthwise import (
     conv2d_depthwise_backward_input,
     conv2d_depthwise_backward_input_s1,
+    conv2d_depthwise_backward_s1,
     conv2d_depthwise_backward_weight,
     conv2d_depthwise_backward_weight_s1,
     conv2d_depthwise_forward,
@@ -49,6 +50,7 @@ from .conv2d_depthwise import (
     depthwise_partial_shape,
     depthwise_s1_scratch_size,
     depthwise_scratch_size,
+    pads_alike,
 )
 from .conv2d_patches import (
     conv2d_patches_backward_input,
@@ -536,6 +538,14 @@ def _depthwise_forward(g, x, w, b, y, workspace):
 
 def _depthwise_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     s1 = _stride_1_any(g)
+    if (s1 and dx is not None and dw is not None and g.c_out == g.c_in
+            and pads_alike(g.k_h, g.k_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)):
+        partial_sums = workspace.array(
+            "conv2d partial", depthwise_partial_shape(g.n_batch, g.c_out, g.k_h, g.k_w), w.dtype)
+        conv2d_depthwise_backward_s1(dy, x, w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, dx, dw,
+                                     _depthwise_s1_scratch(g, workspace, w.dtype), partial_sums,
+                                     accumulate)
+        return
     if dx is not None:
         if s1:
             conv2d_depthwise_backward_input_s1(dy, w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, dx,
