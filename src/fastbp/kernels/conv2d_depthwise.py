@@ -234,32 +234,36 @@ def stencil_offsets(k_h, k_w, rows, cols, dil_h, dil_w):
 
 
 @inline_kernel
-def stencil(src, offsets, taps, out, length):
-    """out[p] += sum_t taps[t] * src[p + offsets[t]] for p < length, taps added in order
-    (nine at once in one loop for a 3x3 kernel; otherwise a loop per tap). offsets from
-    ``stencil_offsets``."""
+def stencil(src, offsets, taps, first, out, length):
+    """out[p] = first + sum_t taps[t] * src[p + offsets[t]] for p < length, taps added in
+    order onto ``first`` (a scalar, or None: onto out[p] itself); nine at once in one loop
+    for a 3x3 kernel, otherwise a loop per tap. offsets from ``stencil_offsets``. Onto a
+    scalar, out is neither filled first nor read (64x64x32x32 3x3 forward, one core:
+    1.12x with AVX-512, 0.99x with AVX2; dx and dw 1.03x / 1.02x)."""
     n = uint64(length)
-    if taps.shape[0] == 9:
-        u0, u1, u2, u3, u4 = offsets[0], offsets[1], offsets[2], offsets[3], offsets[4]
-        u5, u6, u7, u8 = offsets[5], offsets[6], offsets[7], offsets[8]
-        w0, w1, w2, w3, w4 = taps[0], taps[1], taps[2], taps[3], taps[4]
-        w5, w6, w7, w8 = taps[5], taps[6], taps[7], taps[8]
-        for p in range(n):
-            v = out[p] + w0 * src[p + u0]
-            v += w1 * src[p + u1]
-            v += w2 * src[p + u2]
-            v += w3 * src[p + u3]
-            v += w4 * src[p + u4]
-            v += w5 * src[p + u5]
-            v += w6 * src[p + u6]
-            v += w7 * src[p + u7]
-            v += w8 * src[p + u8]
-            out[p] = v
+    if taps.shape[0] != 9:
+        if first is not None:
+            fill_run(out, 0, length, first)
+        for t in range(taps.shape[0]):
+            u, weight = offsets[t], taps[t]
+            for p in range(n):
+                out[p] += weight * src[p + u]
         return
-    for t in range(taps.shape[0]):
-        u, weight = offsets[t], taps[t]
-        for p in range(n):
-            out[p] += weight * src[p + u]
+    u0, u1, u2, u3, u4 = offsets[0], offsets[1], offsets[2], offsets[3], offsets[4]
+    u5, u6, u7, u8 = offsets[5], offsets[6], offsets[7], offsets[8]
+    w0, w1, w2, w3, w4 = taps[0], taps[1], taps[2], taps[3], taps[4]
+    w5, w6, w7, w8 = taps[5], taps[6], taps[7], taps[8]
+    for p in range(n):
+        v = (out[p] if first is None else first) + w0 * src[p + u0]
+        v += w1 * src[p + u1]
+        v += w2 * src[p + u2]
+        v += w3 * src[p + u3]
+        v += w4 * src[p + u4]
+        v += w5 * src[p + u5]
+        v += w6 * src[p + u6]
+        v += w7 * src[p + u7]
+        v += w8 * src[p + u8]
+        out[p] = v
 
 
 @inline_kernel
@@ -313,8 +317,7 @@ def conv2d_depthwise_forward_s1(x, w, b, pad_h, pad_w, dil_h, dil_w, y, scratch)
         for plane in range(job * PLANES_PER_JOB, min(n_planes, (job + 1) * PLANES_PER_JOB)):
             n, o = plane // c_out, plane % c_out
             place_plane(x[n, o // multiplier], pad_h, pad_w, padded, rows, cols)
-            fill_run(wide, 0, length, b[o])
-            stencil(padded, offsets, taps[o], wide, length)
+            stencil(padded, offsets, taps[o], b[o], wide, length)
             copy_rows_out(wide, cols, y[n, o])
 
 
@@ -353,7 +356,7 @@ def conv2d_depthwise_backward_input_s1(dy, w, pad_h, pad_w, dil_h, dil_w, dx, sc
             zero(wide)
             for o in range(c * multiplier, (c + 1) * multiplier):
                 place_plane(dy[n, o], top, left, padded, rows, cols)
-                stencil(padded, offsets, flipped[o], wide, length)
+                stencil(padded, offsets, flipped[o], None, wide, length)
             copy_rows_out(wide, cols, dx[n, c])
 
 
@@ -404,8 +407,7 @@ def conv2d_depthwise_backward_s1(dy, x, w, pad_h, pad_w, dil_h, dil_w, dx, dw, s
                 else:
                     dots_at(grad_row, padded_x, offsets[:n_taps], dw_length,
                             partial[g, o:o + 1], True)
-                zero(wide)
-                stencil(padded_dy, offsets, flipped[o], wide, dx_length)
+                stencil(padded_dy, offsets, flipped[o], wide.dtype.type(0), wide, dx_length)
                 copy_rows_out(wide, cols, dx[n, o])
     sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)
 
