@@ -385,7 +385,7 @@ def conv2d_depthwise_backward_s1(dy, x, w, pad_h, pad_w, dil_h, dil_w, dx, dw, s
     offsets = stencil_offsets(k_h, k_w, rows, cols, dil_h, dil_w)
     dw_length = (out_h - 1) * cols + out_w
     dx_length = (height - 1) * cols + width
-    first = pad_h * cols + pad_w  # of dy in its padded plane (dx's layout)
+    dy_at = pad_h * cols + pad_w  # dy's first cell in its padded plane (dx's layout)
     flipped = flipped_taps(w)
     n_groups = (n_batch + GROUP - 1) // GROUP
     n_blocks = (c_out + PLANES_PER_JOB - 1) // PLANES_PER_JOB
@@ -396,14 +396,14 @@ def conv2d_depthwise_backward_s1(dy, x, w, pad_h, pad_w, dil_h, dil_w, dx, dw, s
         buffer = scratch[get_thread_id()]
         padded_x, padded_dy = zeroed(buffer, 0, size), zeroed(buffer, size, size)
         wide = buffer[2 * size:2 * size + dx_length]
-        grad_row = padded_dy[first:first + dw_length].reshape(1, dw_length)
+        grad_row = padded_dy[dy_at:dy_at + dw_length].reshape(1, dw_length)
         zero(partial[g, o_lo:o_hi])
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
             for o in range(o_lo, o_hi):
                 place_plane(x[n, o], pad_h, pad_w, padded_x, rows, cols)
                 place_plane(dy[n, o], pad_h, pad_w, padded_dy, rows, cols)
                 if n_taps == 9:
-                    nine_dots(padded_dy[first:], padded_x, offsets, dw_length, partial[g, o])
+                    nine_dots(padded_dy[dy_at:], padded_x, offsets, dw_length, partial[g, o])
                 else:
                     dots_at(grad_row, padded_x, offsets[:n_taps], dw_length,
                             partial[g, o:o + 1], True)
