@@ -538,10 +538,10 @@ def _depthwise_forward(g, x, w, b, y, workspace):
 
 def _depthwise_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     s1 = _stride_1_any(g)
+    partial_sums = None if dw is None else workspace.array(
+        "conv2d partial", depthwise_partial_shape(g.n_batch, g.c_out, g.k_h, g.k_w), w.dtype)
     if (s1 and dx is not None and dw is not None and g.c_out == g.c_in
             and pads_alike(g.k_h, g.k_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)):
-        partial_sums = workspace.array(
-            "conv2d partial", depthwise_partial_shape(g.n_batch, g.c_out, g.k_h, g.k_w), w.dtype)
         conv2d_depthwise_backward_s1(dy, x, w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, dx, dw,
                                      _depthwise_s1_scratch(g, workspace, w.dtype), partial_sums,
                                      accumulate)
@@ -554,8 +554,6 @@ def _depthwise_backward(g, dy, x, w, dx, dw, workspace, accumulate):
             conv2d_depthwise_backward_input(dy, w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
                                             g.dil_h, g.dil_w, dx)
     if dw is not None:
-        partial_sums = workspace.array(
-            "conv2d partial", depthwise_partial_shape(g.n_batch, g.c_out, g.k_h, g.k_w), w.dtype)
         if s1:
             conv2d_depthwise_backward_weight_s1(
                 dy, x, g.pad_h, g.pad_w, g.dil_h, g.dil_w, dw,

@@ -209,14 +209,6 @@ def job_buffers(buffer, size, length):
 
 
 @inline_kernel
-def zeroed(buffer, at, size):
-    """buffer[at:at + size], zeroed."""
-    part = buffer[at:at + size]
-    zero(part)
-    return part
-
-
-@inline_kernel
 def copy_rows_out(wide, cols, plane):
     """plane[r, c] = wide[r * cols + c]: the first W cells of each row of a wide output."""
     height, width = plane.shape
@@ -394,8 +386,9 @@ def conv2d_depthwise_backward_s1(dy, x, w, pad_h, pad_w, dil_h, dil_w, dx, dw, s
         o_lo = (job % n_blocks) * PLANES_PER_JOB
         o_hi = min(c_out, o_lo + PLANES_PER_JOB)
         buffer = scratch[get_thread_id()]
-        padded_x, padded_dy = zeroed(buffer, 0, size), zeroed(buffer, size, size)
-        wide = buffer[2 * size:2 * size + dx_length]
+        padded_x = buffer[:size]
+        zero(padded_x)
+        padded_dy, wide = job_buffers(buffer[size:], size, dx_length)
         grad_row = padded_dy[dy_at:dy_at + dw_length].reshape(1, dw_length)
         zero(partial[g, o_lo:o_hi])
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):

@@ -202,7 +202,10 @@ def gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
     kj % sw at kj // sw, not a strided gather per tap."""
     n_planes, height, width = planes.shape
     phase_w = out_w + (k_w - 1) // stride_w
-    phases = np.empty((stride_w, phase_w), planes.dtype)
+    phases = np.zeros((stride_w, phase_w), planes.dtype)  # past each phase's columns: zero
+    bounds = np.empty((stride_w, 2), np.int64)  # phase e's columns inside the plane
+    for e in range(stride_w):
+        bounds[e, 0], bounds[e, 1] = valid_columns(e - pad_w, stride_w, width, phase_w)
     for c in range(n_planes):
         plane = planes[c]
         for ki in range(k_h):
@@ -215,11 +218,9 @@ def gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                         fill_run(patches[first + kj], base, out_w, 0)
                     continue
                 for e in range(stride_w):
-                    phase = phases[e]
-                    lo, hi = valid_columns(e - pad_w, stride_w, width, phase_w)
-                    fill_run(phase, 0, lo, 0)
-                    gather_run(plane[row], lo * stride_w + e - pad_w, stride_w, phase, lo, hi - lo)
-                    fill_run(phase, hi, phase_w - hi, 0)
+                    lo, hi = bounds[e, 0], bounds[e, 1]
+                    gather_run(plane[row], lo * stride_w + e - pad_w, stride_w, phases[e], lo,
+                               hi - lo)
                 for kj in range(k_w):
                     copy_run(phases[kj % stride_w], kj // stride_w, patches[first + kj], base,
                              out_w)
