@@ -113,7 +113,9 @@ PAIRED = [
     ((5, 5, 9, 9), 6, 3, 2, 1, 1, True),  # a last group of one sample
     ((2, 4, 11, 11), 8, 3, 2, 2, 2, True),  # dilated
     ((2, 11, 11, 11), 33, 5, 2, 2, 1, True),  # 275 taps: the table's forward by dots
-    ((2, 29, 9, 9), 33, 3, 2, 1, 1, True),  # 29 channels: dw in the tiles, apart
+    ((2, 29, 9, 9), 33, 3, 2, 1, 1, True),  # 29 channels: dw in the tiles, y by dots with it
+    ((2, 16, 9, 9), 20, 3, 2, 1, 1, True),  # 144 taps: y by dots (AVX2), in axpy form apart (AVX-512)
+    ((9, 13, 6, 6), 7, 3, 2, 1, 1, True),  # 3 x 3 outputs: the forward's blocks hold 56 samples
     ((2, 7, 12, 12), 5, 4, 2, 1, 1, False),  # 6 x 6 outputs: dw by the phases family
     ((3, 4, 8, 8), 4, 3, 1, 1, 1, False),  # stride 1
 ]
@@ -123,8 +125,9 @@ PAIRED = [
 def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
     """kernels.conv2d.conv2d_forward_and_backward_weight (a transposed convolution's dx and
     dw): y bit for bit the patches family's axpy-form forward where it pairs the passes
-    (both on the patches family, dw not in the tiles; the table's forward otherwise), dw
-    the weight gradient alone, added with accumulate, whatever the thread count."""
+    with dw not in the tiles (both on the patches family), the table's forward otherwise
+    (paired by dots with dw in the tiles, or apart), dw the weight gradient alone, added
+    with accumulate, whatever the thread count."""
     from fastbp.kernels import conv2d as K
 
     x_shape, o, k, s, p, d, paired = case

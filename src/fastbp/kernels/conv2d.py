@@ -330,23 +330,32 @@ def weight_grad_by_tiles(g, dtype):
 
 def _patches_backward(g, dy, x, w, dx, dw, workspace, accumulate, by_dots):
     """``by_dots`` picks dx's loop form; dw's by ``weight_grad_by_tiles``."""
-    scratch = _patches_scratch(g, workspace, w.dtype)
     if dx is not None:
         conv2d_patches_backward_input(dy, w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dx,
-                                      scratch, by_dots, g.dil_h, g.dil_w)
-    if dw is not None and weight_grad_by_tiles(g, w.dtype):
+                                      _patches_scratch(g, workspace, w.dtype), by_dots,
+                                      g.dil_h, g.dil_w)
+    if dw is not None:
+        _patches_weight_grad(g, dy, x, dw, workspace, accumulate)
+
+
+def _patches_weight_grad(g, dy, x, dw, workspace, accumulate, w=None, b=None, y=None):
+    """dw from the patches of x, in the tiles where ``weight_grad_by_tiles``; with w, b
+    and y, also y = the forward of x from the same patches (by dots where dw is in the
+    tiles, else in axpy form)."""
+    scratch = _patches_scratch(g, workspace, dw.dtype)
+    if weight_grad_by_tiles(g, dw.dtype):
         partial_sums = workspace.array(
             "conv2d partial tiles", patches_tiles_partial_shape(g.n_batch, g.c_out, g.n_taps),
-            w.dtype)
+            dw.dtype)
         conv2d_patches_backward_weight_by_tiles(dy, x, g.stride_h, g.stride_w, g.pad_h,
                                                 g.pad_w, dw, scratch, partial_sums, accumulate,
-                                                g.dil_h, g.dil_w)
-    elif dw is not None:
+                                                g.dil_h, g.dil_w, w, b, y)
+    else:
         partial_sums = workspace.array(
-            "conv2d partial", patches_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
+            "conv2d partial", patches_partial_shape(g.n_batch, g.c_out, g.n_taps), dw.dtype)
         conv2d_patches_backward_weight(dy, x, g.stride_h, g.stride_w, g.pad_h, g.pad_w, dw,
                                        scratch, partial_sums, accumulate, g.dil_h, g.dil_w,
-                                       None, None, None)
+                                       w, b, y)
 
 
 PATCHES_LAYOUT = (patches_forward_layout, patches_input_grad_layout, patches_weight_grad_layout,
@@ -864,23 +873,19 @@ def conv2d_forward_and_backward_weight(x, w, b, g, stride_h, stride_w, pad_h, pa
     ``conv2d_backward_weight(g, x, ...)`` for g (N, O, OH, OW) shaped like y (adds it to dw
     with ``accumulate``): the backward of a transposed convolution, whose dx and dw both
     read the patches of its dy (here x). Where the table runs both passes on the patches
-    family, and dw is not computed in tiles (``weight_grad_by_tiles``), one kernel gathers
-    each block's patches once for both (transposed 4x4 stride 2, 64x32x16x16 -> 16, one
-    core: 12.1 -> 9.2 ms); its y is then ``patches_rows``'s, bit for bit, and dw the same
-    as alone. Otherwise the passes run one after the other."""
+    family, one kernel gathers each block's patches once for both, and dw is the same as
+    alone: with dw not in the tiles (``weight_grad_by_tiles``), y is ``patches_rows``'s
+    forward bit for bit (transposed 4x4 stride 2, 64x32x16x16 -> 16, one core: 12.1 -> 9.2
+    ms); with dw in the tiles, where the table's forward is ``patches_dots``, y is that
+    forward's. Otherwise the passes run one after the other."""
     geometry = Geometry.of(x.shape, w.shape, y.shape, stride_h, stride_w, pad_h, pad_w,
                            *dilation, groups)
     workspace = workspace or Workspace()
-    if (groups == 1 and choose(geometry, "forward").family == "patches"
+    forward = choose(geometry, "forward") if groups == 1 else None
+    if (forward is not None and forward.family == "patches"
             and choose(geometry, "backward").family == "patches"
-            and not weight_grad_by_tiles(geometry, w.dtype)):
-        partial_sums = workspace.array(
-            "conv2d partial", patches_partial_shape(geometry.n_batch, geometry.c_out,
-                                                    geometry.n_taps), w.dtype)
-        conv2d_patches_backward_weight(
-            g, x, stride_h, stride_w, pad_h, pad_w, dw,
-            _patches_scratch(geometry, workspace, x.dtype), partial_sums, accumulate, *dilation,
-            w, b, y)
+            and (forward.name == "patches_dots" or not weight_grad_by_tiles(geometry, w.dtype))):
+        _patches_weight_grad(geometry, g, x, dw, workspace, accumulate, w, b, y)
         return
     conv2d_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, workspace, dilation=dilation,
                    groups=groups)

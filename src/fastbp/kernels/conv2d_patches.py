@@ -23,7 +23,7 @@ import numpy as np
 from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
-from .gemm import copy_transposed, gemm_nt, transpose
+from .gemm import copy_transposed, dots_at, gemm_nt, transpose
 from .isa import MASKED_VECTORS
 from .packed import (
     in_panel_columns,
@@ -35,6 +35,7 @@ from .packed import (
 )
 from .partials import GROUP, sum_partials
 from .runs import add_run, copy_run, fill_run, gather_run, scatter_add_run, zero
+from .shifted import row_offsets
 from .windows import valid_columns
 from .workspace import line_up
 
@@ -114,18 +115,20 @@ def patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w,
 @serial_kernel
 def patches_weight_tiles_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
                                 out_w, dil_h=1, dil_w=1):
-    """A thread's scratch row for the weight gradient in tiles, in elements: (band, patch
-    rows, panels, size). Blocks of at most ``GROUP`` samples, of L positions: at ``band``,
-    the input band of ``gather_patch_rows``; at ``patch rows``, their (L, taps) patch rows,
-    ``in_panel_columns(C*KH*KW)`` long; at ``panels``, their dy in panels of the tile's
-    rows (at most 8, so O + 8 rows)."""
+    """A thread's scratch row for the weight gradient in tiles (and the forward paired with
+    it), in elements: (band, patch rows, panels, out, size). Blocks of at most ``GROUP``
+    samples, of L positions: at ``band``, the input band of ``gather_patch_rows``; at
+    ``patch rows``, their (L, taps) patch rows, ``in_panel_columns(C*KH*KW)`` long; at
+    ``panels``, their dy in panels of the tile's rows (at most 8, so O + 8 rows); at
+    ``out``, the paired forward's output (O, L)."""
     per_block, rows = blocking(out_h, out_w)
     block = min(per_block, GROUP) * rows * out_w
     band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                                    dil_h, dil_w)
     patch_rows = line_up(band_rows * band_w * c_in)
     panels = patch_rows + line_up(block * in_panel_columns(c_in * k_h * k_w))
-    return 0, patch_rows, panels, panels + (c_out + 8) * block
+    out = panels + line_up((c_out + 8) * block)
+    return 0, patch_rows, panels, out, out + c_out * block
 
 
 @serial_kernel
@@ -136,7 +139,7 @@ def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w
     per_block, rows = blocking(out_h, out_w)
     return max(patches_forward_layout(*args, per_block * rows * out_w, dil_h, dil_w)[2],
                patches_input_grad_layout(*args)[2], patches_weight_grad_layout(*args)[3],
-               patches_weight_tiles_layout(*args, dil_h, dil_w)[3])
+               patches_weight_tiles_layout(*args, dil_h, dil_w)[4])
 
 
 # Gathering a strided row's taps by column phases (``gather_patches_by_phases``) against
@@ -275,6 +278,22 @@ def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1
 
 
 @serial_kernel
+def taps_in_row_order(w):
+    """w (O, C, KH, KW) as (O, padded_depth(C*KH*KW)): each row's taps in the (ki, kj, c)
+    order of a patch row (``gather_patch_rows``), zero past them (see ``padded_depth``)."""
+    c_out, c_in, k_h, k_w = w.shape
+    weights_hwc = np.zeros((c_out, padded_depth(c_in * k_h * k_w)), w.dtype)
+    for o in range(c_out):
+        k = 0
+        for ki in range(k_h):
+            for kj in range(k_w):
+                for c in range(c_in):
+                    weights_hwc[o, k] = w[o, c, ki, kj]
+                    k += 1
+    return weights_hwc
+
+
+@serial_kernel
 def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                           n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w):
     """out (O, L) = weights_hwc (O, KH*KW*C) @ patches of output rows [r0, r1) of samples
@@ -351,15 +370,7 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
     out_h, out_w = y.shape[2], y.shape[3]
     n_taps = c_in * k_h * k_w
     weights = panel_weights(w.reshape(c_out, n_taps))
-    # Taps in patch-row order, zero-padded to a whole number of vectors (see padded_depth).
-    weights_hwc = np.zeros((c_out, padded_depth(n_taps)), w.dtype)
-    for o in range(c_out):
-        k = 0
-        for ki in range(k_h):
-            for kj in range(k_w):
-                for c in range(c_in):
-                    weights_hwc[o, k] = w[o, c, ki, kj]
-                    k += 1
+    weights_hwc = taps_in_row_order(w)
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     row_blocks = (out_h + rows - 1) // rows
@@ -559,14 +570,19 @@ def pack_block_panels(flat_dy, n0, n1, start, segment, panels):
 
 @reduction_kernel
 def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch,
-                                            partial, accumulate, dil_h, dil_w):
+                                            partial, accumulate, dil_h, dil_w, w, b, y):
     """dw as ``conv2d_patches_backward_weight``, in the dense tiles: per block, the patch rows
     of the dots form (L, C*KH*KW in (ki, kj, c) order, ``gather_patch_rows``) read in place,
     and the block's dy (O, L) packed into the tile's panels (``packed.tiles_product``).
     Samples in fixed groups of ``GROUP``; partial (``patches_tiles_partial_shape``) holds one
     (O, taps) sum per group, added in group order into dw (to it with ``accumulate``) in
     (c, ki, kj) order. Only where this CPU has a tile for the dtype. scratch as
-    ``patches_weight_tiles_layout``."""
+    ``patches_weight_tiles_layout``.
+
+    With w, b and y (None otherwise, and numba compiles the kernel without them), it also
+    writes y = b + the convolution of x with w from the same patch rows, as
+    ``conv2d_patches_forward`` by dots, bit for bit (each cell one dot product over the
+    same padded depth): the two passes of a transposed convolution's backward."""
     n_batch, c_in, _, width = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
@@ -577,8 +593,11 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
     per_block = min(per_block, GROUP)
     band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                                    dil_h, dil_w)
-    band_at, patch_rows_at, panels_at, _ = patches_weight_tiles_layout(
+    band_at, patch_rows_at, panels_at, out_at, _ = patches_weight_tiles_layout(
         c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w, dil_h, dil_w)
+    if y is not None:
+        weights_hwc = taps_in_row_order(w)
+        flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     tile = tile_rows(dw)
     p_count = (c_out + tile - 1) // tile
     for g in prange(partial.shape[0]):
@@ -598,6 +617,11 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
                     length, depth)
                 gather_block_rows(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0,
                                   r1, out_w, band, patch_rows, dil_h, dil_w)
+                if y is not None:
+                    out = buffer[out_at:out_at + c_out * length].reshape(c_out, length)
+                    dots_at(weights_hwc, patch_rows.reshape(-1),
+                            row_offsets(length, depth, length), weights_hwc.shape[1], out, False)
+                    store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
                 panels = buffer[panels_at:panels_at + p_count * length * tile].reshape(
                     p_count, length * tile)
                 pack_block_panels(flat_dy, n0, n1, r0 * out_w, segment, panels)
