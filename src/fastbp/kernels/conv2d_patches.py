@@ -24,7 +24,6 @@ from numba import get_thread_id, prange
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, dots_at, gemm_nt, transpose
-from .isa import MASKED_VECTORS
 from .packed import (
     in_panel_columns,
     panel_columns,
@@ -143,12 +142,12 @@ def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w
 
 
 # Gathering a strided row's taps by column phases (``gather_patches_by_phases``) against
-# one strided gather per tap, one core, forward / dw: AVX-512 5x5 stride 2 on 64x8x32x32
-# -> 16 1.30x / 1.27x, the 7x7 stride-2 stem 1.07x / 1.07x (two threads 1.29x / 1.23x and
-# 1.13x / 1.08x), but 3x3 stride 2 (16 -> 32 on 28 px) 0.91x: the split costs a gather of
-# the row's width, which pays where more than two taps share each phase. AVX2, whose
-# strided gathers are cheaper: 0.97x / 0.94x and 1.01x / 1.02x.
-GATHER_BY_PHASES = MASKED_VECTORS
+# one strided gather per tap, one core, forward / dw: AVX-512 (Intel) 5x5 stride 2 on
+# 64x8x32x32 -> 16 1.30x / 1.27x, the 7x7 stride-2 stem 1.07x / 1.07x (two threads 1.29x /
+# 1.23x and 1.13x / 1.08x), but 3x3 stride 2 (16 -> 32 on 28 px) 0.91x: the split costs a
+# gather of the row's width, which pays where more than two taps share each phase. AVX2 on
+# an AMD Zen 3: the stem 1.08x / 1.08x, 5x5 stride 2 of 3 channels on 64 px 1.13x / 1.32x,
+# dw of 8 channels on 32 px 1.25x (as-avx2 on the Intel: 0.97x / 0.94x, 1.01x / 1.02x).
 
 
 @serial_kernel
@@ -158,8 +157,8 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
 
     ``patches[(c, ki, kj), start + (i - r0) * out_w + j] = planes[c, i*sh + ki*dh - ph, j*sw + kj*dw - pw]``,
     zero where that index falls outside the (C, H, W) planes (taps at offsets ``k * dilation``):
-    by column phases where that pays (``GATHER_BY_PHASES``), else tap by tap."""
-    if GATHER_BY_PHASES and 1 < stride_w and 2 * stride_w < k_w and dil_w == 1:
+    by column phases where more than two taps share a phase (see above), else tap by tap."""
+    if 1 < stride_w and 2 * stride_w < k_w and dil_w == 1:
         gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
                                  out_w, patches, start, dil_h)
     else:
