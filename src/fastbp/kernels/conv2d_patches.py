@@ -27,6 +27,7 @@ from .gemm import copy_transposed, dots_at, gemm_nt, transpose
 from .packed import (
     in_panel_columns,
     panel_columns,
+    panel_row_length,
     panel_product,
     panel_weights,
     tile_rows,
@@ -71,7 +72,7 @@ def patches_forward_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad
     """A thread's scratch row for the forward of a block of ``length`` positions, in
     elements: (band, patches_t, size). At 0, the block's output (O, L); by dots, the input
     band at ``band`` and the patch rows (L, padded depth) at ``patches_t``; in the axpy
-    form, the patches (C*KH*KW, in_panel_columns(L)) at ``band``. The scratch is sized for
+    form, the patches (C*KH*KW, panel_row_length(L)) at ``band``. The scratch is sized for
     a full block."""
     n_taps = c_in * k_h * k_w
     band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
@@ -79,19 +80,19 @@ def patches_forward_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad
     band = line_up(c_out * length)
     patches_t = band + line_up(band_rows * band_w * c_in)
     return band, patches_t, max(patches_t + length * padded_depth(n_taps),
-                                band + n_taps * in_panel_columns(length))
+                                band + n_taps * panel_row_length(length))
 
 
 @serial_kernel
 def patches_input_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
                               out_w):
     """A thread's scratch row for the input gradient, in elements: (grad_t, taps, size).
-    At 0, a block of dy (O, L) (axpy form), its rows up to ``in_panel_columns(L)`` long for
+    At 0, a block of dy (O, L) (axpy form), its rows up to ``panel_row_length(L)`` long for
     the tiles; at ``grad_t``, the same transposed (L, O) (by dots); at ``taps``, the
     block's tap sums (C*KH*KW, L)."""
     per_block, rows = blocking(out_h, out_w)
     block = per_block * rows * out_w
-    grad_t = line_up(c_out * in_panel_columns(block))
+    grad_t = line_up(c_out * panel_row_length(block))
     taps = 2 * grad_t
     return grad_t, taps, taps + c_in * k_h * k_w * block
 
@@ -102,12 +103,12 @@ def patches_weight_grad_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w,
     """A thread's scratch row for the weight gradient (and the forward paired with it), in
     elements: (block, patches, grad, size). Blocks of at most ``GROUP`` samples, of
     ``block`` positions: at 0, the paired forward's output (O, L); at ``patches``, their
-    patches (C*KH*KW, L), up to ``in_panel_columns(L)`` columns for the paired forward's
+    patches (C*KH*KW, L), up to ``panel_row_length(L)`` columns for the paired forward's
     tiles; at ``grad``, their dy (O, L)."""
     per_block, rows = blocking(out_h, out_w)
     block = min(per_block, GROUP) * rows * out_w
     patches = line_up(c_out * block)
-    grad = patches + line_up(c_in * k_h * k_w * in_panel_columns(block))
+    grad = patches + line_up(c_in * k_h * k_w * panel_row_length(block))
     return block, patches, grad, grad + c_out * block
 
 
@@ -117,7 +118,7 @@ def patches_weight_tiles_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w
     """A thread's scratch row for the weight gradient in tiles (and the forward paired with
     it), in elements: (band, patch rows, panels, out, size). Blocks of at most ``GROUP``
     samples, of L positions: at ``band``, the input band of ``gather_patch_rows``; at
-    ``patch rows``, their (L, taps) patch rows, ``in_panel_columns(C*KH*KW)`` long; at
+    ``patch rows``, their (L, taps) patch rows, ``panel_row_length(C*KH*KW)`` long; at
     ``panels``, their dy in panels of the tile's rows (at most 8, so O + 8 rows); at
     ``out``, the paired forward's output (O, L)."""
     per_block, rows = blocking(out_h, out_w)
@@ -125,7 +126,7 @@ def patches_weight_tiles_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w
     band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                                    dil_h, dil_w)
     patch_rows = line_up(band_rows * band_w * c_in)
-    panels = patch_rows + line_up(block * in_panel_columns(c_in * k_h * k_w))
+    panels = patch_rows + line_up(block * panel_row_length(c_in * k_h * k_w))
     out = panels + line_up((c_out + 8) * block)
     return 0, patch_rows, panels, out, out + c_out * block
 
@@ -586,7 +587,7 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     n_taps = c_in * k_h * k_w
-    depth = partial.shape[2]
+    row_length = panel_row_length(n_taps)  # the tiles read partial.shape[2] of them
     flat_dy = dy.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     per_block = min(per_block, GROUP)
@@ -612,14 +613,15 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
                 r1 = min(out_h, r0 + rows)
                 segment = (r1 - r0) * out_w
                 length = (n1 - n0) * segment
-                patch_rows = buffer[patch_rows_at:patch_rows_at + length * depth].reshape(
-                    length, depth)
+                patch_rows = buffer[patch_rows_at:patch_rows_at + length * row_length].reshape(
+                    length, row_length)
                 gather_block_rows(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0,
                                   r1, out_w, band, patch_rows, dil_h, dil_w)
                 if y is not None:
                     out = buffer[out_at:out_at + c_out * length].reshape(c_out, length)
                     dots_at(weights_hwc, patch_rows.reshape(-1),
-                            row_offsets(length, depth, length), weights_hwc.shape[1], out, False)
+                            row_offsets(length, row_length, length), weights_hwc.shape[1], out,
+                            False)
                     store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
                 panels = buffer[panels_at:panels_at + p_count * length * tile].reshape(
                     p_count, length * tile)

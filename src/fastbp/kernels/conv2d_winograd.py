@@ -38,7 +38,7 @@ per row, T = rows * (TW + 1) * dw): then tile t's window starts at element 2t of
 parity's flat rows, and the tile below it is tile t + (TW + 1) * dw, so every transform is
 one long loop over t with fixed offsets (short loops run in scalar code). Virtual tiles
 read the next phase's or row's values; their results are dropped. V's rows are
-``in_panel_columns(T)`` long, zero past T, as the tiles read them.
+``panel_row_length(T)`` long, zero past T, as the tiles read them.
 
 Each job writes only its own output cells, so results do not depend on the thread count.
 """
@@ -47,7 +47,7 @@ import numpy as np
 from numba import get_thread_id, prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
-from .packed import in_panel_columns, into_panels, tile_rows, tiles_product
+from .packed import into_panels, panel_row_length, tile_rows, tiles_product
 from .runs import copy_run, gather_run, scatter_run, zero
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
@@ -86,14 +86,14 @@ def output_block(c_out, rows):
 def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, panel_rows=0):
     """A thread's scratch row, in elements, for tiles of ``panel_rows`` rows (0: shifted
     sums): (products, rows, sums, wide, size). At 0, a band's transformed input V (16, C,
-    in_panel_columns(T)); at ``products``, the products M (16, block, T) of a block of
+    panel_row_length(T)); at ``products``, the products M (16, block, T) of a block of
     output channels (``output_block``); at ``rows``, the band's padded rows by parity (2,
     rows + 1, 2 * (TW + 1) * dil_w) and two spare zeros; at ``sums``, their column
     transforms (2, 4, (rows + 1) * (TW + 1) * dil_w); at ``wide``, two output rows per tile
     row (2, 2 * T)."""
     _, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
     per_row = (tiles_w + 1) * dil_w
-    products = line_up(16 * c_in * in_panel_columns(tiles))
+    products = line_up(16 * c_in * panel_row_length(tiles))
     rows = products + line_up(16 * output_block(c_out, panel_rows) * tiles)
     sums = rows + line_up(2 * (band_rows + 1) * 2 * per_row + 2)
     wide = sums + line_up(8 * (band_rows + 1) * per_row)
@@ -303,7 +303,7 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scra
     weights = group_cell_weights(w, groups, rows)
     products_at, rows_at, sums_at, wide_at, _ = winograd_layout(c_in, c_out, out_h, out_w,
                                                                 dil_h, dil_w, rows)
-    v_row = in_panel_columns(tiles)
+    v_row = panel_row_length(tiles)
     block_out = output_block(c_out, rows)
     bands = (tiles_h + band_rows - 1) // band_rows
     offsets = row_offsets(c_in, v_row, in_fours(c_in))

@@ -250,6 +250,26 @@ def in_panel_columns(n):
     return (n + PANEL_COLUMNS - 1) // PANEL_COLUMNS * PANEL_COLUMNS
 
 
+#: Elements added to a row of a b the tiles read in place that is an even number of
+#: panels long (``panel_row_length``). A tile reads one run of b per k, rows apart: 64
+#: bytes on from an odd number of runs apart, they fall in every one of the L1 cache's 64
+#: sets, but an even number puts them into fewer (4 of them with rows of 512 float32, 2
+#: KiB apart), where they evict each other before the next tile of rows reads them again.
+#: AMD Zen 3, one core, float32 (python benchmarks/ab.py, alternating, three runs): 3x3
+#: stride 2 64x64x32x32 -> 128 dx 1.13-1.14x (dy's rows of 512), the stem's forward
+#: 1.05-1.20x (patches' rows of 448); the rest 0.95-1.03x.
+PANEL_SKEW = 16
+
+
+@serial_kernel
+def panel_row_length(n):
+    """The row length of a b whose first n columns the tiles read in place (``panel_product``,
+    ``tiles_product``): ``in_panel_columns(n)``, the columns the tiles read, and
+    ``PANEL_SKEW`` more where that is an even number of panels."""
+    columns = in_panel_columns(n)
+    return columns + PANEL_SKEW if columns % (2 * PANEL_COLUMNS) == 0 else columns
+
+
 def takes_tiles(m_rows, depth, like):
     """Whether ``panel_product`` runs a (m_rows, depth) a in tiles, for arrays of like's
     dtype: where this CPU has a tile for it and the tiles pay (``MIN_DEPTH_FOR_TILES``,
@@ -259,7 +279,7 @@ def takes_tiles(m_rows, depth, like):
 
 def panel_columns(length, m_rows, depth, like):
     """The row length of ``panel_product``'s b with ``length`` columns in use:
-    ``in_panel_columns(length)`` where it takes tiles (their last ones read past length),
+    ``panel_row_length(length)`` where it takes tiles (their last ones read past length),
     else length."""
     raise NotImplementedError("panel_columns is compiled into numba kernels")
 
@@ -289,7 +309,8 @@ def tiles_product(a_panels, b, depth, out, accumulate):
     """out (M, N) = a (M, depth) @ b[:depth], or added to out with ``accumulate``, for numba
     code already inside a parallel loop, in tiles of the micro-kernel: a in panels (P,
     depth * rows) of ``tile_rows`` rows (``into_panels``), b row-major, C-contiguous, read
-    in place, its rows a multiple of ``PANEL_COLUMNS`` long (finite past N). Only where
+    in place, its rows at least ``in_panel_columns(N)`` long (finite past N; best
+    ``panel_row_length(N)``). Only where
     this CPU has a tile for the dtype (``tile_rows`` > 0); elsewhere it raises."""
     raise NotImplementedError("tiles_product is compiled into numba kernels")
 
@@ -320,7 +341,7 @@ def _takes_tiles(m_rows, depth, like):
 @overload(panel_columns)
 def _panel_columns(length, m_rows, depth, like):
     def columns(length, m_rows, depth, like):
-        return in_panel_columns(length) if takes_tiles(m_rows, depth, like) else length
+        return panel_row_length(length) if takes_tiles(m_rows, depth, like) else length
 
     return columns
 
