@@ -251,10 +251,11 @@ def in_panel_columns(n):
 
 
 #: Elements added to a row of a b the tiles read in place that is an even number of
-#: panels long (``panel_row_length``). A tile reads one run of b per k, rows apart: 64
-#: bytes on from an odd number of runs apart, they fall in every one of the L1 cache's 64
-#: sets, but an even number puts them into fewer (4 of them with rows of 512 float32, 2
-#: KiB apart), where they evict each other before the next tile of rows reads them again.
+#: panels long (``panel_row_length``). A tile reads one run of b per k, a row apart. In
+#: float32 a run is two cache lines: rows an odd number of runs long spread the runs over
+#: all 64 sets of the L1 cache, an even number puts them into fewer (4 with rows of 512
+#: float32, 2 KiB apart), where they evict each other before the next tile of rows reads
+#: them again; 16 more elements make the distance an odd number of lines.
 #: AMD Zen 3, one core, float32 (python benchmarks/ab.py, alternating, three runs): 3x3
 #: stride 2 64x64x32x32 -> 128 dx 1.13-1.14x (dy's rows of 512), the stem's forward
 #: 1.05-1.20x (patches' rows of 448); the rest 0.95-1.03x.
