@@ -160,7 +160,8 @@ def test_every_packed_tile_computes_the_product(tile, m, k, n, layout, accumulat
 def test_panel_product_matches_the_product(m, k, n, dtype, rng):
     """packed.panel_product (the patches family's axpy-form forward): in tiles that read
     b's runs in place where this CPU and dtype take them (partial tiles on both sides,
-    zero columns past n), by gemm_nn otherwise (too few rows of a, too short a depth)."""
+    zero columns past n; rows of b whole panels of 32, 16 more where that makes an even
+    number of panels), by gemm_nn otherwise (too few rows of a, too short a depth)."""
     from numba import njit
 
     from fastbp.kernels.packed import panel_columns, panel_product, panel_weights, takes_tiles
@@ -177,7 +178,8 @@ def test_panel_product_matches_the_product(m, k, n, dtype, rng):
     b = rng.standard_normal((k, n)).astype(dtype)
     out = np.full((m, n), np.nan, dtype)
     tiles, width = product(a, b, out)
-    assert width == (-(-n // 32) * 32 if tiles else n)
+    columns = -(-n // 32) * 32
+    assert width == ((columns + 16 if columns % 64 == 0 else columns) if tiles else n)
     assert_matches(out, a.astype(np.float64) @ b.astype(np.float64), dtype)
 
 
