@@ -581,8 +581,9 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
 
     With w, b and y (None otherwise, and numba compiles the kernel without them), it also
     writes y = b + the convolution of x with w from the same patch rows, as
-    ``conv2d_patches_forward`` by dots, bit for bit (each cell one dot product over the
-    same padded depth): the two passes of a transposed convolution's backward."""
+    ``conv2d_patches_forward`` by dots (each cell one dot product over the same padded
+    depth, from rows at another stride): the two passes of a transposed convolution's
+    backward."""
     n_batch, c_in, _, width = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
