@@ -183,6 +183,43 @@ def test_panel_product_matches_the_product(m, k, n, dtype, rng):
     assert_matches(out, a.astype(np.float64) @ b.astype(np.float64), dtype)
 
 
+@pytest.mark.parametrize("m, k, n, row", [(1, 1, 1, 1), (10, 37, 25, 48), (33, 144, 64, 144),
+                                          (7, 300, 70, 320)])
+def test_rows_tiles_product_reads_a_in_place(m, k, n, row, dtype, rng):
+    """packed.rows_tiles_product (the patches family's forward by dots in the tiles): a's
+    rows read in place ``row`` apart, whatever lies past the depth and past the last row
+    (NaN here: the tiles read those rows and drop their sums), against b in panels of the
+    tile's columns (column_panels, zero past n; none where this CPU has no tile for the
+    dtype, and then the product refuses)."""
+    from numba import njit
+
+    from fastbp.kernels.packed import MAX_TILE_ROWS, column_panels, product_tile, rows_tiles_product
+
+    @njit
+    def panels(b_t):
+        return column_panels(b_t)
+
+    @njit
+    def product(flat, row, depth, b_panels, out):
+        rows_tiles_product(flat, row, depth, b_panels, out)
+
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    flat = np.full((m + MAX_TILE_ROWS) * row, np.nan, dtype)
+    flat.reshape(-1, row)[:m, :k] = a
+    b_panels = panels(np.ascontiguousarray(b.T))
+    out = np.full((m, n), np.nan, dtype)
+    tile = product_tile(dtype)
+    if tile is None:
+        assert b_panels.shape == (0, k)
+        with pytest.raises(ValueError, match="no tile"):
+            product(flat, row, k, b_panels, out)
+        return
+    assert b_panels.shape == (-(-n // tile[1]), k * tile[1])
+    product(flat, row, k, b_panels, out)
+    assert_matches(out, a.astype(np.float64) @ b.astype(np.float64), dtype)
+
+
 def test_packed_tile_by_instruction_set_and_dtype():
     from fastbp.kernels import isa
     from fastbp.kernels.packed import product_tile

@@ -234,6 +234,96 @@ def test_batched_forward_in_tiles_or_shifted_sums_matches_reference(x_shape, c_o
     assert_matches(y, conv_ref.conv2d(x64, w64, b64, 1, 1), dtype)
 
 
+@pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "dot_products"])
+@pytest.mark.parametrize("x_shape,c_out,kernel,stride,padding", [
+    ((5, 16, 13, 11), 32, (4, 4), 2, 1),  # one panel of output channels; 30 positions a block
+    ((3, 11, 11, 12), 25, (3, 5), (2, 1), (1, 2)),  # a panel with 7 columns past O
+    ((2, 12, 30, 29), 48, (3, 3), 2, 1),  # a block of output rows; two panels, one partial
+])
+def test_forward_by_dots_in_tiles_or_dot_products_matches_reference(x_shape, c_out, kernel,
+                                                                    stride, padding, tiles,
+                                                                    dtype, monkeypatch, rng):
+    """The patches family's forward by dots runs its products in the dense tiles (patch rows
+    read in place against the weights in panels of output channels) where
+    ``dots_in_tiles`` (a tile for the dtype, at most a quarter of the panels' columns past
+    O), else as dot products: both give the reference's output, bit for bit at one and
+    two threads."""
+    from fastbp.kernels.packed import product_tile
+
+    monkeypatch.setattr(table, "DOTS_IN_TILES", tiles)
+    x, w, b = _data(rng, x_shape, (c_out, *kernel), dtype)
+    y = F.conv2d(x, w, b, stride, padding, family="patches_dots")
+    g = table.Geometry.of(x.shape, w.shape, y.shape, *pair("stride", stride, 1),
+                          *pair("padding", padding, 0))
+    assert table.dots_in_tiles(g, dtype) is (tiles and product_tile(dtype) is not None)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    assert_matches(y, ref.conv2d(x64, w64, b64, stride, padding), dtype)
+    before = fastbp.get_num_threads()
+    try:
+        fastbp.set_num_threads(2 if before == 1 else 1)
+        again = F.conv2d(x, w, b, stride, padding, family="patches_dots")
+    finally:
+        fastbp.set_num_threads(before)
+    assert again.tobytes() == y.tobytes()
+
+
+@pytest.mark.parametrize("by_dots", [True, False], ids=["flipped_forward", "batched"])
+@pytest.mark.parametrize("x_shape,c_out,kernel,padding", [
+    ((9, 24, 7, 6), 12, (3, 3), 1),  # dx's 24 channels in one panel of 32
+    ((10, 32, 6, 9), 16, (3, 2), (1, 0)),  # padded by (1, 1) for dx's forward
+])
+def test_batched_input_grad_by_dots_or_its_own_kernel_matches_reference(x_shape, c_out, kernel,
+                                                                        padding, by_dots, dtype,
+                                                                        monkeypatch, rng):
+    """The batched family's dx as the forward by dots in the tiles of dy with the flipped
+    kernel (where ``_input_by_dots_over_batched``: a tile for the dtype) or by its own
+    kernel: the reference's dx, the same bits alone and with dw, dw unchanged, and the same
+    at one and two threads."""
+    monkeypatch.setattr(table, "BATCHED_INPUT_BY_DOTS", by_dots)
+    x, w, _ = _data(rng, x_shape, (c_out, *kernel), dtype)
+    dy = rng.standard_normal(F.conv2d(x, w, None, 1, padding).shape).astype(dtype)
+    g = table.Geometry.of(x.shape, w.shape, dy.shape, 1, 1, *pair("padding", padding, 0))
+    assert table._input_by_dots_over_batched(g, dtype) is (by_dots and table.dots_in_tiles(
+        table._flipped_geometry(g), dtype))
+    before = fastbp.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            fastbp.set_num_threads(threads)
+            results.append(F.conv2d_backward(dy, x, w, 1, padding, family="batched"))
+            alone = np.full_like(x, np.nan)
+            table.conv2d_backward_input(dy, w, 1, 1, *pair("padding", padding, 0), alone,
+                                        family="batched")
+            assert alone.tobytes() == results[-1][0].tobytes()
+    finally:
+        fastbp.set_num_threads(before)
+    (dx, dw, _), again = results
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(again, results[0]))
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    dx_ref, dw_ref = ref.conv2d_backward(dy64, x64, w64, 1, padding)[:2]
+    assert_matches(dx, dx_ref, dtype)
+    assert_matches(dw, dw_ref, dtype)
+
+
+def test_forward_by_dots_takes_the_tiles_where_few_panel_columns_are_wasted(monkeypatch):
+    """dots_in_tiles: from 24 output channels in one panel of 32, not 16 (half of it past
+    O) nor 33 (two panels, 31 columns past O); never for a dtype without a tile."""
+    from fastbp.kernels.packed import product_tile
+
+    monkeypatch.setattr(table, "DOTS_IN_TILES", True)
+
+    def takes(c_out, dtype=np.float32):
+        g = table.Geometry.of((2, 16, 9, 9), (c_out, 16, 3, 3), (2, c_out, 5, 5), 2, 2, 1, 1)
+        return table.dots_in_tiles(g, dtype)
+
+    if product_tile(np.float32)[1] == 32:
+        assert [takes(o) for o in (16, 23, 24, 32, 33, 48, 64)] == [
+            False, False, True, True, False, True, True]
+    assert takes(32, np.float64) is (product_tile(np.float64) is not None)
+    monkeypatch.setattr(table, "DOTS_IN_TILES", False)
+    assert not takes(32)
+
+
 @pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
 @pytest.mark.parametrize("x_shape,c_out,kernel,stride,padding", [
     ((70, 5, 13, 12), 9, (4, 4), 2, 0),  # two chunks; the last input row read by no window
@@ -352,7 +442,9 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 6, 14, 14), 16, 5, 1, 0) == ("batched", "batched")  # LeNet conv2
     assert chosen((4, 6, 14, 14), 16, 5, 1, 0) == ("shifted", "shifted")  # too few samples
     assert chosen((64, 1, 28, 28), 6, 5, 1, 2) == ("shifted", "shifted")  # LeNet conv1: wide
-    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == ("batched", "batched")  # ResNet: small
+    # AVX2: forwards the batched family would take by dots in the tiles, O filling panels
+    small = "patches_dots" if table.CPU_KIND == "avx2" else "batched"
+    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == (small, "batched")  # ResNet: small
     assert chosen((8, 64, 32, 32), 128, 3, 2, 1) == ("patches_dots", "patches_rows")
     assert chosen((8, 64, 32, 32), 256, 3, 2, 1) == ("patches_dots", "patches_dots")
     assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_rows")  # stem
@@ -369,16 +461,16 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("winograd", "winograd")  # ResNet's first
     assert chosen((64, 8, 28, 28), 8, 3, 1, 1) == ("shifted", "shifted")  # 8 channels: no gain
     assert chosen((64, 32, 8, 32), 32, 3, 1, 1) == ("winograd", "winograd")  # 8 rows will do
-    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == ("batched", "batched")  # 14 px: too small
+    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == (small, "batched")  # 14 px: too small
     assert chosen((64, 1, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")  # one input channel
     # the more channels, the narrower the planes where Winograd wins (its products in tiles)
     narrow = {"avx512": 10, "avx2": 14}[table.CPU_KIND]
     assert chosen((64, 64, narrow, narrow), 64, 3, 1, 1) == ("winograd", "winograd")
-    assert chosen((64, 64, 8, 8), 64, 3, 1, 1) == ("batched", "batched")
-    assert chosen((64, 64, 7, 7), 64, 3, 1, 1) == ("batched", "batched")  # ResNet's last
+    assert chosen((64, 64, 8, 8), 64, 3, 1, 1) == (small, "batched")
+    assert chosen((64, 64, 7, 7), 64, 3, 1, 1) == (small, "batched")  # ResNet's last
     assert chosen((64, 32, 20, 20), 32, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((32, 128, 10, 10), 128, 3, 1, 1) == ("winograd", "winograd")
-    assert chosen((32, 128, 8, 8), 128, 3, 1, 1) == ("batched", "batched")
+    assert chosen((32, 128, 8, 8), 128, 3, 1, 1) == (small, "batched")
     for kind in table.PREFERENCE:  # Winograd's tables end at one channel count (_by_channels)
         tables = (table.MIN_WIDTH_FOR_WINOGRAD[kind], table.MAX_DILATION_FOR_WINOGRAD[kind],
                   *table.MIN_PHASE_WIDTH_FOR_WINOGRAD[kind].values())

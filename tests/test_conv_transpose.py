@@ -115,6 +115,7 @@ PAIRED = [
     ((2, 11, 11, 11), 33, 5, 2, 2, 1, True),  # 275 taps: the table's forward by dots
     ((2, 29, 9, 9), 33, 3, 2, 1, 1, True),  # 29 channels: dw in the tiles, y by dots with it
     ((2, 16, 9, 9), 20, 3, 2, 1, 1, True),  # 144 taps: y by dots (AVX2), in axpy form apart (AVX-512)
+    ((2, 12, 9, 9), 32, 3, 2, 1, 1, True),  # 108 taps, 32 outputs: y by dots in the tiles (AVX2)
     ((2, 7, 12, 12), 5, 4, 2, 1, 1, False),  # 6 x 6 outputs: dw by the phases family
     ((3, 4, 8, 8), 4, 3, 1, 1, 1, False),  # stride 1
 ]
@@ -125,9 +126,10 @@ def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
     """kernels.conv2d.conv2d_forward_and_backward_weight (a transposed convolution's dx and
     dw): y bit for bit the patches family's axpy-form forward where it pairs the passes
     with dw not in the tiles (both on the patches family), the table's forward apart, and
-    paired by dots with dw in the tiles the dots forward within rounding (its patch rows
-    lie at another stride); dw the weight gradient alone, added with accumulate; y and dw
-    the same whatever the thread count."""
+    paired by dots with dw in the tiles the dots forward, bit for bit where its products
+    run in the tiles (a cell's sum follows its patch row alone), within rounding as dot
+    products (their patch rows lie at another stride); dw the weight gradient alone, added
+    with accumulate; y and dw the same whatever the thread count."""
     from fastbp.kernels import conv2d as K
 
     x_shape, o, k, s, p, d, paired = case
@@ -140,7 +142,8 @@ def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
     geometry = K.Geometry.of(x.shape, w.shape, g.shape, s, s, p, p, d, d)
     families = {K.choose(geometry, pass_).family for pass_ in ("forward", "backward")}
     assert (families == {"patches"}) == paired
-    by_dots = paired and K.choose(geometry, "forward").name == "patches_dots"
+    by_dots = (paired and K.choose(geometry, "forward").name == "patches_dots"
+               and not K.dots_in_tiles(geometry, w.dtype))
     paired = paired and not K.weight_grad_by_tiles(geometry, w.dtype)
     y_alone, dw_alone = np.empty_like(g), np.empty_like(w)
     K.conv2d_forward(x, w, b, s, s, p, p, y_alone, family="patches_rows" if paired else None,

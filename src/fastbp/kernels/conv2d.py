@@ -102,6 +102,24 @@ MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7
 # (1.03-1.18x), both sides of 256 taps.
 MIN_TAPS_FOR_DOTS = 256 if MASKED_VECTORS else 96
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
+# The forward by dots in the dense tiles (3 positions x 32 output channels) against gemm_nt's
+# dot products, the product alone, one core, float32, AMD Zen 3 (AVX2), 64 samples, ms:
+# 4x4 stride 2, 16 -> 32 channels on 32 px (a transposed convolution's dx) 3.9 / 3.0,
+# 3x3 stride 2 16 -> 32 on 28 px 1.86 / 1.29, 32 -> 64 on 14 px 1.7-2.2 / 1.3, 64 -> 128
+# on 32 px 35-50 / 36; 5x5 stride 2, 8 -> 16 (half a panel) 2.2 / 2.7. AVX-512 unmeasured.
+DOTS_IN_TILES = not MASKED_VECTORS
+# Stride-1 forwards by dots in the tiles instead of the batched family (whose own tiles
+# need 512 taps on AVX2), one core, float32, 64 samples, AMD Zen 3, ms, batched / dots:
+# 3x3 32 -> 32 on 12, 14, 16 px 4.6 / 3.8, 4.4-4.5 / 4.0, 5.7 / 4.9; 64 -> 64 on 7 px
+# 4.5-4.9 / 3.25; 128 -> 128 on 7 px 25.4 / 14.7; 32 -> 64 on 8 px 2.9 / 2.5; 24 -> 32 on
+# 10 px 1.80 / 1.65; 16 -> 32 on 14 px 2.0 / 1.86. Float64 (dot products: no AVX2 tile)
+# 32 -> 32 on 14 px 7.6 / 8.3, 64 -> 64 on 7 px 9.3 / 7.6.
+BATCHED_FORWARD_BY_DOTS = DOTS_IN_TILES
+# Its dx so too, as the forward of dy with the flipped kernel, dw still by the batched
+# family (which then copies dy for dw alone), float32 (no AVX2 tile for float64: dot
+# products lost, 0.81-0.90x), ms, batched / dots, dx alone and with dw: 32 -> 32 on 14 px
+# 4.2 / 3.9 and 8.7 / 8.7, 64 -> 64 on 7 px 4.2 / 3.3 and 7.4 / 6.7.
+BATCHED_INPUT_BY_DOTS = DOTS_IN_TILES
 # The weight gradient in the dense tiles (from the dots form's patch rows) against gemm_nt's
 # dot products, one core, float32, Intel AVX-512, ms: 3x3 stride 2 on 64 samples, 32 -> 64
 # channels on 14 px 1.52 / 2.59, 64 -> 128 on 32 px 26.5 / 31.7; but 16 -> 32 on 28 px
@@ -273,7 +291,16 @@ def batched_by_tiles(g, dtype, depth=None, rows=None):
 
 
 def _batched_backward(g, dy, x, w, dx, dw, workspace, accumulate):
-    """One kernel for both gradients, so that dy is copied into its layout once."""
+    """One kernel for both gradients, so that dy is copied into its layout once; dx
+    apart where ``_input_by_dots_over_batched``: the forward by dots of dy with the flipped
+    kernel."""
+    if dx is not None and _input_by_dots_over_batched(g, w.dtype):
+        flipped, no_bias = _flipped_kernel(g, w, workspace)
+        transposed = _flipped_geometry(g)
+        FAMILIES["patches_dots"].forward(transposed, dy, flipped, no_bias, dx, workspace)
+        if dw is None:
+            return
+        dx = None
     scratch = _batched_scratch(g, workspace, w.dtype)
     if dw is None:  # x and partial unused: None, so numba compiles the dx-only kernel
         x = partial_sums = None
@@ -315,9 +342,20 @@ def _patches_scratch(g, workspace, dtype):
     return workspace.per_thread("conv2d", size, dtype)
 
 
+def dots_in_tiles(g, dtype):
+    """Whether the patches family's forward by dots runs in the dense tiles (patch rows
+    against the weights in panels of output channels) rather than on ``gemm_nt``: where
+    ``DOTS_IN_TILES``, this CPU has a tile for the dtype and at most a quarter of the
+    panels' columns would be past the output channels."""
+    tile = product_tile(dtype)
+    return (DOTS_IN_TILES and tile is not None
+            and 4 * g.c_out >= 3 * (-(-g.c_out // tile[1]) * tile[1]))
+
+
 def _patches_forward(g, x, w, b, y, workspace, by_dots):
     conv2d_patches_forward(x, w, b, g.stride_h, g.stride_w, g.pad_h, g.pad_w, y,
-                           _patches_scratch(g, workspace, x.dtype), by_dots, g.dil_h, g.dil_w)
+                           _patches_scratch(g, workspace, x.dtype), by_dots, g.dil_h, g.dil_w,
+                           by_dots and dots_in_tiles(g, x.dtype))
 
 
 def weight_grad_by_tiles(g, dtype):
@@ -349,7 +387,8 @@ def _patches_weight_grad(g, dy, x, dw, workspace, accumulate, w=None, b=None, y=
             dw.dtype)
         conv2d_patches_backward_weight_by_tiles(dy, x, g.stride_h, g.stride_w, g.pad_h,
                                                 g.pad_w, dw, scratch, partial_sums, accumulate,
-                                                g.dil_h, g.dil_w, w, b, y)
+                                                g.dil_h, g.dil_w, w, b, y,
+                                                y is not None and dots_in_tiles(g, dw.dtype))
     else:
         partial_sums = workspace.array(
             "conv2d partial", patches_partial_shape(g.n_batch, g.c_out, g.n_taps), dw.dtype)
@@ -418,18 +457,26 @@ def _winograd_forward(g, x, w, b, y, workspace):
     _winograd_forward_on(g, x, w, b, g.pad_h, g.pad_w, y, workspace)
 
 
+def _flipped_kernel(g, w, workspace):
+    """(w_t, zeros): the flipped, channel-transposed kernel (C, O / groups, KH, KW) whose
+    stride-1 forward on dy is dx (``w_t[c, o] = w[o, c]`` turned by 180 degrees, group by
+    group), and a zero bias of C channels, in workspace."""
+    c_in, c_out = g.c_in // g.groups, g.c_out // g.groups
+    flipped = workspace.array("conv2d flipped w", (g.c_in, c_out, g.k_h, g.k_w), w.dtype)
+    for k in range(g.groups):
+        flipped[k * c_in:(k + 1) * c_in] = (
+            w[k * c_out:(k + 1) * c_out].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    no_bias = workspace.array("conv2d flipped b", (g.c_in,), w.dtype)
+    no_bias[...] = 0
+    return flipped, no_bias
+
+
 def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     """dx as the forward of the flipped, channel-transposed kernel (group by group) on dy
     padded by 2 * dilation - pad; dw by the family the table would choose without this one
     (group by group if none takes the groups)."""
     if dx is not None:
-        c_in, c_out = g.c_in // g.groups, g.c_out // g.groups
-        flipped = workspace.array("conv2d winograd w", (g.c_in, c_out, 3, 3), w.dtype)
-        for k in range(g.groups):
-            flipped[k * c_in:(k + 1) * c_in] = (
-                w[k * c_out:(k + 1) * c_out].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        no_bias = workspace.array("conv2d winograd b", (g.c_in,), w.dtype)
-        no_bias[...] = 0
+        flipped, no_bias = _flipped_kernel(g, w, workspace)
         _winograd_forward_on(g, dy, flipped, no_bias, 2 * g.dil_h - g.pad_h,
                              2 * g.dil_w - g.pad_w, dx, workspace)
     if dw is None:
@@ -596,6 +643,43 @@ def _always(g, pass_):
     return True
 
 
+def _batched_suits(g):
+    """Small planes in a batch: the shifted family's dropped columns would waste over a
+    quarter of the work, or its runs are short (3x3 pad 1 on 12 to 16 px planes, 64
+    samples, one core: batched 1.1-1.5x faster, AVX-512 and AVX2)."""
+    return (g.n_batch >= MIN_BATCH_FOR_BATCHED
+            and (4 * g.wasted > g.out_w or g.out_h * g.out_w <= MAX_PLANE_FOR_BATCHED))
+
+
+def _forward_by_dots(g):
+    """Whether the patches family's forward suits dot products over patch rows."""
+    return g.c_in >= MIN_CHANNELS_FOR_DOTS and g.n_taps >= MIN_TAPS_FOR_DOTS and g.k_h * g.k_w > 1
+
+
+def _flipped_geometry(g):
+    """The geometry of dx of an undilated stride-1 convolution as the forward of dy with the
+    flipped kernel (``_flipped_kernel``), padded by kernel - 1 - padding."""
+    return g._replace(c_in=g.c_out, height=g.out_h, width=g.out_w, c_out=g.c_in,
+                      out_h=g.height, out_w=g.width, pad_h=g.k_h - 1 - g.pad_h,
+                      pad_w=g.k_w - 1 - g.pad_w)
+
+
+def _input_by_dots_over_batched(g, dtype):
+    """Whether the batched family's dx runs as the forward by dots in the tiles of dy with
+    the flipped kernel (``BATCHED_INPUT_BY_DOTS``; padding below the kernel)."""
+    if not (BATCHED_INPUT_BY_DOTS and g.pad_h < g.k_h and g.pad_w < g.k_w):
+        return False
+    transposed = _flipped_geometry(g)
+    return _forward_by_dots(transposed) and dots_in_tiles(transposed, dtype)
+
+
+def _forward_by_dots_over_batched(g, pass_):
+    """Whether a forward that the batched family would take runs by dots in the tiles
+    instead (``BATCHED_FORWARD_BY_DOTS``; in float32's tiles, whatever the dtype)."""
+    return (pass_ == "forward" and BATCHED_FORWARD_BY_DOTS and _stride_1(g) and _batched_suits(g)
+            and _forward_by_dots(g) and dots_in_tiles(g, np.float32))
+
+
 #: Every way to compute a pass, by name. ``family=`` takes a name or a family (the first
 #: of its variants that suits the shapes, else its first).
 FAMILIES = {f.name: f for f in (
@@ -625,14 +709,11 @@ FAMILIES = {f.name: f for f in (
         kernels="conv2d_batched: forward in the dense tiles reading the taps' runs in place "
                 "(batched_by_tiles) or as sums of shifted rows (shifted_sums_2), dx as the "
                 "latter, dw as dot products (dots_at), on chunks of up to 64 samples copied "
-                "to (C, Hp, Wp, samples) order",
+                "to (C, Hp, Wp, samples) order; dx, where the patches family's forward by "
+                "dots runs in the dense tiles (AVX2), as that forward of dy with the flipped "
+                "kernel",
         accepts=_stride_1, needs="stride 1 and dilation 1",
-        # small planes in a batch: the shifted family's dropped columns would waste over a
-        # quarter of the work, or its runs are short (3x3 pad 1 on 12 to 16 px planes,
-        # 64 samples, one core: batched 1.1-1.5x faster, AVX-512 and AVX2)
-        suits=lambda g, pass_: (g.n_batch >= MIN_BATCH_FOR_BATCHED
-                                and (4 * g.wasted > g.out_w
-                                     or g.out_h * g.out_w <= MAX_PLANE_FOR_BATCHED)),
+        suits=lambda g, pass_: _batched_suits(g) and not _forward_by_dots_over_batched(g, pass_),
         forward=_batched_forward, backward=_batched_backward, layout=(batched_layout,),
     ),
     Family(
@@ -642,7 +723,8 @@ FAMILIES = {f.name: f for f in (
         accepts=_stride_1_dilated, needs="stride 1",
         suits=lambda g, pass_: not (pass_ == "weight" and WEIGHT_GRAD_BY_PATCH_TILES
                                     and weight_grad_by_tiles(g, None)
-                                    and g.c_in >= MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED),
+                                    and g.c_in >= MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED
+                                    or _forward_by_dots_over_batched(g, pass_)),
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
     ),
     Family(
@@ -664,13 +746,12 @@ FAMILIES = {f.name: f for f in (
     Family(
         name="patches_dots", family="patches", variant="dots",
         kernels="conv2d_patches: gathered patches; forward and dx as dot products over "
-                "contiguous rows (gemm_nt), dw by gemm_nt or, from 12 input channels, in the "
-                "dense tiles (weight_grad_by_tiles)",
+                "contiguous rows (gemm_nt; the forward's in the dense tiles against the "
+                "weights in panels where dots_in_tiles), dw by gemm_nt or, from 12 input "
+                "channels, in the dense tiles (weight_grad_by_tiles)",
         accepts=_any_shape, needs="",
-        suits=lambda g, pass_: (
-            g.c_in >= MIN_CHANNELS_FOR_DOTS and g.n_taps >= MIN_TAPS_FOR_DOTS
-            and g.k_h * g.k_w > 1
-            if pass_ == "forward" else g.c_out >= MIN_DEPTH_FOR_DOTS),
+        suits=lambda g, pass_: (_forward_by_dots(g) if pass_ == "forward"
+                                else g.c_out >= MIN_DEPTH_FOR_DOTS),
         forward=partial(_patches_forward, by_dots=True),
         backward=partial(_patches_backward, by_dots=True),
         layout=PATCHES_LAYOUT,

@@ -10,13 +10,14 @@ only, so results are bit-identical whatever the thread count. Block scratch is c
 each pass's ``patches_*_layout`` says.
 
 The forward and the input gradient each come in two loop forms, the variants of this
-family: dot products over contiguous patch rows (``gemm_nt``, ``by_dots``) or the axpy
-form over rows (``packed.panel_product``: the dense tile where the depth pays for it,
-else ``gemm_nn``), which wins where the dot products would be short
-(``conv2d.FAMILIES`` chooses). The weight gradient sums dot products over the positions of
-the patches (``gemm_nt``), and can compute the axpy-form forward from the same patches (a
-transposed convolution's backward); from 12 input channels it runs in the dense tiles over
-the patch rows of the dots form instead (``conv2d.weight_grad_by_tiles``).
+family: dot products over contiguous patch rows (``by_dots``; the forward's in the dense
+tiles against the weights in panels where ``conv2d.dots_in_tiles``) or the axpy form over
+rows (``packed.panel_product``: the dense tile where the depth pays for it, else
+``gemm_nn``), which wins where the dot products would be short (``conv2d.FAMILIES``
+chooses). The weight gradient sums dot products over the positions of the patches
+(``gemm_nt``), and can compute the axpy-form forward from the same patches (a transposed
+convolution's backward); from 12 input channels it runs in the dense tiles over the patch
+rows of the dots form instead (``conv2d.weight_grad_by_tiles``).
 """
 
 import numpy as np
@@ -25,11 +26,14 @@ from numba import get_thread_id, prange
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, dots_at, gemm_nt, transpose
 from .packed import (
+    MAX_TILE_ROWS,
+    column_panels,
     in_panel_columns,
     panel_columns,
     panel_row_length,
     panel_product,
     panel_weights,
+    rows_tiles_product,
     tile_rows,
     tiles_product,
 )
@@ -70,16 +74,17 @@ def band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w, dil_h, 
 def patches_forward_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h,
                            out_w, length, dil_h=1, dil_w=1):
     """A thread's scratch row for the forward of a block of ``length`` positions, in
-    elements: (band, patches_t, size). At 0, the block's output (O, L); by dots, the input
-    band at ``band`` and the patch rows (L, padded depth) at ``patches_t``; in the axpy
-    form, the patches (C*KH*KW, panel_row_length(L)) at ``band``. The scratch is sized for
-    a full block."""
+    elements: (band, patches_t, size). At 0, the block's output (O, L), or (L, O) from
+    the tiles; by dots, the input band at ``band`` and the patch rows (L, padded depth) at
+    ``patches_t``, and ``MAX_TILE_ROWS`` more rows that the tiles read; in the axpy form,
+    the patches (C*KH*KW, panel_row_length(L)) at ``band``. The scratch is sized for a full
+    block."""
     n_taps = c_in * k_h * k_w
     band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                                    dil_h, dil_w)
     band = line_up(c_out * length)
     patches_t = band + line_up(band_rows * band_w * c_in)
-    return band, patches_t, max(patches_t + length * padded_depth(n_taps),
+    return band, patches_t, max(patches_t + (length + MAX_TILE_ROWS) * padded_depth(n_taps),
                                 band + n_taps * panel_row_length(length))
 
 
@@ -118,7 +123,8 @@ def patches_weight_tiles_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w
     """A thread's scratch row for the weight gradient in tiles (and the forward paired with
     it), in elements: (band, patch rows, panels, out, size). Blocks of at most ``GROUP``
     samples, of L positions: at ``band``, the input band of ``gather_patch_rows``; at
-    ``patch rows``, their (L, taps) patch rows, ``panel_row_length(C*KH*KW)`` long; at
+    ``patch rows``, their (L, taps) patch rows, ``panel_row_length(C*KH*KW)`` long, and
+    ``MAX_TILE_ROWS`` more that the paired forward's tiles read; at
     ``panels``, their dy in panels of the tile's rows (at most 8, so O + 8 rows); at
     ``out``, the paired forward's output (O, L)."""
     per_block, rows = blocking(out_h, out_w)
@@ -126,7 +132,7 @@ def patches_weight_tiles_layout(c_in, width, c_out, k_h, k_w, stride_h, stride_w
     band_rows, band_w = band_shape(width, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w,
                                    dil_h, dil_w)
     patch_rows = line_up(band_rows * band_w * c_in)
-    panels = patch_rows + line_up(block * panel_row_length(c_in * k_h * k_w))
+    panels = patch_rows + line_up((block + MAX_TILE_ROWS) * panel_row_length(c_in * k_h * k_w))
     out = panels + line_up((c_out + 8) * block)
     return 0, patch_rows, panels, out, out + c_out * block
 
@@ -294,13 +300,39 @@ def taps_in_row_order(w):
 
 
 @serial_kernel
-def forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                          n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w):
-    """out (O, L) = weights_hwc (O, KH*KW*C) @ patches of output rows [r0, r1) of samples
-    [n0, n1), as dot products over contiguous (L, KH*KW*C) patch rows ``patches_t``."""
+def forward_block_by_dots(x, weights_hwc, weight_panels, b, k_h, k_w, stride_h, stride_w,
+                          pad_h, pad_w, n0, n1, r0, r1, out_w, band, rows, depth, out, flat_y,
+                          dil_h, dil_w):
+    """y's cells of output rows [r0, r1) of samples [n0, n1) by ``dots_block`` from their
+    patch rows, gathered (L, depth) at the start of the 1-D ``rows``."""
+    length = (n1 - n0) * (r1 - r0) * out_w
     gather_block_rows(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0, r1, out_w,
-                      band, patches_t, dil_h, dil_w)
-    gemm_nt(weights_hwc, patches_t, out, False)
+                      band, rows[:length * depth].reshape(length, depth), dil_h, dil_w)
+    dots_block(weights_hwc, weight_panels, b, x.shape[1] * k_h * k_w, rows, depth, n0, n1, r0,
+               r1, out_w, out, flat_y)
+
+
+@serial_kernel
+def dots_block(weights_hwc, weight_panels, b, n_taps, rows, row_length, n0, n1, r0, r1, out_w,
+               out, flat_y):
+    """y's cells of output rows [r0, r1) of samples [n0, n1) (``store_block``) = b +
+    weights_hwc (O, padded depth) @ their patches, from the block's L patch rows,
+    ``row_length`` apart from the start of the 1-D ``rows``: as dot products (``dots_at``)
+    into out (O, L) or, with weight panels (``column_panels`` of weights_hwc's first
+    n_taps columns; none: dots), as (L, O) in the dense tiles in out's memory
+    (``rows_tiles_product``: rows holds ``MAX_TILE_ROWS`` more). Either way a cell's sum
+    depends on its patch row alone, not on the block."""
+    c_out, depth = weights_hwc.shape
+    length = (n1 - n0) * (r1 - r0) * out_w
+    if weight_panels.shape[0] == 0:
+        by_dots = out[:c_out * length].reshape(c_out, length)
+        dots_at(weights_hwc, rows, row_offsets(length, row_length, length), depth, by_dots,
+                False)
+        store_block(by_dots, b, flat_y, n0, n1, r0, r1, out_w)
+        return
+    by_tiles = out[:length * c_out].reshape(length, c_out)
+    rows_tiles_product(rows, row_length, n_taps, weight_panels, by_tiles)
+    store_block(by_tiles.T, b, flat_y, n0, n1, r0, r1, out_w)
 
 
 @serial_kernel
@@ -358,12 +390,13 @@ def store_block(out, b, flat_y, n0, n1, r0, r1, out_w):
 
 @reduction_kernel
 def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch, by_dots,
-                           dil_h, dil_w):
+                           dil_h, dil_w, dots_in_tiles=False):
     """y[n, o, i, j] = b[o] + sum_{c, ki, kj} x[n, c, i*sh + ki*dh - ph, j*sw + kj*dw - pw] * w[o, c, ki, kj].
 
-    Per block, out (O, L) = w (O, C*KH*KW) @ patches (C*KH*KW, L): with ``gemm_nt`` over
-    patch rows ``by_dots``, otherwise in axpy form. Parallel over blocks, each owning its
-    cells of y. scratch as ``patches_forward_layout``.
+    Per block, out (O, L) = w (O, C*KH*KW) @ patches (C*KH*KW, L): ``by_dots`` over patch
+    rows (``dots_block``: dot products or, ``dots_in_tiles``, the dense tiles against the
+    weights in panels of output channels), otherwise in axpy form. Parallel over blocks,
+    each owning its cells of y. scratch as ``patches_forward_layout``.
     """
     n_batch, _, _, width = x.shape
     c_out, c_in, k_h, k_w = w.shape
@@ -371,6 +404,8 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
     n_taps = c_in * k_h * k_w
     weights = panel_weights(w.reshape(c_out, n_taps))
     weights_hwc = taps_in_row_order(w)
+    # by dots in the tiles: the weights in panels of output channels; else none
+    weight_panels = column_panels(weights_hwc[:c_out if dots_in_tiles else 0, :n_taps])
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     row_blocks = (out_h + rows - 1) // rows
@@ -389,17 +424,18 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
         band_at, patches_t_at, _ = patches_forward_layout(c_in, width, c_out, k_h, k_w,
                                                           stride_h, stride_w, pad_w, out_h,
                                                           out_w, length, dil_h, dil_w)
-        out = buffer[:c_out * length].reshape(c_out, length)
         if by_dots:
             band = buffer[band_at:band_at + band_size].reshape(band_rows, band_w, c_in)
-            patches_t = buffer[patches_t_at:patches_t_at + length * depth].reshape(length, depth)
-            forward_block_by_dots(x, weights_hwc, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                                  n0, n1, r0, r1, out_w, band, patches_t, out, dil_h, dil_w)
-        else:
-            columns = panel_columns(length, c_out, n_taps, y)
-            patches = buffer[band_at:band_at + n_taps * columns].reshape(n_taps, columns)
-            forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
-                                  n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w)
+            rows_at = buffer[patches_t_at:patches_t_at + (length + MAX_TILE_ROWS) * depth]
+            forward_block_by_dots(x, weights_hwc, weight_panels, b, k_h, k_w, stride_h,
+                                  stride_w, pad_h, pad_w, n0, n1, r0, r1, out_w, band, rows_at,
+                                  depth, buffer, flat_y, dil_h, dil_w)
+            continue
+        out = buffer[:c_out * length].reshape(c_out, length)
+        columns = panel_columns(length, c_out, n_taps, y)
+        patches = buffer[band_at:band_at + n_taps * columns].reshape(n_taps, columns)
+        forward_block_by_rows(x, weights, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
+                              n0, n1, r0, r1, out_w, patches, out, dil_h, dil_w)
         store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
 
 
@@ -570,7 +606,8 @@ def pack_block_panels(flat_dy, n0, n1, start, segment, panels):
 
 @reduction_kernel
 def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pad_w, dw, scratch,
-                                            partial, accumulate, dil_h, dil_w, w, b, y):
+                                            partial, accumulate, dil_h, dil_w, w, b, y,
+                                            dots_in_tiles=False):
     """dw as ``conv2d_patches_backward_weight``, in the dense tiles: per block, the patch rows
     of the dots form (L, C*KH*KW in (ki, kj, c) order, ``gather_patch_rows``) read in place,
     and the block's dy (O, L) packed into the tile's panels (``packed.tiles_product``).
@@ -581,9 +618,9 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
 
     With w, b and y (None otherwise, and numba compiles the kernel without them), it also
     writes y = b + the convolution of x with w from the same patch rows, as
-    ``conv2d_patches_forward`` by dots (each cell one dot product over the same padded
-    depth, from rows at another stride): the two passes of a transposed convolution's
-    backward."""
+    ``conv2d_patches_forward`` by dots (``dots_block``, in the tiles with
+    ``dots_in_tiles``; rows at another stride): the two passes of a transposed
+    convolution's backward."""
     n_batch, c_in, _, width = x.shape
     c_out, _, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
@@ -598,6 +635,7 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
         c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w, dil_h, dil_w)
     if y is not None:
         weights_hwc = taps_in_row_order(w)
+        weight_panels = column_panels(weights_hwc[:c_out if dots_in_tiles else 0, :n_taps])
         flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     tile = tile_rows(dw)
     p_count = (c_out + tile - 1) // tile
@@ -619,11 +657,10 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
                 gather_block_rows(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, n0, n1, r0,
                                   r1, out_w, band, patch_rows, dil_h, dil_w)
                 if y is not None:
-                    out = buffer[out_at:out_at + c_out * length].reshape(c_out, length)
-                    dots_at(weights_hwc, patch_rows.reshape(-1),
-                            row_offsets(length, row_length, length), weights_hwc.shape[1], out,
-                            False)
-                    store_block(out, b, flat_y, n0, n1, r0, r1, out_w)
+                    dots_block(weights_hwc, weight_panels, b, n_taps,
+                               buffer[patch_rows_at:patch_rows_at
+                                      + (length + MAX_TILE_ROWS) * row_length],
+                               row_length, n0, n1, r0, r1, out_w, buffer[out_at:], flat_y)
                 panels = buffer[panels_at:panels_at + p_count * length * tile].reshape(
                     p_count, length * tile)
                 pack_block_panels(flat_dy, n0, n1, r0 * out_w, segment, panels)

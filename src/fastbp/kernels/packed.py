@@ -88,6 +88,7 @@ def packer(width):
     return pack
 
 
+@lru_cache(maxsize=None)
 def _tile(rows, cols, a_in_place, b_at_offsets=False):
     """The micro-kernel for a ``rows`` x ``cols`` tile of sums, reading a from a packed
     panel or, ``a_in_place``, from rows of a row-major matrix: two functions, because LLVM
@@ -316,6 +317,27 @@ def tiles_product(a_panels, b, depth, out, accumulate):
     raise NotImplementedError("tiles_product is compiled into numba kernels")
 
 
+#: The most rows of any tile: ``rows_tiles_product`` reads its a that far past M.
+MAX_TILE_ROWS = max(tile[0] for tile in TILES.values() if tile is not None)
+
+
+def column_panels(a):
+    """The right operand of ``rows_tiles_product`` made from a (N, K): B = a.T (K, N) in
+    panels (Q, K * columns) of the tile's columns (``into_panels`` of a), zero past N; no
+    panels (Q = 0) where this CPU has no tile for the dtype. For numba code only."""
+    raise NotImplementedError("column_panels is compiled into numba kernels")
+
+
+def rows_tiles_product(a, a_row, depth, b_panels, out):
+    """out (M, N) = A (M, depth) @ B in tiles of the micro-kernel, for numba code already
+    inside a parallel loop: A's row m read in place at ``a[m * a_row:][:depth]`` of the 1-D
+    a, B in panels of its columns (``column_panels``). The tiles read whole tiles of rows:
+    a holds ``MAX_TILE_ROWS`` rows past M (any values: their sums are dropped). Each cell
+    sums its depth products in order, whichever tile and block it falls in. Only where this
+    CPU has a tile for the dtype; elsewhere it raises."""
+    raise NotImplementedError("rows_tiles_product is compiled into numba kernels")
+
+
 def tiles_product_at(a_panels, b, b_at, offsets, out, accumulate):
     """out (M, N) = a (M, K) @ B, or added to out with ``accumulate``, where B's row k is
     the run ``b[b_at + offsets[k]:][:N]`` of the 1-D b (K = len(offsets), uint64): the taps
@@ -445,6 +467,51 @@ def _tiles_product(a_panels, b, depth, out, accumulate):
     tiles = _panel_tiles(*tile)
     return lambda a_panels, b, depth, out, accumulate: tiles(a_panels, b, depth, out.shape[1],
                                                              out, accumulate)
+
+
+@lru_cache(maxsize=None)
+def _rows_tiles(rows, cols):
+    """The tile loop of ``rows_tiles_product``, compiled for a ``rows`` x ``cols`` tile:
+    B's panel outer, so that it is read from L1 by every tile of rows."""
+    micro_kernel = _tile(rows, cols, True)
+
+    @njit(cache=True, nogil=True)
+    def tiles(a, a_row, depth, b_panels, out):
+        b_flat = b_panels.reshape(-1)
+        for q in range(b_panels.shape[0]):
+            for p in range((out.shape[0] + rows - 1) // rows):
+                micro_kernel(a, p * rows * a_row, a_row, b_flat, q * depth * cols, cols, depth,
+                             out, p * rows, q * cols, False)
+
+    return tiles
+
+
+@overload(column_panels)
+def _column_panels(a):
+    tile = _tile_of(a)
+    if tile is None:
+        return lambda a: np.empty((0, a.shape[1]), a.dtype)
+    cols = tile[1]
+
+    def panels(a):
+        n_cols, depth = a.shape
+        b_panels = np.empty(((n_cols + cols - 1) // cols, depth * cols), a.dtype)
+        into_panels(a, b_panels)
+        return b_panels
+
+    return panels
+
+
+@overload(rows_tiles_product)
+def _rows_tiles_product(a, a_row, depth, b_panels, out):
+    tile = _tile_of(out)
+    if tile is None:
+        def no_tile(a, a_row, depth, b_panels, out):
+            raise ValueError("no tile for this dtype on this CPU (tile_rows is 0)")
+
+        return no_tile
+    tiles = _rows_tiles(*tile)
+    return lambda a, a_row, depth, b_panels, out: tiles(a, a_row, depth, b_panels, out)
 
 
 @overload(tiles_product_at)
