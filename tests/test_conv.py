@@ -269,15 +269,15 @@ def test_forward_by_dots_in_tiles_or_dot_products_matches_reference(x_shape, c_o
 
 @pytest.mark.parametrize("by_dots", [True, False], ids=["flipped_forward", "batched"])
 @pytest.mark.parametrize("x_shape,c_out,kernel,padding", [
-    ((9, 24, 7, 6), 12, (3, 3), 1),  # dx's 24 channels in one panel of 32
-    ((10, 32, 6, 9), 16, (3, 2), (1, 0)),  # padded by (1, 1) for dx's forward
+    ((8, 24, 100, 6), 12, (3, 3), 1),  # dx's 24 channels in one panel of 32; 16 blocks
+    ((8, 32, 70, 9), 16, (3, 2), (1, 0)),  # padded by (1, 1) for dx's forward
 ])
 def test_batched_input_grad_by_dots_or_its_own_kernel_matches_reference(x_shape, c_out, kernel,
                                                                         padding, by_dots, dtype,
                                                                         monkeypatch, rng):
     """The batched family's dx as the forward by dots in the tiles of dy with the flipped
-    kernel (where ``_input_by_dots_over_batched``: a tile for the dtype) or by its own
-    kernel: the reference's dx, the same bits alone and with dw, dw unchanged, and the same
+    kernel (where ``_input_by_dots_over_batched``: a tile for the dtype, 16 blocks of
+    positions) or by its own kernel: the reference's dx, the same bits alone and with dw, dw unchanged, and the same
     at one and two threads."""
     monkeypatch.setattr(table, "BATCHED_INPUT_BY_DOTS", by_dots)
     x, w, _ = _data(rng, x_shape, (c_out, *kernel), dtype)
@@ -303,6 +303,23 @@ def test_batched_input_grad_by_dots_or_its_own_kernel_matches_reference(x_shape,
     dx_ref, dw_ref = ref.conv2d_backward(dy64, x64, w64, 1, padding)[:2]
     assert_matches(dx, dx_ref, dtype)
     assert_matches(dw, dw_ref, dtype)
+
+
+def test_batched_input_grad_by_dots_needs_16_blocks(monkeypatch):
+    """The batched family's dx goes to the forward by dots from 16 blocks of positions:
+    ResNet's 32 channels on 14 px (32 blocks of 2 samples), not its 64 on 7 px (7 blocks
+    of 10: two threads would split them 4 / 3)."""
+    from fastbp.kernels.packed import product_tile
+
+    monkeypatch.setattr(table, "BATCHED_INPUT_BY_DOTS", True)
+    monkeypatch.setattr(table, "DOTS_IN_TILES", True)
+
+    def takes(c, size):
+        g = table.Geometry.of((64, c, size, size), (c, c, 3, 3), (64, c, size, size), 1, 1, 1, 1)
+        return table._input_by_dots_over_batched(g, np.float32)
+
+    assert takes(32, 14) is (product_tile(np.float32) is not None)
+    assert not takes(64, 7)
 
 
 def test_forward_by_dots_takes_the_tiles_where_few_panel_columns_are_wasted(monkeypatch):

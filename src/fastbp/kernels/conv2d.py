@@ -53,6 +53,7 @@ from .conv2d_depthwise import (
     pads_alike,
 )
 from .conv2d_patches import (
+    blocking,
     conv2d_patches_backward_input,
     conv2d_patches_backward_weight,
     conv2d_patches_backward_weight_by_tiles,
@@ -118,8 +119,11 @@ BATCHED_FORWARD_BY_DOTS = DOTS_IN_TILES
 # Its dx so too, as the forward of dy with the flipped kernel, dw still by the batched
 # family (which then copies dy for dw alone), float32 (no AVX2 tile for float64: dot
 # products lost, 0.81-0.90x), ms, batched / dots, dx alone and with dw: 32 -> 32 on 14 px
-# 4.2 / 3.9 and 8.7 / 8.7, 64 -> 64 on 7 px 4.2 / 3.3 and 7.4 / 6.7.
+# 4.2 / 3.9 and 8.7 / 8.7, 64 -> 64 on 7 px 4.2 / 3.3 and 7.4 / 6.7; but at two threads
+# the 7 px planes' 7 blocks of 10 samples split 4 / 3: dx 1.01x, with dw 0.93-0.94x (14 px,
+# 32 blocks: 1.20x and 1.06x). Hence from 16 blocks.
 BATCHED_INPUT_BY_DOTS = DOTS_IN_TILES
+MIN_BLOCKS_FOR_INPUT_BY_DOTS = 16
 # The weight gradient in the dense tiles (from the dots form's patch rows) against gemm_nt's
 # dot products, one core, float32, Intel AVX-512, ms: 3x3 stride 2 on 64 samples, 32 -> 64
 # channels on 14 px 1.52 / 2.59, 64 -> 128 on 32 px 26.5 / 31.7; but 16 -> 32 on 28 px
@@ -666,11 +670,15 @@ def _flipped_geometry(g):
 
 def _input_by_dots_over_batched(g, dtype):
     """Whether the batched family's dx runs as the forward by dots in the tiles of dy with
-    the flipped kernel (``BATCHED_INPUT_BY_DOTS``; padding below the kernel)."""
+    the flipped kernel (``BATCHED_INPUT_BY_DOTS``; padding below the kernel, and enough
+    blocks of positions to share among threads)."""
     if not (BATCHED_INPUT_BY_DOTS and g.pad_h < g.k_h and g.pad_w < g.k_w):
         return False
     transposed = _flipped_geometry(g)
-    return _forward_by_dots(transposed) and dots_in_tiles(transposed, dtype)
+    per_block, rows = blocking(g.height, g.width)
+    blocks = -(-g.n_batch // per_block) * -(-g.height // rows)
+    return (blocks >= MIN_BLOCKS_FOR_INPUT_BY_DOTS and _forward_by_dots(transposed)
+            and dots_in_tiles(transposed, dtype))
 
 
 def _forward_by_dots_over_batched(g, pass_):
