@@ -277,8 +277,8 @@ def test_batched_input_grad_by_dots_or_its_own_kernel_matches_reference(x_shape,
                                                                         monkeypatch, rng):
     """The batched family's dx as the forward by dots in the tiles of dy with the flipped
     kernel (where ``_input_by_dots_over_batched``: a tile for the dtype, 16 blocks of
-    positions) or by its own kernel: the reference's dx, the same bits alone and with dw, dw unchanged, and the same
-    at one and two threads."""
+    positions) or by its own kernel: the reference's dx, the same bits alone and with dw,
+    dw unchanged, and the same at one and two threads."""
     monkeypatch.setattr(table, "BATCHED_INPUT_BY_DOTS", by_dots)
     x, w, _ = _data(rng, x_shape, (c_out, *kernel), dtype)
     dy = rng.standard_normal(F.conv2d(x, w, None, 1, padding).shape).astype(dtype)
@@ -333,9 +333,9 @@ def test_forward_by_dots_takes_the_tiles_where_few_panel_columns_are_wasted(monk
         g = table.Geometry.of((2, 16, 9, 9), (c_out, 16, 3, 3), (2, c_out, 5, 5), 2, 2, 1, 1)
         return table.dots_in_tiles(g, dtype)
 
-    if product_tile(np.float32)[1] == 32:
-        assert [takes(o) for o in (16, 23, 24, 32, 33, 48, 64)] == [
-            False, False, True, True, False, True, True]
+    assert product_tile(np.float32)[1] == 32
+    assert [takes(o) for o in (16, 23, 24, 32, 33, 48, 64)] == [
+        False, False, True, True, False, True, True]
     assert takes(32, np.float64) is (product_tile(np.float64) is not None)
     monkeypatch.setattr(table, "DOTS_IN_TILES", False)
     assert not takes(32)

@@ -142,8 +142,8 @@ def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
     geometry = K.Geometry.of(x.shape, w.shape, g.shape, s, s, p, p, d, d)
     families = {K.choose(geometry, pass_).family for pass_ in ("forward", "backward")}
     assert (families == {"patches"}) == paired
-    by_dots = (paired and K.choose(geometry, "forward").name == "patches_dots"
-               and not K.dots_in_tiles(geometry, w.dtype))
+    dot_products = (paired and K.choose(geometry, "forward").name == "patches_dots"
+                    and not K.dots_in_tiles(geometry, w.dtype))
     paired = paired and not K.weight_grad_by_tiles(geometry, w.dtype)
     y_alone, dw_alone = np.empty_like(g), np.empty_like(w)
     K.conv2d_forward(x, w, b, s, s, p, p, y_alone, family="patches_rows" if paired else None,
@@ -158,7 +158,7 @@ def test_dx_and_dw_from_one_gather_match_the_passes_alone(case, dtype):
             K.conv2d_forward_and_backward_weight(x, w, b, g, s, s, p, p, y, dw, accumulate=True,
                                                  dilation=(d, d))
             ys.append(y.tobytes())
-            if by_dots and not paired:  # dw's patch rows lie at another stride than the forward's
+            if dot_products and not paired:  # dw's patch rows lie at another stride than the forward's
                 assert_matches(y, y_alone.astype(np.float64), dtype)
             else:
                 assert y.tobytes() == y_alone.tobytes()
