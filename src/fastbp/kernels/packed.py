@@ -26,9 +26,10 @@ owns its cells, so results do not depend on the thread count.
 The tile also reads b's runs in place from a row-major (K, N) array (``panel_product``,
 for code already inside a parallel loop: the patches of a convolution block), as fast as
 from a packed panel in L1 (93.8 against 95.5 GFLOP/s, 32 x 256 x 512, AVX-512), or from
-runs at a table of offsets (``tiles_product_at``: a convolution's taps), and
-``packed_product`` reads an operand in place where packing it would not pay
-(``in_place``: a product with a short side, such as a layer's weights at batch 64).
+runs at a table of offsets (``tiles_product_at``: a convolution's taps); it reads a's rows
+in place against b in panels (``rows_tiles_product``: a convolution's patch rows against
+its weights); and ``packed_product`` reads an operand in place where packing it would not
+pay (``in_place``: a product with a short side, such as a layer's weights at batch 64).
 """
 
 from functools import lru_cache
@@ -472,7 +473,7 @@ def _tiles_product(a_panels, b, depth, out, accumulate):
 @lru_cache(maxsize=None)
 def _rows_tiles(rows, cols):
     """The tile loop of ``rows_tiles_product``, compiled for a ``rows`` x ``cols`` tile:
-    B's panel outer, so that it is read from L1 by every tile of rows."""
+    B's panel outer, so that consecutive tiles share it."""
     micro_kernel = _tile(rows, cols, True)
 
     @njit(cache=True, nogil=True)
