@@ -53,7 +53,7 @@ from .conv2d_depthwise import (
     pads_alike,
 )
 from .conv2d_patches import (
-    blocking,
+    block_count,
     conv2d_patches_backward_input,
     conv2d_patches_backward_weight,
     conv2d_patches_backward_weight_by_tiles,
@@ -675,10 +675,9 @@ def _input_by_dots_over_batched(g, dtype):
     if not (BATCHED_INPUT_BY_DOTS and g.pad_h < g.k_h and g.pad_w < g.k_w):
         return False
     transposed = _flipped_geometry(g)
-    per_block, rows = blocking(g.height, g.width)
-    blocks = -(-g.n_batch // per_block) * -(-g.height // rows)
-    return (blocks >= MIN_BLOCKS_FOR_INPUT_BY_DOTS and _forward_by_dots(transposed)
-            and dots_in_tiles(transposed, dtype))
+    return (block_count(g.n_batch, transposed.out_h, transposed.out_w)
+            >= MIN_BLOCKS_FOR_INPUT_BY_DOTS
+            and _forward_by_dots(transposed) and dots_in_tiles(transposed, dtype))
 
 
 def _forward_by_dots_over_batched(g, pass_):

@@ -56,6 +56,14 @@ def blocking(out_h, out_w):
 
 
 @serial_kernel
+def block_count(n_batch, out_h, out_w):
+    """The blocks of ``blocking`` over n_batch (out_h, out_w) output planes: the forward's
+    parallel jobs."""
+    per_block, rows = blocking(out_h, out_w)
+    return (n_batch + per_block - 1) // per_block * ((out_h + rows - 1) // rows)
+
+
+@serial_kernel
 def padded_depth(depth):
     """depth rounded up to a multiple of 16, so gemm_nt's vector loop has no scalar tail."""
     return (depth + 15) // 16 * 16
@@ -300,6 +308,16 @@ def taps_in_row_order(w):
 
 
 @serial_kernel
+def dots_weights(w, in_tiles):
+    """``dots_block``'s weights from w (O, C, KH, KW): (``taps_in_row_order(w)``, its first
+    C*KH*KW columns in panels of output channels (``column_panels``) ``in_tiles``, else no
+    panels: dot products)."""
+    weights_hwc = taps_in_row_order(w)
+    n_taps = w.shape[1] * w.shape[2] * w.shape[3]
+    return weights_hwc, column_panels(weights_hwc[:w.shape[0] if in_tiles else 0, :n_taps])
+
+
+@serial_kernel
 def forward_block_by_dots(x, weights_hwc, weight_panels, b, k_h, k_w, stride_h, stride_w,
                           pad_h, pad_w, n0, n1, r0, r1, out_w, band, rows, depth, out, flat_y,
                           dil_h, dil_w):
@@ -403,9 +421,7 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
     out_h, out_w = y.shape[2], y.shape[3]
     n_taps = c_in * k_h * k_w
     weights = panel_weights(w.reshape(c_out, n_taps))
-    weights_hwc = taps_in_row_order(w)
-    # by dots in the tiles: the weights in panels of output channels; else none
-    weight_panels = column_panels(weights_hwc[:c_out if dots_in_tiles else 0, :n_taps])
+    weights_hwc, weight_panels = dots_weights(w, dots_in_tiles)
     flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     per_block, rows = blocking(out_h, out_w)
     row_blocks = (out_h + rows - 1) // rows
@@ -413,7 +429,7 @@ def conv2d_patches_forward(x, w, b, stride_h, stride_w, pad_h, pad_w, y, scratch
                                    dil_h, dil_w)
     band_size = band_rows * band_w * c_in
     depth = weights_hwc.shape[1]
-    for job in prange(((n_batch + per_block - 1) // per_block) * row_blocks):
+    for job in prange(block_count(n_batch, out_h, out_w)):
         n0 = (job // row_blocks) * per_block
         n1 = min(n_batch, n0 + per_block)
         r0 = (job % row_blocks) * rows
@@ -634,8 +650,7 @@ def conv2d_patches_backward_weight_by_tiles(dy, x, stride_h, stride_w, pad_h, pa
     band_at, patch_rows_at, panels_at, out_at, _ = patches_weight_tiles_layout(
         c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w, out_h, out_w, dil_h, dil_w)
     if y is not None:
-        weights_hwc = taps_in_row_order(w)
-        weight_panels = column_panels(weights_hwc[:c_out if dots_in_tiles else 0, :n_taps])
+        weights_hwc, weight_panels = dots_weights(w, dots_in_tiles)
         flat_y = y.reshape(n_batch, c_out, out_h * out_w)
     tile = tile_rows(dw)
     p_count = (c_out + tile - 1) // tile
