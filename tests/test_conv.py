@@ -187,6 +187,46 @@ def test_patches_are_gathered_alike_by_taps_and_by_column_phases(planes, kernel,
 
 
 @pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
+@pytest.mark.parametrize("x_shape,c_out,dilation,padding,stack", [
+    ((43, 5, 7, 9), 6, 1, 1, 5),  # 9 bands of 5 planes of 4 x 6 tiles, the last of 3
+    ((21, 4, 9, 8), 7, (2, 3), (1, 3), 5),  # row phases of 4 and 3 output rows: 42 planes
+])
+def test_winograd_stacks_small_planes_with_the_bits_of_each_alone(x_shape, c_out, dilation,
+                                                                   padding, stack, tiles,
+                                                                   dtype, monkeypatch, rng):
+    """Planes too small for a band of their own go into one band together (a row phase of a
+    sample each, ``stacked_planes``): forward and input gradient are those of the reference,
+    and those of each sample computed alone (one plane a band), bit for bit in the tiles (a
+    cell sums its channels in order wherever its tile falls; shifted sums may round a cell
+    in their loop's scalar remainder, as a bounds-checked build does)."""
+    from fastbp.kernels.conv2d_winograd import MIN_STACKS, tiling
+    from fastbp.kernels.packed import product_tile
+    from fastbp.reference import conv as conv_ref
+
+    monkeypatch.setattr(table, "MIN_DEPTH_FOR_WINOGRAD_TILES", 1 if tiles else 10**9)
+    x, w, b = _data(rng, x_shape, (c_out, 3, 3), dtype)
+    y = F.conv2d(x, w, b, 1, padding, dilation, family="winograd")
+    dil_h, dil_w = (dilation, dilation) if isinstance(dilation, int) else dilation
+    assert MIN_STACKS == 8 and tiling(*y.shape[2:], dil_h, dil_w, x_shape[0])[3] == stack
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = F.conv2d_backward(dy, x, w, 1, padding, dilation, family="winograd")[0]
+    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
+    assert_matches(y, conv_ref.conv2d_dilated_grouped(x64, w64, b64, 1, padding, dilation),
+                   dtype)
+    assert_matches(dx, conv_ref.conv2d_dilated_grouped_backward(dy64, x64, w64, 1, padding,
+                                                                dilation)[0], dtype)
+    if tiles and product_tile(dtype) is not None:
+        same = np.testing.assert_array_equal
+    else:
+        def same(actual, desired):
+            assert_matches(actual, desired.astype(np.float64), dtype)
+    for n in range(x_shape[0]):
+        same(F.conv2d(x[n:n + 1], w, b, 1, padding, dilation, family="winograd"), y[n:n + 1])
+        same(F.conv2d_backward(dy[n:n + 1], x[n:n + 1], w, 1, padding, dilation,
+                               family="winograd")[0], dx[n:n + 1])
+
+
+@pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
 @pytest.mark.parametrize("x_shape,c_out,dilation", [
     ((3, 20, 9, 27), 37, 1),  # blocks of output channels and panels left partial
     ((2, 17, 12, 26), 9, 2),  # column phases; one output channel per panel row short
@@ -461,7 +501,9 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 1, 28, 28), 6, 5, 1, 2) == ("shifted", "shifted")  # LeNet conv1: wide
     # AVX2: forwards the batched family would take by dots in the tiles, O filling panels
     small = "patches_dots" if table.CPU_KIND == "avx2" else "batched"
-    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == (small, "batched")  # ResNet: small
+    # ResNet's 14 px planes: AVX2 stacks 8 of them into a band of Winograd's tiles
+    resnet_14 = ("winograd",) * 2 if table.CPU_KIND == "avx2" else ("batched", "batched")
+    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == resnet_14
     assert chosen((8, 64, 32, 32), 128, 3, 2, 1) == ("patches_dots", "patches_rows")
     assert chosen((8, 64, 32, 32), 256, 3, 2, 1) == ("patches_dots", "patches_dots")
     assert chosen((8, 3, 224, 224), 64, 7, 2, 3) == ("patches_rows", "patches_rows")  # stem
@@ -478,11 +520,10 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("winograd", "winograd")  # ResNet's first
     assert chosen((64, 8, 28, 28), 8, 3, 1, 1) == ("shifted", "shifted")  # 8 channels: no gain
     assert chosen((64, 32, 8, 32), 32, 3, 1, 1) == ("winograd", "winograd")  # 8 rows will do
-    assert chosen((64, 32, 14, 14), 32, 3, 1, 1) == (small, "batched")  # 14 px: too small
+    assert chosen((64, 32, 12, 12), 32, 3, 1, 1) == (small, "batched")  # 12 px: too small
     assert chosen((64, 1, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")  # one input channel
     # the more channels, the narrower the planes where Winograd wins (its products in tiles)
-    narrow = {"avx512": 10, "avx2": 14}[table.CPU_KIND]
-    assert chosen((64, 64, narrow, narrow), 64, 3, 1, 1) == ("winograd", "winograd")
+    assert chosen((64, 64, 10, 10), 64, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((64, 64, 8, 8), 64, 3, 1, 1) == (small, "batched")
     assert chosen((64, 64, 7, 7), 64, 3, 1, 1) == (small, "batched")  # ResNet's last
     assert chosen((64, 32, 20, 20), 32, 3, 1, 1) == ("winograd", "winograd")

@@ -162,12 +162,16 @@ MAX_PLANE_FOR_PHASES = 256  # output cells
 # 64 -> 64 on 10 px 1.26x / 1.18x (8 px 0.85x), 32 -> 32 on 16 px 1.17x / 1.26x (14 px
 # 1.0-1.1x, 12 px 0.8x), 16 -> 16 on 20 px 1.0x / 1.1x; AVX2 (tiles from 64 channels) 128
 # on 10 px 1.4-1.6x / 1.3-1.4x (8 px 1.0x / 0.94x), 64 on 14 px 1.4x / 1.5x (12 px
-# 1.0x), 32 on 20 px 1.1x / 1.3-1.4x (16 px 0.9x). Pairs (channels, output columns of y,
-# or of dx for the backward): Winograd suits a plane at least that wide when min(C, O)
-# (of a group) has that many.
+# 1.0x), 32 on 20 px 1.1x / 1.3-1.4x (16 px 0.9x). Since small planes are stacked into
+# long bands (``conv2d_winograd.stacked_planes``) and AVX2 takes the tiles from 32
+# channels (AMD Zen 3, 64 samples, alternating, 15-25 rounds): 32 on 14 px 1.18x / 1.24x
+# (12 px 0.86x / 0.96x), 64 on 10 and 12 px 1.06x / 1.06-1.20x, 128 on 7 px 0.89x /
+# 1.16x, 64 on 7 px 0.64x / 0.77x. Pairs (channels, output columns of y, or of dx for the
+# backward): Winograd suits a plane at least that wide when min(C, O) (of a group) has
+# that many.
 MIN_WIDTH_FOR_WINOGRAD = {
     "avx512": ((64, 10), (32, 16), (16, 24)),
-    "avx2": ((128, 10), (64, 14), (32, 20), (16, 24)),
+    "avx2": ((64, 10), (32, 14), (16, 24)),
 }
 # Dilated, per pass: the output columns a column phase needs, and the largest dilation.
 # AVX-512 with tiles (forward / dx against the shifted family, 64 samples): 64 channels
@@ -184,8 +188,10 @@ MAX_DILATION_FOR_WINOGRAD = {"avx512": ((32, 4), (16, 3)), "avx2": ((16, 3),)}
 # Its 16 products in the dense tiles against shifted sums (one core, float32, forward,
 # 64 samples): AVX-512 (8 x 32 tiles) 16 -> 16 on 28-32 px 1.2-1.3x, 32 -> 64 on 32 px
 # 1.4x (dilated 2: 1.2x), 64 -> 64 1.5x, 32 -> 32 on 14 px 1.6x, float64 1.3x; AVX2 (3 x
-# 32) 16 and 32 channels 0.9x, 64 1.05-1.08x.
-MIN_DEPTH_FOR_WINOGRAD_TILES = 16 if MASKED_VECTORS else 64  # input channels
+# 32) 16 and 32 channels 0.9x, 64 1.05-1.08x. With small planes stacked into long bands
+# (AMD Zen 3, 2026-12-06, cvar alternating, 15-25 rounds): AVX2 32 -> 64 on 32 px 1.11x
+# (dilated 2: 1.12x), 32 -> 32 on 14 px 1.18x, but 16 -> 16 on 28 px 0.90x.
+MIN_DEPTH_FOR_WINOGRAD_TILES = 16 if MASKED_VECTORS else 32  # input channels
 # The batched forward's rows in the dense tiles against shifted sums (one core, float32,
 # 64 samples, 3x3): AVX-512 (8 x 32) 72 taps 1.21x, 144 1.24-1.40x, 288 1.23x, 576 1.42x,
 # LeNet's conv2 (150) 1.27x, but 27-36 taps 0.8-1.0x; AVX2 (3 x 32) 27-288 taps 0.77-0.97x,
@@ -451,7 +457,8 @@ def _winograd_forward_on(g, x, w, b, pad_h, pad_w, y, workspace):
     c_in, c_out = x.shape[1] // g.groups, w.shape[0] // g.groups
     by_tiles = winograd_by_tiles(c_in, x.dtype)
     rows = product_tile(x.dtype)[0] if by_tiles else 0
-    size = winograd_layout(c_in, c_out, y.shape[2], y.shape[3], g.dil_h, g.dil_w, rows)[-1]
+    size = winograd_layout(c_in, c_out, y.shape[2], y.shape[3], g.dil_h, g.dil_w, rows,
+                           x.shape[0])[-1]
     scratch = workspace.per_thread("conv2d", size, x.dtype)
     conv2d_winograd_forward(x, w, b, pad_h, pad_w, g.dil_h, g.dil_w, g.groups, y, scratch,
                             by_tiles)

@@ -31,14 +31,17 @@ by ``2 * dilation - pad`` (``conv2d.py`` arranges it). The weight gradient stays
 direct families: its products (``dU[cell] (O, C) = sum over tiles of Z[cell] V[cell]^T``)
 are dot products over a band's tiles, too short to beat them (measured 0.3-0.8x).
 
-Layout: the jobs are bands of whole tile rows of one row phase of one group of one sample.
-A band's padded input rows are stored by parity, each row holding the column phases side
-by side, and every tile row of a column phase gets one extra "virtual" tile ((TW + 1) * dw
-per row, T = rows * (TW + 1) * dw): then tile t's window starts at element 2t of its
-parity's flat rows, and the tile below it is tile t + (TW + 1) * dw, so every transform is
-one long loop over t with fixed offsets (short loops run in scalar code). Virtual tiles
-read the next phase's or row's values; their results are dropped. V's rows are
-``panel_row_length(T)`` long, zero past T, as the tiles read them.
+Layout: the jobs are bands of whole tile rows of one row phase of one group of one sample,
+or of several such planes whole, one after another (small planes: ``stacked_planes``;
+each plane's tiles are transformed apart, the products and the transform back run over
+all of them at once). A plane's padded input rows are stored by parity, each row holding
+the column phases side by side, and every tile row of a column phase gets one extra
+"virtual" tile ((TW + 1) * dw per row, rows * (TW + 1) * dw a plane): then tile t's window
+starts at element 2t of its parity's flat rows, and the tile below it is tile t + (TW +
+1) * dw, so every transform is one long loop over t with fixed offsets (short loops run in
+scalar code). Virtual tiles read the next phase's or row's values; their results are
+dropped. V's rows are ``panel_row_length(T)`` long (T: the band's tiles), zero past T, as
+the tiles read them.
 
 Each job writes only its own output cells, so results do not depend on the thread count.
 """
@@ -57,22 +60,39 @@ from .workspace import line_up
 # core, AVX-512, forward 32 -> 64 on 32 px 18.2 -> 15.6 ms, 64 -> 64 30.0 -> 26.3; no
 # slower with V far beyond L2 (256 channels: 8 MB), which the products stream through.
 TARGET_TILES = 512
+# Planes of fewer tiles go into one band together: products over 72 tiles (16 px planes)
+# or 144 (a 32 px plane dilated by 2) paid their short loops, the transform back its calls
+# per plane (one core, AVX2, 256 x 32 x 16 x 16 -> 64 forward 39.7 -> 36.1 ms, the
+# transforms alone 10.9 -> 6.7). At most 1 / MIN_STACKS of the planes a band, so that the
+# threads still share them: 8 rather than 16 put 14 px planes 448 tiles a band, not 224
+# (64 samples, 32 -> 32 channels, dx 1.02-1.26x).
+MIN_STACKS = 8
 BLOCK_OUT = 8  # output channels whose shifted sums are transformed back while in L1
 PANELS_PER_BLOCK = 4  # the same in tile panels (32 channels with AVX-512's 8 x 32 tiles)
 
 
 @serial_kernel
-def tiling(out_h, out_w, dil_h, dil_w):
-    """(TH, TW, rows per band, T): the 2x2 tiles covering a phase of an (out_h, out_w)
-    output (the largest phase: ceil(out_h / dil_h) x ceil(out_w / dil_w)), how many tile
-    rows a band takes, and its tiles with the virtual ones ((TW + 1) * dil_w per row)."""
+def tiling(out_h, out_w, dil_h, dil_w, n_batch=1):
+    """(TH, TW, rows per band, planes per band, T): the 2x2 tiles covering a phase of an
+    (out_h, out_w) output (the largest phase: ceil(out_h / dil_h) x ceil(out_w / dil_w)),
+    how many tile rows a band takes, how many row-phase planes of the n_batch samples it
+    stacks (``stacked_planes``) and its tiles with the virtual ones ((TW + 1) * dil_w per
+    row)."""
     tiles_h = ((out_h + dil_h - 1) // dil_h + 1) // 2
     tiles_w = ((out_w + dil_w - 1) // dil_w + 1) // 2
     per_row = (tiles_w + 1) * dil_w
     most = max(1, min(tiles_h, TARGET_TILES // per_row))
     bands = (tiles_h + most - 1) // most
     band_rows = (tiles_h + bands - 1) // bands  # as even as the bands can be
-    return tiles_h, tiles_w, band_rows, band_rows * per_row
+    stack = stacked_planes(n_batch * dil_h, tiles_h, per_row) if bands == 1 else 1
+    return tiles_h, tiles_w, band_rows, stack, stack * band_rows * per_row
+
+
+@serial_kernel
+def stacked_planes(n_planes, tiles_h, per_row):
+    """How many of n_planes whole row-phase planes of TH tile rows a band stacks: up to
+    ``TARGET_TILES`` tiles, leaving at least ``MIN_STACKS`` bands for the threads."""
+    return max(1, min(TARGET_TILES // (tiles_h * per_row), n_planes // MIN_STACKS))
 
 
 @serial_kernel
@@ -83,15 +103,15 @@ def output_block(c_out, rows):
 
 
 @serial_kernel
-def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, panel_rows=0):
+def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, panel_rows=0, n_batch=1):
     """A thread's scratch row, in elements, for tiles of ``panel_rows`` rows (0: shifted
-    sums): (products, rows, sums, wide, size). At 0, a band's transformed input V (16, C,
-    panel_row_length(T)); at ``products``, the products M (16, block, T) of a block of
-    output channels (``output_block``); at ``rows``, the band's padded rows by parity (2,
-    rows + 1, 2 * (TW + 1) * dil_w) and two spare zeros; at ``sums``, their column
-    transforms (2, 4, (rows + 1) * (TW + 1) * dil_w); at ``wide``, two output rows per tile
-    row (2, 2 * T)."""
-    _, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
+    sums) over n_batch samples: (products, rows, sums, wide, size). At 0, a band's
+    transformed input V (16, C, panel_row_length(T)); at ``products``, the products M (16,
+    block, T) of a block of output channels (``output_block``); at ``rows``, one plane's
+    padded rows of the band by parity (2, rows + 1, 2 * (TW + 1) * dil_w) and two spare
+    zeros; at ``sums``, their column transforms (2, 4, (rows + 1) * (TW + 1) * dil_w); at
+    ``wide``, two output rows per tile row (2, 2 * T)."""
+    _, tiles_w, band_rows, _, tiles = tiling(out_h, out_w, dil_h, dil_w, n_batch)
     per_row = (tiles_w + 1) * dil_w
     products = line_up(16 * c_in * panel_row_length(tiles))
     rows = products + line_up(16 * output_block(c_out, panel_rows) * tiles)
@@ -188,11 +208,11 @@ def output_row(wide_row, start, tiles_w, dil_w, dst):
 
 @serial_kernel
 def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w, rows, sums,
-                   v):
-    """v (16, C, >= T) = B^T d B for the window d of every tile of tile rows [ti0, ti0 +
-    band_rows) of row phase py of x_n (C, H, W), tile t = (ti - ti0) * (TW + 1) * dil_w +
-    px * (TW + 1) + tj, zeros past the band's tiles; rows and sums are scratch
-    (``winograd_layout``)."""
+                   v, at, end):
+    """v[:, :, at + t] (v (16, C, >= end)) = B^T d B for the window d of every tile of tile
+    rows [ti0, ti0 + band_rows) of row phase py of x_n (C, H, W), tile t = (ti - ti0) *
+    (TW + 1) * dil_w + px * (TW + 1) + tj, zeros from past the band's tiles to end; rows
+    and sums are scratch (``winograd_layout``)."""
     per_row = (tiles_w + 1) * dil_w
     padded_w = 2 * per_row
     phase_w = 2 * (tiles_w + 1)  # padded columns of one column phase
@@ -200,6 +220,7 @@ def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w,
     span = (band_rows + 1) * per_row  # column transforms per parity
     n_tiles = uint64(band_rows * per_row)
     step = uint64(per_row)
+    first = uint64(at)
     zero(rows)
     for c in range(x_n.shape[0]):
         plane = x_n[c]
@@ -227,24 +248,21 @@ def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w,
             v0, v1, v2, v3 = v[k, c], v[4 + k, c], v[8 + k, c], v[12 + k, c]
             for t in range(n_tiles):
                 e0, o0, e1, o1 = even[t], odd[t], even[t + step], odd[t + step]
-                v0[t] = e0 - e1
-                v1[t] = o0 + e1
-                v2[t] = e1 - o0
-                v3[t] = o0 - o1
+                v0[first + t] = e0 - e1
+                v1[first + t] = o0 + e1
+                v2[first + t] = e1 - o0
+                v3[first + t] = o0 - o1
             for row in (v0, v1, v2, v3):
-                zero(row[n_tiles:])
+                zero(row[first + n_tiles:end])
 
 
 @serial_kernel
-def untransform_band(m, k, bias, dil_h, dil_w, py, ti0, band_rows, tiles_w, top, bottom,
-                     y_plane):
-    """Row phase py of y_plane (OH, OW), tile rows [ti0, ti0 + band_rows): bias + A^T
-    m[:, k, t] A, through the wide rows top and bottom (2T,); cells beyond OH or OW (and
-    virtual tiles) are dropped. top and bottom come as arguments: taken here as rows of
-    one array, the loop's stores ran 4x slower (LLVM could not tell them apart)."""
-    out_h, out_w = y_plane.shape
-    per_row = (tiles_w + 1) * dil_w
-    for t in range(uint64(band_rows * per_row)):
+def untransform_tiles(m, k, bias, count, top, bottom):
+    """bias + A^T m[:, k, t] A for tiles t < count: the top row pair of tile t's outputs at
+    top[2t:2t + 2], the bottom one at bottom[2t:2t + 2]. top and bottom come as
+    arguments: taken here as rows of one array, the loop's stores ran 4x slower (LLVM
+    could not tell them apart)."""
+    for t in range(uint64(count)):
         a0 = m[0, k, t] + m[4, k, t] + m[8, k, t]
         a1 = m[1, k, t] + m[5, k, t] + m[9, k, t]
         a2 = m[2, k, t] + m[6, k, t] + m[10, k, t]
@@ -257,9 +275,18 @@ def untransform_band(m, k, bias, dil_h, dil_w, py, ti0, band_rows, tiles_w, top,
         top[2 * t + 1] = a1 - a2 - a3 + bias
         bottom[2 * t] = b0 + b1 + b2 + bias
         bottom[2 * t + 1] = b1 - b2 - b3 + bias
+
+
+@serial_kernel
+def output_rows(top, bottom, at, dil_h, dil_w, py, ti0, band_rows, tiles_w, y_plane):
+    """Row phase py of y_plane (OH, OW), tile rows [ti0, ti0 + band_rows), from the
+    untransformed tiles at + t (``untransform_tiles``); cells beyond OH or OW (and virtual
+    tiles) are dropped."""
+    out_h, out_w = y_plane.shape
+    per_row = (tiles_w + 1) * dil_w
     for j in range(band_rows):
         r = py + 2 * (ti0 + j) * dil_h
-        start = 2 * j * per_row
+        start = 2 * (at + j * per_row)
         if dil_w == 1:  # inline, as in transform_band
             if r < out_h:
                 copy_run(top, start, y_plane[r], 0, out_w)
@@ -293,32 +320,41 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scra
     band, the group's input windows transformed (``transform_band``), then per block of
     output channels (``output_block``) the 16 products with the transformed kernels, in the
     dense tiles (``by_tiles``) or as shifted sums, and their transform back. Parallel over
-    (sample, group, row phase, band). scratch (threads, ``winograd_layout`` size for one
-    group's channels, for ``tile_rows(y)`` rows by tiles)."""
+    (group, stack of planes, band): a band is tile rows of one row phase of one sample, or
+    whole row-phase planes stacked (``tiling``). scratch (threads, ``winograd_layout`` size
+    for one group's channels and n_batch samples, for ``tile_rows(y)`` rows by tiles)."""
     n_batch, c_in = x.shape[0], x.shape[1] // groups
     c_out = w.shape[0] // groups
     out_h, out_w = y.shape[2], y.shape[3]
-    tiles_h, tiles_w, band_rows, tiles = tiling(out_h, out_w, dil_h, dil_w)
+    tiles_h, tiles_w, band_rows, stack, tiles = tiling(out_h, out_w, dil_h, dil_w, n_batch)
     rows = tile_rows(y) if by_tiles else 0
     weights = group_cell_weights(w, groups, rows)
     products_at, rows_at, sums_at, wide_at, _ = winograd_layout(c_in, c_out, out_h, out_w,
-                                                                dil_h, dil_w, rows)
+                                                                dil_h, dil_w, rows, n_batch)
     v_row = panel_row_length(tiles)
     block_out = output_block(c_out, rows)
     bands = (tiles_h + band_rows - 1) // band_rows
+    n_planes = n_batch * dil_h
+    stacks = (n_planes + stack - 1) // stack
+    per_row = (tiles_w + 1) * dil_w
+    plane_step = band_rows * per_row  # tiles from one stacked plane to the next
     offsets = row_offsets(c_in, v_row, in_fours(c_in))
-    for job in prange(n_batch * groups * dil_h * bands):
-        n, group = job // (groups * dil_h * bands), job // (dil_h * bands) % groups
-        py, ti0 = job // bands % dil_h, (job % bands) * band_rows
+    for job in prange(groups * stacks * bands):
+        group, first_plane = job // (stacks * bands), job // bands % stacks * stack
+        ti0 = (job % bands) * band_rows
         rows_here = min(band_rows, tiles_h - ti0)
+        planes = min(stack, n_planes - first_plane)
         buffer = scratch[get_thread_id()]
         v = buffer[:16 * c_in * v_row].reshape(16, c_in, v_row)
-        transform_band(x[n, group * c_in:(group + 1) * c_in], pad_h, pad_w, dil_h, dil_w, py,
-                       ti0, rows_here, tiles_w, buffer[rows_at:sums_at],
-                       buffer[sums_at:wide_at], v)
+        for s in range(planes):
+            n, py = (first_plane + s) // dil_h, (first_plane + s) % dil_h
+            transform_band(x[n, group * c_in:(group + 1) * c_in], pad_h, pad_w, dil_h, dil_w,
+                           py, ti0, rows_here, tiles_w, buffer[rows_at:sums_at],
+                           buffer[sums_at:wide_at], v,
+                           s * plane_step, (s + 1) * plane_step if s < planes - 1 else v_row)
         flat_v = v.reshape(16, c_in * v_row)
         wide = buffer[wide_at:wide_at + 4 * tiles].reshape(2, 2 * tiles)
-        length = rows_here * (tiles_w + 1) * dil_w
+        length = (planes - 1) * plane_step + rows_here * per_row
         u = weights[group]
         first_out = group * c_out
         for o0 in range(0, c_out, block_out):
@@ -340,5 +376,8 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scra
                                      products[block - 1], length)
             for k in range(block):
                 o = first_out + o0 + k
-                untransform_band(m, k, b[o], dil_h, dil_w, py, ti0, rows_here, tiles_w,
-                                 wide[0], wide[1], y[n, o])
+                untransform_tiles(m, k, b[o], length, wide[0], wide[1])
+                for s in range(planes):
+                    n, py = (first_plane + s) // dil_h, (first_plane + s) % dil_h
+                    output_rows(wide[0], wide[1], s * plane_step, dil_h, dil_w, py, ti0,
+                                rows_here, tiles_w, y[n, o])
