@@ -241,8 +241,10 @@ PANEL_COLUMNS = 32
 # 1.28x, 3 -> 25 channels on 31 px 1.22x; AVX2 4 and 8 channels 1.07x, 1.17x, 5x5 of 3
 # 1.13x, the 7x7 stem (147 taps) 1.26x, but 3x3 of 3 (27 taps) 0.93x. The same product
 # in the input gradient (depth: output channels), stride-2 3x3 dx: AVX2 32 -> 64 channels
-# on 14 px 1.28x, 64 -> 128 on 32 px 1.17x, but 16 -> 32 on 28 px 0.97x.
-MIN_DEPTH_FOR_TILES = 18 if MASKED_VECTORS else 36
+# on 14 px 1.28x, 64 -> 128 on 32 px 1.17x, but 16 -> 32 on 28 px 0.97x. On a real AVX2
+# CPU (AMD Zen 3, 2026-12-06, ab.py, median of 21 and 31) 3x3 of 3 won: 3 -> 25 channels
+# on 31 px 1.05x and 1.19x, 3 -> 16 1.01x; 2 channels (18 taps) lost there (0.95x).
+MIN_DEPTH_FOR_TILES = 18 if MASKED_VECTORS else 27
 MIN_PANELS_FOR_TILES = 2  # a panel's worth of rows of a or more, twice
 
 
