@@ -186,6 +186,22 @@ def test_patches_are_gathered_alike_by_taps_and_by_column_phases(planes, kernel,
         assert np.isnan(patches[:, :start]).all() and np.isnan(patches[:, start + length:]).all()
 
 
+def _winograd_matches_reference(x, w, b, padding, dilation, dtype, rng):
+    """(y, dy, dx): Winograd's forward and input gradient (for a random dy) of a 3x3 stride-1
+    convolution, checked against the reference."""
+    from fastbp.reference import conv as conv_ref
+
+    y = F.conv2d(x, w, b, 1, padding, dilation, family="winograd")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = F.conv2d_backward(dy, x, w, 1, padding, dilation, family="winograd")[0]
+    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
+    assert_matches(y, conv_ref.conv2d_dilated_grouped(x64, w64, b64, 1, padding, dilation),
+                   dtype)
+    assert_matches(dx, conv_ref.conv2d_dilated_grouped_backward(dy64, x64, w64, 1, padding,
+                                                                dilation)[0], dtype)
+    return y, dy, dx
+
+
 @pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
 @pytest.mark.parametrize("x_shape,c_out,dilation,padding,stack", [
     ((43, 5, 7, 9), 6, 1, 1, 5),  # 9 bands of 5 planes of 4 x 6 tiles, the last of 3
@@ -201,20 +217,12 @@ def test_winograd_stacks_small_planes_with_the_bits_of_each_alone(x_shape, c_out
     in their loop's scalar remainder, as a bounds-checked build does)."""
     from fastbp.kernels.conv2d_winograd import MIN_STACKS, tiling
     from fastbp.kernels.packed import product_tile
-    from fastbp.reference import conv as conv_ref
 
     monkeypatch.setattr(table, "MIN_DEPTH_FOR_WINOGRAD_TILES", 1 if tiles else 10**9)
     x, w, b = _data(rng, x_shape, (c_out, 3, 3), dtype)
-    y = F.conv2d(x, w, b, 1, padding, dilation, family="winograd")
+    y, dy, dx = _winograd_matches_reference(x, w, b, padding, dilation, dtype, rng)
     dil_h, dil_w = (dilation, dilation) if isinstance(dilation, int) else dilation
     assert MIN_STACKS == 8 and tiling(*y.shape[2:], dil_h, dil_w, x_shape[0])[3] == stack
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    dx = F.conv2d_backward(dy, x, w, 1, padding, dilation, family="winograd")[0]
-    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
-    assert_matches(y, conv_ref.conv2d_dilated_grouped(x64, w64, b64, 1, padding, dilation),
-                   dtype)
-    assert_matches(dx, conv_ref.conv2d_dilated_grouped_backward(dy64, x64, w64, 1, padding,
-                                                                dilation)[0], dtype)
     if tiles and product_tile(dtype) is not None:
         same = np.testing.assert_array_equal
     else:
@@ -237,19 +245,11 @@ def test_winograd_products_in_tiles_or_shifted_sums_match_reference(x_shape, c_o
     """Winograd's 16 products run in the dense tiles (where the CPU has a tile for the
     dtype) or as shifted sums: both forms give the reference's forward and input gradient."""
     from fastbp.kernels.packed import product_tile
-    from fastbp.reference import conv as conv_ref
 
     monkeypatch.setattr(table, "MIN_DEPTH_FOR_WINOGRAD_TILES", 1 if tiles else 10**9)
     assert table.winograd_by_tiles(x_shape[1], dtype) is (tiles and product_tile(dtype) is not None)
     x, w, b = _data(rng, x_shape, (c_out, 3, 3), dtype)
-    y = F.conv2d(x, w, b, 1, dilation, dilation, family="winograd")
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    dx = F.conv2d_backward(dy, x, w, 1, dilation, dilation, family="winograd")[0]
-    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
-    assert_matches(y, conv_ref.conv2d_dilated_grouped(x64, w64, b64, 1, dilation, dilation),
-                   dtype)
-    assert_matches(dx, conv_ref.conv2d_dilated_grouped_backward(dy64, x64, w64, 1, dilation,
-                                                                dilation)[0], dtype)
+    _winograd_matches_reference(x, w, b, dilation, dilation, dtype, rng)
 
 
 @pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
