@@ -35,7 +35,7 @@ pay (``in_place``: a product with a short side, such as a layer's weights at bat
 from functools import lru_cache
 
 import numpy as np
-from numba import get_num_threads, njit, prange, set_parallel_chunksize, uint64
+from numba import njit, prange, uint64
 from numba.extending import overload
 from numba.np.numpy_support import carray
 
@@ -143,15 +143,6 @@ def _tile(rows, cols, a_in_place, b_at_offsets=False):
     return tile
 
 
-#: The product's tiles go to the threads in this many chunks per thread, not numba's one: a
-#: thread late to numba's TBB pool (a task arena per call) still takes its share of the
-#: rest. Which thread computes a tile does not change its sums. AMD Zen 3, float32, packed
-#: panels alone, us one / two threads, one chunk a thread -> 8, alternating, three runs of
-#: 21-31 rounds: 256 x 128 x 256 191-205 / 124-131 -> 115-118, 256 x 256 x 128 188-196 /
-#: 110-127 -> 103-114, 64 x 256 x 784 289-291 / 164-193 -> 155-172, one thread the same.
-CHUNKS_PER_THREAD = 8
-
-
 @lru_cache(maxsize=None)
 def tile_kernels(rows, cols):
     """(tile, product) compiled for a ``rows`` x ``cols`` tile of sums: the tile on a packed
@@ -167,10 +158,7 @@ def tile_kernels(rows, cols):
         panel q (its columns q * cols onwards), for q < b_full: at ``q * b_panel`` of b
         with steps b_step; then b_last."""
         p_count = (out.shape[0] + rows - 1) // rows
-        jobs = p_count * ((out.shape[1] + cols - 1) // cols)
-        chunk = max(1, jobs // (CHUNKS_PER_THREAD * get_num_threads()))
-        previous = set_parallel_chunksize(chunk)
-        for job in prange(jobs):
+        for job in prange(p_count * ((out.shape[1] + cols - 1) // cols)):
             q, p = job // p_count, job % p_count
             if q < b_full:
                 b_source, b_at, step = b, q * b_panel, b_step
@@ -184,7 +172,6 @@ def tile_kernels(rows, cols):
                               accumulate)
             else:
                 tile(a, m0 * depth, 0, b_source, b_at, step, depth, out, m0, n0, accumulate)
-        set_parallel_chunksize(previous)
 
     return tile, product
 
