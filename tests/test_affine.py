@@ -233,15 +233,17 @@ def test_packed_tile_by_instruction_set_and_dtype():
 
 def test_dense_products_take_panels_when_every_side_is_long():
     """affine.packs: 10 outputs, or under 2.5 M multiply-adds, keep the unpacked kernels; a
-    side of 64 (batch 64, or dw's depth at batch 64) packs with AVX-512 only. The rule
-    depends on shapes and dtype only, never on threads."""
+    side of 64 (batch 64, or dw's depth at batch 64) packs from 2.5 M multiply-adds with
+    AVX-512, from 8 M with AVX2. The rule depends on shapes and dtype only, never on
+    threads."""
     from fastbp.kernels.affine import packs
     from fastbp.kernels.isa import MASKED_VECTORS
     from fastbp.kernels.packed import product_tile
 
     assert packs(256, 256, 256, np.float32)
-    assert packs(64, 256, 784, np.float32) is MASKED_VECTORS
-    assert packs(256, 784, 64, np.float32) is MASKED_VECTORS
+    assert packs(64, 256, 784, np.float32)  # 12.8 M
+    assert packs(256, 784, 64, np.float32)
+    assert packs(64, 120, 400, np.float32) is MASKED_VECTORS  # 3.1 M
     assert not packs(64, 256, 128, np.float32)  # 2.1 M
     assert not packs(256, 10, 128, np.float32)
     assert packs(256, 256, 256, np.float64) == (product_tile(np.float64) is not None)

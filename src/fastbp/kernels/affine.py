@@ -1,15 +1,15 @@
 """Affine (dense) layer kernels, row-per-sample: ``y = x @ w.T + b``.
 
-Shapes: x (N, Din), w (Dout, Din), b (Dout,), y (N, Dout). A product whose every side is
-at least ``MIN_SIDE_FOR_PACKED`` runs on packed panels (``packed.packed_product``, where
-the CPU and dtype have a tile); smaller ones, where packing both operands would cost
-more than it saves, as follows. The forward product is ``gemm_nt`` (dot products over
-the contiguous Din), split into tiles of ``TILE_ROWS`` x ``TILE_COLS`` output cells
-(multiples of the micro-kernel's 4 x 2 tile), one tile per iteration. The backward
-products sum over the batch (dw) or over Dout (dx). When that depth is at most
-``MAX_DEPTH_FOR_ROWS``, too short for dot products to pay for their final sums, they add
-whole rows instead (``parallel_gemm_nn``); deeper, they transpose one operand and use
-``gemm_nt``. Scratch comes from ``workspace`` (a new one when None).
+Shapes: x (N, Din), w (Dout, Din), b (Dout,), y (N, Dout). A product whose every side is at
+least ``MIN_SIDE_FOR_PACKED``, of ``MIN_WORK_FOR_PACKED`` multiply-adds or more, runs on
+packed panels (``packed.packed_product``, where the CPU and dtype have a tile); smaller
+ones, where packing both operands would cost more than it saves, as follows. The forward
+product is ``gemm_nt`` (dot products over the contiguous Din), split into tiles of
+``TILE_ROWS`` x ``TILE_COLS`` output cells (multiples of the micro-kernel's 4 x 2 tile), one
+tile per iteration. The backward products sum over the batch (dw) or over Dout (dx). When
+that depth is at most ``MAX_DEPTH_FOR_ROWS``, too short for dot products to pay for their
+final sums, they add whole rows instead (``parallel_gemm_nn``); deeper, they transpose one
+operand and use ``gemm_nt``. Scratch comes from ``workspace`` (a new one when None).
 """
 
 import numpy as np
@@ -36,10 +36,13 @@ MAX_DEPTH_FOR_ROWS = 256
 # after: 784 -> 256 batch 64 283/335/324 -> 177/224/208 and 156/184/190 -> 123/137/144;
 # 400 -> 120 batch 256 1.4-1.6x and 1.1-1.4x; under 2.5 M multiply-adds the two threads lose
 # more than one gains (256 -> 128 batch 64: one 1.2x, two 0.85x; 120 -> 84: 0.95x, 0.65x).
-# AVX2 (as-avx2 on the same machine) left at 256: 784 -> 256 batch 64 alone 1.1-1.2x, but
-# the MLP step at batch 64 0.94-0.96x.
-MIN_SIDE_FOR_PACKED = 64 if MASKED_VECTORS else 256
-MIN_WORK_FOR_PACKED = 2_500_000  # multiply-adds
+# AVX2 (AMD Zen 3, one core, 2026-12-06, unpacked / packed, alternating): dx packs well
+# from 2.5 M (1.1-1.8x), but below 8 M the forward and dw lose (64 x 400 -> 120 0.90x and
+# 0.84-0.90x, 64 x 784 -> 128 0.83-0.90x / 0.95x); from 8 M all three pass or win (784 ->
+# 256 batch 64 1.09-1.18x / 1.14-1.21x / 1.14-1.18x, 256 -> 128 batch 256 0.96-1.09x /
+# 1.43-1.80x / 1.06-1.11x).
+MIN_SIDE_FOR_PACKED = 64
+MIN_WORK_FOR_PACKED = 2_500_000 if MASKED_VECTORS else 8_000_000  # multiply-adds
 
 
 def packs(m, n, k, dtype):
