@@ -36,11 +36,10 @@ MAX_DEPTH_FOR_ROWS = 256
 # after: 784 -> 256 batch 64 283/335/324 -> 177/224/208 and 156/184/190 -> 123/137/144;
 # 400 -> 120 batch 256 1.4-1.6x and 1.1-1.4x; under 2.5 M multiply-adds the two threads lose
 # more than one gains (256 -> 128 batch 64: one 1.2x, two 0.85x; 120 -> 84: 0.95x, 0.65x).
-# AVX2 (AMD Zen 3, one core, 2026-12-06, unpacked / packed, alternating): dx packs well
-# from 2.5 M (1.1-1.8x), but below 8 M the forward and dw lose (64 x 400 -> 120 0.90x and
-# 0.84-0.90x, 64 x 784 -> 128 0.83-0.90x / 0.95x); from 8 M all three pass or win (784 ->
-# 256 batch 64 1.09-1.18x / 1.14-1.21x / 1.14-1.18x, 256 -> 128 batch 256 0.96-1.09x /
-# 1.43-1.80x / 1.06-1.11x).
+# AVX2 (AMD Zen 3, one core, 2026-12-06, unpacked / packed, alternating): below 8 M the
+# forward and dw lose (64 x 400 -> 120 0.90x and 0.84-0.90x, 64 x 784 -> 128 0.83-0.90x /
+# 0.95x; dx 0.94-1.34x); from 8 M all three pass or win (784 -> 256 batch 64 1.09-1.18x /
+# 1.14-1.21x / 1.14-1.18x, 256 -> 128 batch 256 0.96-1.09x / 1.43-1.80x / 1.06-1.11x).
 MIN_SIDE_FOR_PACKED = 64
 MIN_WORK_FOR_PACKED = 2_500_000 if MASKED_VECTORS else 8_000_000  # multiply-adds
 
