@@ -249,6 +249,40 @@ def test_dense_products_take_panels_when_every_side_is_long():
     assert packs(256, 256, 256, np.float64) == (product_tile(np.float64) is not None)
 
 
+@pytest.mark.parametrize("n, d_in, d_out", [(4, 8, 8), (64, 128, 10), (30, 300, 7)])
+def test_small_products_run_serially_with_the_parallel_bits(n, d_in, d_out, dtype, rng,
+                                                             monkeypatch):
+    """A product under ``MIN_WORK_FOR_THREADS`` multiply-adds runs on the calling thread (the
+    kernel's serial twin): the same sums in the same order as the parallel kernel. Shapes
+    cover the rows form (depth <= 256) and the dot products (300 deep)."""
+    from fastbp.kernels import affine
+    from fastbp.kernels._jit import serial_twin
+
+    assert affine.for_work(affine.parallel_gemm_nt, affine.MIN_WORK_FOR_THREADS - 1) is \
+        serial_twin(affine.parallel_gemm_nt)
+    assert affine.for_work(affine.parallel_gemm_nn, affine.MIN_WORK_FOR_THREADS) is \
+        affine.parallel_gemm_nn
+    x = rng.standard_normal((n, d_in)).astype(dtype)
+    w = rng.standard_normal((d_out, d_in)).astype(dtype)
+    b = rng.standard_normal(d_out).astype(dtype)
+    dy = rng.standard_normal((n, d_out)).astype(dtype)
+
+    def passes():
+        y, dx = np.empty((n, d_out), dtype), np.empty((n, d_in), dtype)
+        dw, db = np.empty((d_out, d_in), dtype), np.empty(d_out, dtype)
+        affine.affine_forward(x, w, b, y)
+        affine.affine_backward_input(dy, w, dx)
+        affine.affine_backward_params(dy, x, dw, db)
+        return y, dx, dw, db
+
+    serial = passes()
+    monkeypatch.setattr(affine, "MIN_WORK_FOR_THREADS", 0)
+    for got, want in zip(passes(), serial):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(serial[0], x.astype(np.float64) @ w.T + b,
+                               rtol=1e-4, atol=1e-4 * np.sqrt(d_in))
+
+
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("m, k, n", [(50, 300, 70), (64, 130, 90), (16, 40, 64)])
 @pytest.mark.parametrize("accumulate", [False, True])

@@ -52,7 +52,12 @@ def with_serial_twin(parallel):
     return parallel
 
 
+def serial_twin(parallel):
+    """The serial twin registered for ``parallel`` (``with_serial_twin``)."""
+    return _SERIAL_TWINS[parallel]
+
+
 def for_size(parallel, size):
     """``parallel``, or its serial twin when the call touches fewer than ``PARALLEL_MIN``
     elements."""
-    return parallel if size >= PARALLEL_MIN else _SERIAL_TWINS[parallel]
+    return parallel if size >= PARALLEL_MIN else serial_twin(parallel)

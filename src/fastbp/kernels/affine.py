@@ -9,13 +9,14 @@ product is ``gemm_nt`` (dot products over the contiguous Din), split into tiles 
 tile per iteration. The backward products sum over the batch (dw) or over Dout (dx). When
 that depth is at most ``MAX_DEPTH_FOR_ROWS``, too short for dot products to pay for their
 final sums, they add whole rows instead (``parallel_gemm_nn``); deeper, they transpose one
-operand and use ``gemm_nt``. Scratch comes from ``workspace`` (a new one when None).
+operand and use ``gemm_nt``. A product of fewer than ``MIN_WORK_FOR_THREADS`` multiply-adds
+runs on the calling thread. Scratch comes from ``workspace`` (a new one when None).
 """
 
 import numpy as np
 from numba import prange
 
-from ._jit import for_size, reduction_kernel, with_serial_twin
+from ._jit import for_size, reduction_kernel, serial_twin, with_serial_twin
 from .gemm import gemm_nt, transpose
 from .isa import MASKED_VECTORS
 from .packed import in_place, packed_product, product_tile
@@ -44,12 +45,27 @@ MIN_SIDE_FOR_PACKED = 64
 MIN_WORK_FOR_PACKED = 2_500_000 if MASKED_VECTORS else 8_000_000  # multiply-adds
 
 
+# Waking the thread pool costs ~3.6 us at one thread and ~5 us at two (more on a busy VM),
+# and a short product gains nothing from it. AMD Zen 3, us parallel / serial (fwd, dx, dw),
+# one thread: 4 x 8 -> 8 8.5 / 4.8, 5.9 / 2.9, 3.6 / 1.9; 64 x 128 -> 10 9.1 / 7.5, 13.8 /
+# 11.2, 8.0 / 6.3; two threads: 64 x 128 -> 10 28.1 / 14.0, 34.1 / 18.3, 24.4 / 10.9; 256 x
+# 128 -> 10 (328 K) 35.1 / 43.0, 64.5 / 52.7, 43.2 / 35.4.
+MIN_WORK_FOR_THREADS = 262_144  # multiply-adds: a smaller product runs on the calling thread
+
+
+def for_work(parallel, work):
+    """``parallel``, or its serial twin for a product of fewer than ``MIN_WORK_FOR_THREADS``
+    multiply-adds (``work``)."""
+    return parallel if work >= MIN_WORK_FOR_THREADS else serial_twin(parallel)
+
+
 def packs(m, n, k, dtype):
     """Whether out (m, n) = a (m, k) @ b (k, n) runs on packed panels."""
     return (min(m, n, k) >= MIN_SIDE_FOR_PACKED and m * n * k >= MIN_WORK_FOR_PACKED
             and product_tile(dtype) is not None)
 
 
+@with_serial_twin
 @reduction_kernel
 def parallel_gemm_nt(a, b, out, accumulate):
     """out (M, P) (+)= a (M, K) @ b (P, K).T, parallel over output tiles; with
@@ -75,6 +91,7 @@ def rows_per_job(width, itemsize, masked_vectors=MASKED_VECTORS):
     return 2
 
 
+@with_serial_twin
 @reduction_kernel
 def parallel_gemm_nn(a, b, out, accumulate, per_job):
     """out (M, D) (+)= a[:, :K] @ b (K, D), as sums of whole rows of b (added to out with
@@ -155,7 +172,7 @@ def affine_forward(x, w, b, y, workspace=None):
         else:
             packed_product(x, w.T, y, False, workspace)
     else:
-        parallel_gemm_nt(x, w, y, False)
+        for_work(parallel_gemm_nt, y.size * x.shape[1])(x, w, y, False)
     for_size(add_bias, y.size)(y, b)
 
 
@@ -169,14 +186,15 @@ def affine_backward_input(dy, w, dx, workspace=None):
     if d_out > MAX_DEPTH_FOR_ROWS:
         w_t = workspace.array("w.T", w.shape[::-1], w.dtype)
         transpose(w, w_t)
-        parallel_gemm_nt(dy, w_t, dx, False)
+        for_work(parallel_gemm_nt, dx.size * d_out)(dy, w_t, dx, False)
         return
     coef = dy
     if d_out % 4:
         coef = workspace.array("dy padded", (n, in_fours(d_out)), dy.dtype)
         coef[:, :d_out] = dy
         coef[:, d_out:] = 0
-    parallel_gemm_nn(coef, w, dx, False, rows_per_job(w.shape[1], w.itemsize))
+    for_work(parallel_gemm_nn, dx.size * d_out)(coef, w, dx, False,
+                                               rows_per_job(w.shape[1], w.itemsize))
 
 
 def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
@@ -194,12 +212,14 @@ def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
         x_t = workspace.array("x.T", x.shape[::-1], x.dtype)
         transpose(dy, dy_t)
         transpose(x, x_t)
-        parallel_gemm_nt(dy_t, x_t, dw, accumulate)
+        for_work(parallel_gemm_nt, dw.size * n)(dy_t, x_t, dw, accumulate)
         return
     if n % 4 == 0:  # the coefficients are read one at a time: a strided view will do
-        parallel_gemm_nn(dy.T, x, dw, accumulate, rows_per_job(x.shape[1], x.itemsize))
+        for_work(parallel_gemm_nn, dw.size * n)(dy.T, x, dw, accumulate,
+                                              rows_per_job(x.shape[1], x.itemsize))
         return
     dy_t = workspace.array("dy.T padded", (d_out, in_fours(n)), dy.dtype)
     dy_t[:, :n] = dy.T
     dy_t[:, n:] = 0
-    parallel_gemm_nn(dy_t, x, dw, accumulate, rows_per_job(x.shape[1], x.itemsize))
+    for_work(parallel_gemm_nn, dw.size * n)(dy_t, x, dw, accumulate,
+                                          rows_per_job(x.shape[1], x.itemsize))
