@@ -49,7 +49,7 @@ Each job writes only its own output cells, so results do not depend on the threa
 import numpy as np
 from numba import get_thread_id, prange, uint64
 
-from ._jit import reduction_kernel, serial_kernel
+from ._jit import inline_kernel, reduction_kernel, serial_kernel
 from .packed import into_panels, panel_row_length, tile_rows, tiles_product
 from .runs import copy_run, gather_run, scatter_run, zero
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
@@ -71,6 +71,19 @@ BLOCK_OUT = 8  # output channels whose shifted sums are transformed back while i
 PANELS_PER_BLOCK = 4  # the same in tile panels (32 channels with AVX-512's 8 x 32 tiles)
 
 
+@inline_kernel
+def row_tiles(tiles_w, dil_w):
+    """Tiles in one tile row of a band, the virtual ones included: TW + 1 per column
+    phase."""
+    return (tiles_w + 1) * dil_w
+
+
+@inline_kernel
+def stacked_plane(index, dil_h):
+    """(n, py): the sample and row phase of a band's stacked plane ``index``."""
+    return index // dil_h, index % dil_h
+
+
 @serial_kernel
 def tiling(out_h, out_w, dil_h, dil_w, n_batch=1):
     """(TH, TW, rows per band, planes per band, T): the 2x2 tiles covering a phase of an
@@ -80,7 +93,7 @@ def tiling(out_h, out_w, dil_h, dil_w, n_batch=1):
     row)."""
     tiles_h = ((out_h + dil_h - 1) // dil_h + 1) // 2
     tiles_w = ((out_w + dil_w - 1) // dil_w + 1) // 2
-    per_row = (tiles_w + 1) * dil_w
+    per_row = row_tiles(tiles_w, dil_w)
     most = max(1, min(tiles_h, TARGET_TILES // per_row))
     bands = (tiles_h + most - 1) // most
     band_rows = (tiles_h + bands - 1) // bands  # as even as the bands can be
@@ -112,7 +125,7 @@ def winograd_layout(c_in, c_out, out_h, out_w, dil_h=1, dil_w=1, panel_rows=0, n
     zeros; at ``sums``, their column transforms (2, 4, (rows + 1) * (TW + 1) * dil_w); at
     ``wide``, two output rows per tile row (2, 2 * T)."""
     _, tiles_w, band_rows, _, tiles = tiling(out_h, out_w, dil_h, dil_w, n_batch)
-    per_row = (tiles_w + 1) * dil_w
+    per_row = row_tiles(tiles_w, dil_w)
     products = line_up(16 * c_in * panel_row_length(tiles))
     rows = products + line_up(16 * output_block(c_out, panel_rows) * tiles)
     sums = rows + line_up(2 * (band_rows + 1) * 2 * per_row + 2)
@@ -213,7 +226,7 @@ def transform_band(x_n, pad_h, pad_w, dil_h, dil_w, py, ti0, band_rows, tiles_w,
     rows [ti0, ti0 + band_rows) of row phase py of x_n (C, H, W), tile t = (ti - ti0) *
     (TW + 1) * dil_w + px * (TW + 1) + tj, zeros from past the band's tiles to end; rows
     and sums are scratch (``winograd_layout``)."""
-    per_row = (tiles_w + 1) * dil_w
+    per_row = row_tiles(tiles_w, dil_w)
     padded_w = 2 * per_row
     phase_w = 2 * (tiles_w + 1)  # padded columns of one column phase
     height, width = x_n.shape[1], x_n.shape[2]
@@ -283,7 +296,7 @@ def output_rows(top, bottom, at, dil_h, dil_w, py, ti0, band_rows, tiles_w, y_pl
     untransformed tiles at + t (``untransform_tiles``); cells beyond OH or OW (and virtual
     tiles) are dropped."""
     out_h, out_w = y_plane.shape
-    per_row = (tiles_w + 1) * dil_w
+    per_row = row_tiles(tiles_w, dil_w)
     for j in range(band_rows):
         r = py + 2 * (ti0 + j) * dil_h
         start = 2 * (at + j * per_row)
@@ -336,7 +349,7 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scra
     bands = (tiles_h + band_rows - 1) // band_rows
     n_planes = n_batch * dil_h
     stacks = (n_planes + stack - 1) // stack
-    per_row = (tiles_w + 1) * dil_w
+    per_row = row_tiles(tiles_w, dil_w)
     plane_step = band_rows * per_row  # tiles from one stacked plane to the next
     offsets = row_offsets(c_in, v_row, in_fours(c_in))
     for job in prange(groups * stacks * bands):
@@ -347,7 +360,7 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scra
         buffer = scratch[get_thread_id()]
         v = buffer[:16 * c_in * v_row].reshape(16, c_in, v_row)
         for s in range(planes):
-            n, py = (first_plane + s) // dil_h, (first_plane + s) % dil_h
+            n, py = stacked_plane(first_plane + s, dil_h)
             transform_band(x[n, group * c_in:(group + 1) * c_in], pad_h, pad_w, dil_h, dil_w,
                            py, ti0, rows_here, tiles_w, buffer[rows_at:sums_at],
                            buffer[sums_at:wide_at], v,
@@ -378,6 +391,6 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scra
                 o = first_out + o0 + k
                 untransform_tiles(m, k, b[o], length, wide[0], wide[1])
                 for s in range(planes):
-                    n, py = (first_plane + s) // dil_h, (first_plane + s) % dil_h
+                    n, py = stacked_plane(first_plane + s, dil_h)
                     output_rows(wide[0], wide[1], s * plane_step, dil_h, dil_w, py, ti0,
                                 rows_here, tiles_w, y[n, o])
