@@ -57,7 +57,7 @@ def serial_twin(parallel):
     return _SERIAL_TWINS[parallel]
 
 
-def for_size(parallel, size):
-    """``parallel``, or its serial twin when the call touches fewer than ``PARALLEL_MIN``
-    elements."""
-    return parallel if size >= PARALLEL_MIN else serial_twin(parallel)
+def for_size(parallel, size, minimum=PARALLEL_MIN):
+    """``parallel``, or its serial twin when the call's ``size`` (by default elements
+    touched) is under ``minimum``."""
+    return parallel if size >= minimum else serial_twin(parallel)

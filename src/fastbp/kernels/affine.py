@@ -16,7 +16,7 @@ runs on the calling thread. Scratch comes from ``workspace`` (a new one when Non
 import numpy as np
 from numba import prange
 
-from ._jit import for_size, reduction_kernel, serial_twin, with_serial_twin
+from ._jit import for_size, reduction_kernel, with_serial_twin
 from .gemm import gemm_nt, transpose
 from .isa import MASKED_VECTORS
 from .packed import in_place, packed_product, product_tile
@@ -56,7 +56,7 @@ MIN_WORK_FOR_THREADS = 262_144  # multiply-adds: a smaller product runs on the c
 def for_work(parallel, work):
     """``parallel``, or its serial twin for a product of fewer than ``MIN_WORK_FOR_THREADS``
     multiply-adds (``work``)."""
-    return parallel if work >= MIN_WORK_FOR_THREADS else serial_twin(parallel)
+    return for_size(parallel, work, MIN_WORK_FOR_THREADS)
 
 
 def packs(m, n, k, dtype):
@@ -214,12 +214,10 @@ def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
         transpose(x, x_t)
         for_work(parallel_gemm_nt, dw.size * n)(dy_t, x_t, dw, accumulate)
         return
-    if n % 4 == 0:  # the coefficients are read one at a time: a strided view will do
-        for_work(parallel_gemm_nn, dw.size * n)(dy.T, x, dw, accumulate,
-                                              rows_per_job(x.shape[1], x.itemsize))
-        return
-    dy_t = workspace.array("dy.T padded", (d_out, in_fours(n)), dy.dtype)
-    dy_t[:, :n] = dy.T
-    dy_t[:, n:] = 0
-    for_work(parallel_gemm_nn, dw.size * n)(dy_t, x, dw, accumulate,
+    coef = dy.T  # the coefficients are read one at a time: a strided view will do
+    if n % 4:
+        coef = workspace.array("dy.T padded", (d_out, in_fours(n)), dy.dtype)
+        coef[:, :n] = dy.T
+        coef[:, n:] = 0
+    for_work(parallel_gemm_nn, dw.size * n)(coef, x, dw, accumulate,
                                           rows_per_job(x.shape[1], x.itemsize))
