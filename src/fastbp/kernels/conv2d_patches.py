@@ -21,7 +21,7 @@ rows of the dots form instead (``conv2d.weight_grad_by_tiles``).
 """
 
 import numpy as np
-from numba import get_thread_id, prange
+from numba import get_thread_id, prange, uint64
 
 from ._jit import reduction_kernel, serial_kernel
 from .gemm import copy_transposed, dots_at, gemm_nt, transpose
@@ -601,23 +601,26 @@ def patches_tiles_partial_shape(n_batch, c_out, n_taps):
 @serial_kernel
 def pack_block_panels(flat_dy, n0, n1, start, segment, panels):
     """panels (P, L * R): positions [start, start + segment) of samples [n0, n1) of flat_dy
-    (N, O, OH*OW), side by side (L of them), in panels of R channels:
-    ``panels[o // R, l * R + o % R]``, zero past O."""
+    (N, O, OH*OW), side by side (L of them), in panels of R = ``tile_rows`` channels:
+    ``panels[o // R, l * R + o % R]``, zero past O. R a constant and the R channels of a
+    panel innermost, so that each position's R values are stored together (transposed 4x4
+    stride 2, 64x32x16x16 -> 16, the backward's 64 samples: 0.36 -> 0.11 ms, AMD Zen 3)."""
     c_out = flat_dy.shape[1]
-    rows = panels.shape[1] // ((n1 - n0) * segment)
+    rows = tile_rows(flat_dy)
     for p in range(panels.shape[0]):
-        panel = panels[p]
-        for r in range(rows):
-            o = p * rows + r
-            for n in range(n0, n1):
-                at = (n - n0) * segment * rows + r
-                if o < c_out:
-                    src = flat_dy[n, o]
-                    for j in range(segment):
-                        panel[at + j * rows] = src[start + j]
-                else:
-                    for j in range(segment):
-                        panel[at + j * rows] = 0
+        panel, o0 = panels[p], p * rows
+        for n in range(n0, n1):
+            at = uint64((n - n0) * segment * rows)
+            if o0 + rows <= c_out:
+                block = flat_dy[n, o0:o0 + rows]
+                for j in range(uint64(segment)):
+                    for r in range(rows):
+                        panel[at + j * uint64(rows) + uint64(r)] = block[r, uint64(start) + j]
+                continue
+            for j in range(segment):
+                for r in range(rows):
+                    o = o0 + r
+                    panel[at + j * rows + r] = flat_dy[n, o, start + j] if o < c_out else 0
 
 
 @reduction_kernel
