@@ -414,8 +414,12 @@ def _panel_tiles(rows, cols):
         a_flat, b_flat, b_step = a_panels.reshape(-1), b.reshape(-1), b.shape[1]
         for q in range((length + cols - 1) // cols):
             for p in range(a_panels.shape[0]):
-                micro_kernel(a_flat, p * depth * rows, 0, b_flat, q * cols, b_step, depth, out,
-                             p * rows, q * cols, accumulate)
+                if accumulate:  # a constant for each call: see tile_kernels
+                    micro_kernel(a_flat, p * depth * rows, 0, b_flat, q * cols, b_step, depth,
+                                 out, p * rows, q * cols, True)
+                else:
+                    micro_kernel(a_flat, p * depth * rows, 0, b_flat, q * cols, b_step, depth,
+                                 out, p * rows, q * cols, False)
 
     return tiles
 
@@ -430,8 +434,12 @@ def _tiles_at(rows, cols):
         a_flat, depth = a_panels.reshape(-1), offsets.shape[0]
         for q in range((out.shape[1] + cols - 1) // cols):
             for p in range(a_panels.shape[0]):
-                micro_kernel(a_flat, p * depth * rows, 0, b, b_at + q * cols, offsets, depth,
-                             out, p * rows, q * cols, accumulate)
+                if accumulate:
+                    micro_kernel(a_flat, p * depth * rows, 0, b, b_at + q * cols, offsets,
+                                 depth, out, p * rows, q * cols, True)
+                else:
+                    micro_kernel(a_flat, p * depth * rows, 0, b, b_at + q * cols, offsets,
+                                 depth, out, p * rows, q * cols, False)
 
     return tiles
 
