@@ -320,3 +320,38 @@ def test_gemm_nn_adds_rows_four_at_a_time(m, k, length, dtype, rng):
     gemm.gemm_nn(shifted.in_four_columns(a), b, length, out)
     assert_matches(out[:, :length], a.astype(np.float64) @ b[:, :length].astype(np.float64), dtype)
     assert (out[:, length:] == 7.0).all()
+
+
+# A packed product compiled in one process, then run in another on the same on-disk cache.
+CACHED_PRODUCT = """
+import numpy as np
+from fastbp.kernels.packed import packed_product, product_tile, tile_kernels
+tile = (3, 32)  # AVX2's float32 tile; any tile compiles on any CPU
+a, b = np.ones((70, 40), np.float32), np.ones((40, 50), np.float32)
+out = np.zeros((70, 50), np.float32)
+packed_product(a, b, out, tile=tile)
+assert (out == 40).all()
+stats = tile_kernels(*tile, False)[1].stats  # the call packed_product makes
+print(len(stats.cache_hits), len(stats.cache_misses))
+"""
+
+
+@pytest.mark.slow
+def test_the_packed_product_is_compiled_once_not_in_every_process(tmp_path):
+    """numba keys a cached closure by the values it closes over; a product that closed over
+    its tile functions (dispatchers, which differ from process to process) missed the cache
+    and was compiled again by every process that used a dense layer (~1.5 s)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "FASTBP_NUMBA_CACHE"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+
+    def hits_and_misses():
+        done = subprocess.run([sys.executable, "-c", CACHED_PRODUCT], env=env,
+                              capture_output=True, text=True, timeout=600, check=True)
+        return tuple(int(v) for v in done.stdout.split())
+
+    assert hits_and_misses() == (0, 1)
+    assert hits_and_misses() == (1, 0)

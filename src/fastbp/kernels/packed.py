@@ -35,7 +35,7 @@ pay (``in_place``: a product with a short side, such as a layer's weights at bat
 from functools import lru_cache
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import njit, prange, types, uint64
 from numba.extending import overload
 from numba.np.numpy_support import carray
 
@@ -144,12 +144,36 @@ def _tile(rows, cols, a_in_place, b_at_offsets=False):
     return tile
 
 
+def micro_tile(rows, cols, a_in_place, a, a_at, a_row, b, b_at, b_step, depth, out, m0, n0,
+               accumulate):
+    """``_tile(rows, cols, a_in_place)``'s micro-kernel called with the rest of the
+    arguments, for numba code whose rows, cols and a_in_place are constants."""
+    raise NotImplementedError("micro_tile is compiled into numba kernels")
+
+
+@overload(micro_tile, prefer_literal=True)
+def _micro_tile(rows, cols, a_in_place, a, a_at, a_row, b, b_at, b_step, depth, out, m0, n0,
+                accumulate):
+    if not all(isinstance(v, types.Literal) for v in (rows, cols, a_in_place)):
+        return None
+    kernel = _tile(rows.literal_value, cols.literal_value, a_in_place.literal_value)
+
+    def call(rows, cols, a_in_place, a, a_at, a_row, b, b_at, b_step, depth, out, m0, n0,
+             accumulate):
+        kernel(a, a_at, a_row, b, b_at, b_step, depth, out, m0, n0, accumulate)
+
+    return call
+
+
 @lru_cache(maxsize=None)
 def tile_kernels(rows, cols, accumulate=False):
     """(tile, product) compiled for a ``rows`` x ``cols`` tile of sums: the tile on a packed
     panel of a (``_tile``), and the parallel product over tiles, which adds to out with
-    ``accumulate``: a constant, compiled in (a flag passed at run time cost 2-12%)."""
-    tile, tile_in_place = _tile(rows, cols, False), _tile(rows, cols, True)
+    ``accumulate``: a constant, compiled in (a flag passed at run time cost 2-12%). The
+    product reaches its tiles through ``micro_tile``: numba keys a cached closure by its
+    closed-over values, and a dispatcher's (a tile's) differ from process to process, so a
+    product that closed over its tiles was compiled again in every process (~1.5 s on the
+    first dense layer's forward)."""
 
     @njit(parallel=True, cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
     def product(a, a_full, a_row, a_last, b, b_full, b_panel, b_step, b_last, depth, out):
@@ -167,13 +191,16 @@ def tile_kernels(rows, cols, accumulate=False):
                 b_source, b_at, step = b_last, 0, cols
             m0, n0 = p * rows, q * cols
             if p >= a_full:
-                tile(a_last, 0, 0, b_source, b_at, step, depth, out, m0, n0, accumulate)
+                micro_tile(rows, cols, False, a_last, 0, 0, b_source, b_at, step, depth, out,
+                           m0, n0, accumulate)
             elif a_row:
-                tile_in_place(a, m0 * a_row, a_row, b_source, b_at, step, depth, out, m0, n0,
-                              accumulate)
+                micro_tile(rows, cols, True, a, m0 * a_row, a_row, b_source, b_at, step, depth,
+                           out, m0, n0, accumulate)
             else:
-                tile(a, m0 * depth, 0, b_source, b_at, step, depth, out, m0, n0, accumulate)
+                micro_tile(rows, cols, False, a, m0 * depth, 0, b_source, b_at, step, depth,
+                           out, m0, n0, accumulate)
 
+    tile = _tile(rows, cols, False)
     return tile, product
 
 
