@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -325,7 +329,7 @@ def test_gemm_nn_adds_rows_four_at_a_time(m, k, length, dtype, rng):
 # A packed product compiled in one process, then run in another on the same on-disk cache.
 CACHED_PRODUCT = """
 import numpy as np
-from fastbp.kernels.packed import packed_product, product_tile, tile_kernels
+from fastbp.kernels.packed import packed_product, tile_kernels
 tile = (3, 32)  # AVX2's float32 tile; any tile compiles on any CPU
 a, b = np.ones((70, 40), np.float32), np.ones((40, 50), np.float32)
 out = np.zeros((70, 50), np.float32)
@@ -341,10 +345,6 @@ def test_the_packed_product_is_compiled_once_not_in_every_process(tmp_path):
     """numba keys a cached closure by the values it closes over; a product that closed over
     its tile functions (dispatchers, which differ from process to process) missed the cache
     and was compiled again by every process that used a dense layer (~1.5 s)."""
-    import os
-    import subprocess
-    import sys
-
     env = {key: value for key, value in os.environ.items() if key != "FASTBP_NUMBA_CACHE"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path)
 
