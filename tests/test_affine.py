@@ -313,6 +313,34 @@ def test_operands_read_in_place_give_the_packed_sums_bit_for_bit(tile, m, k, n, 
     assert_matches(in_place, expected, dtype)
 
 
+@pytest.mark.parametrize("tile", TILES)
+def test_b_is_read_in_place_only_by_tiles_of_enough_rows(tile, rng, monkeypatch):
+    """b's runs are read in place (all but its last partial panel left unpacked) only by a
+    tile of ``MIN_ROWS_FOR_B_IN_PLACE`` rows or more; a short one packs all of b."""
+    from fastbp.kernels import packed
+
+    a = rng.standard_normal((50, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 70)).astype(np.float32)
+    assert packed.in_place(b, 50)
+    packed_shapes, real_for_size = [], packed.for_size
+
+    def recording_for_size(kernel, size, *rest):
+        run = real_for_size(kernel, size, *rest)
+
+        def call(source, panels):
+            packed_shapes.append(panels.shape)
+            run(source, panels)
+        return call
+
+    monkeypatch.setattr(packed, "for_size", recording_for_size)
+    out = np.empty((50, 70), np.float32)
+    packed.packed_product(a, b, out, tile=tile)
+    rows, cols = tile
+    b_panels = 1 if rows >= packed.MIN_ROWS_FOR_B_IN_PLACE else -(-70 // cols)
+    assert packed_shapes == [(1, 300 * rows), (b_panels, 300 * cols)]  # a's last panel, b's
+    assert_matches(out, a.astype(np.float64) @ b.astype(np.float64), np.float32)
+
+
 @pytest.mark.parametrize("m, k, length", [(1, 1, 1), (2, 4, 16), (5, 7, 33), (8, 32, 100)])
 def test_gemm_nn_adds_rows_four_at_a_time(m, k, length, dtype, rng):
     """gemm_nn: out[:, :length] = a @ b[:, :length] from zero-padded coefficients; the

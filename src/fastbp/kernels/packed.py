@@ -229,11 +229,17 @@ def tile_kernels(rows, cols, accumulate=False):
 #: 0.251, 1000 -> 500 0.70 / 0.62, but 1024 -> 1024 (rows 4 KiB apart) 1.45 / 2.54; at
 #: batch 256, dw = dy.T @ x with x in place 0.85x.
 MAX_REUSE_IN_PLACE = 128
+#: b, whose runs the tile loads as vectors, is read in place only by a tile of this many
+#: rows or more (AVX-512's), each load feeding as many multiply-adds. With AVX2's 3 rows the
+#: strided runs cost more than packing them: AMD Zen 3, us packed / in place, one thread:
+#: dx = dy @ w at batch 64, 784 -> 256 348 / 475, 512 -> 512 447 / 593; dw of 512 -> 64 at
+#: batch 256 245 / 303 (two threads: 200 / 253, 261 / 359, 137 / 176).
+MIN_ROWS_FOR_B_IN_PLACE = 8
 
 
 def in_place(operand, reuse):
     """Whether ``packed_product`` reads ``operand`` (a or b) in place, not packed, when its
-    panels are read ``reuse`` times over."""
+    panels are read ``reuse`` times over (b only with ``MIN_ROWS_FOR_B_IN_PLACE``)."""
     return (reuse < MAX_REUSE_IN_PLACE and operand.flags.c_contiguous
             and operand.strides[0] % 4096 != 0)
 
@@ -243,8 +249,8 @@ def packed_product(a, b, out, accumulate=False, workspace=None, tile=None):
     2-D views of out's dtype. ``tile`` (rows, columns): the micro-kernel's, by default
     ``product_tile``'s (which must not be None). Each operand is copied into panels in the
     tile's order (scratch from ``workspace``), or read in place where that does not pay
-    (``in_place``): a when N is short, b when M is; only their last partial panels are
-    packed then. Either way each cell sums the same products in the same order."""
+    (``in_place``): a when N is short, b when M is (with tiles of ``MIN_ROWS_FOR_B_IN_PLACE``
+    rows); only their last partial panels are packed then. Either way each cell sums the same products in the same order."""
     rows, cols = tile or product_tile(out.dtype)
     workspace = workspace or Workspace()
     m_rows, depth = a.shape
@@ -259,7 +265,7 @@ def packed_product(a, b, out, accumulate=False, workspace=None, tile=None):
         panels = workspace.array("packed a", (-(-m_rows // rows), depth * rows), out.dtype)
         for_size(packer(rows), panels.size)(a, panels)
         a_args = (panels.reshape(-1), panels.shape[0], 0, panels[0])
-    if in_place(b, m_rows):
+    if rows >= MIN_ROWS_FOR_B_IN_PLACE and in_place(b, m_rows):
         full = n_cols // cols
         last = workspace.array("packed b", (1, depth * cols), out.dtype)
         if full * cols < n_cols:
