@@ -313,6 +313,51 @@ def test_operands_read_in_place_give_the_packed_sums_bit_for_bit(tile, m, k, n, 
     assert_matches(in_place, expected, dtype)
 
 
+def test_transpose_8x8_moves_a_block_of_any_row_stride(dtype):
+    """transposed.transpose_8x8: out[at + j * step + i] = a[row + i, col + j], and nothing
+    else of out written, for a C array and row-strided views."""
+    from numba import njit
+
+    from fastbp.kernels.transposed import transpose_8x8
+
+    @njit
+    def transpose(a, row, col, out, at, step):
+        transpose_8x8(a, row, col, out, at, step)
+
+    base = np.arange(30 * 40, dtype=dtype).reshape(30, 40)
+    for a in (base, base[3:, 5:], base[::3]):
+        out = np.full(200, -1, dtype)
+        transpose(a, 1, 2, out, 5, 19)
+        expected = np.full(200, -1, dtype)
+        for i in range(8):
+            expected[5 + i + 19 * np.arange(8)] = a[1 + i, 2:10]
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("width", [3, 8, 16, 32])
+@pytest.mark.parametrize("layout", ["rows", "columns", "strided rows", "strided"])
+@pytest.mark.parametrize("depth", [1, 8, 15, 16, 37])
+def test_packer_lays_any_operand_out_in_panels(width, layout, depth, dtype, rng):
+    """packed.packer(width), parallel and serial: panels[p, k * width + r] = a[p * width + r,
+    k], zero past a's rows, whether a's rows are runs (8 x 8 blocks transposed in
+    registers where width is a multiple of 8), its columns are (copied through a buffer)
+    or neither."""
+    from fastbp.kernels._jit import serial_twin
+    from fastbp.kernels.packed import packer
+
+    m_rows = 70
+    base = rng.standard_normal((2 * m_rows + 3, 2 * depth + 5)).astype(dtype)
+    a = {"rows": base[:m_rows, :depth].copy(), "columns": np.asfortranarray(base[:m_rows, :depth]),
+         "strided rows": base[1:m_rows + 1, 2:depth + 2], "strided": base[::2, ::2][:m_rows, :depth]}[layout]
+    padded = np.zeros((-(-m_rows // width) * width, depth), dtype)
+    padded[:m_rows] = a
+    expected = padded.reshape(-1, width, depth).transpose(0, 2, 1).reshape(-1, depth * width)
+    for pack in (packer(width), serial_twin(packer(width))):
+        panels = np.full(expected.shape, np.nan, dtype)
+        pack(a, panels)
+        np.testing.assert_array_equal(panels, expected)
+
+
 @pytest.mark.parametrize("tile", TILES)
 def test_b_is_read_in_place_only_by_tiles_of_enough_rows(tile, rng, monkeypatch):
     """b's runs are read in place (all but its last partial panel left unpacked) only by a

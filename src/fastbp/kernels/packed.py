@@ -44,6 +44,7 @@ from .gemm import gemm_nn
 from .isa import MASKED_VECTORS
 from .shifted import in_four_columns
 from .stack import stack_pointer
+from .transposed import SIZE as BLOCK, transpose_8x8
 from .workspace import Workspace
 
 #: (rows, columns) of the micro-kernel's tile by (vector registers, dtype); None: no tile.
@@ -78,13 +79,28 @@ def packer(width):
         gradient), each run of ``width`` goes through a stack buffer: copied straight,
         LLVM kept its loads and stores in order, one value at a time, for fear that panels
         overlap a (784 x 256 float32 into panels of 32, one Zen 3 core: 0.068 -> 0.034
-        ms). Other layouts read a panel's rows (each a gather of ``width`` values, in
-        vectors where a's rows are contiguous)."""
+        ms). Where a's rows are runs and ``width`` a multiple of 8, blocks of 8 x 8 are
+        transposed in registers (``transpose_8x8``), two abreast so that each row's cache
+        line is read whole at once (256 x 784 into panels of 32: 0.068 -> 0.036 ms; 1024 x
+        1024, rows 4 KiB apart: 2.2 -> 0.38). Other layouts read a panel's rows, each step
+        a gather of ``width`` values."""
         m_rows, depth = a.shape
         columns = a.T
         runs = a.strides[0] == a.itemsize
+        rows_are_runs = a.strides[1] == a.itemsize
+        blocked = depth - depth % BLOCK
         for p in prange(panels.shape[0]):
             panel = panels[p]
+            if (p + 1) * width <= m_rows and width % BLOCK == 0 and rows_are_runs and not runs:
+                m0 = p * width
+                for k0 in range(0, blocked, 2 * BLOCK):
+                    for r in range(0, width, BLOCK):
+                        for k in range(k0, min(k0 + 2 * BLOCK, blocked), BLOCK):
+                            transpose_8x8(a, m0 + r, k, panel, k * width + r, width)
+                for k in range(blocked, depth):
+                    for r in range(width):
+                        panel[k * width + r] = a[m0 + r, k]
+                continue
             if (p + 1) * width <= m_rows and runs:
                 run = carray(stack_pointer(width, panels.dtype), (width,))
                 for k in range(depth):

@@ -1,0 +1,74 @@
+"""An 8 x 8 block transposed in vector registers, for the packing of a matrix's rows into
+the columns of panels.
+
+A loop that gathers one value from each of 8 (or 32) rows per step loads and stores one
+value at a time, and where the rows are 4 KiB apart they share one set of the L1 cache and
+evict each other between steps (1024 x 1024 float32 into panels of 32: 2.2 ms on an AMD Zen
+3 core). ``transpose_8x8`` loads 8 runs of 8 values, shuffles them with LLVM's portable
+``shufflevector`` (unpack pairs, pairs of pairs, halves: 24 shuffles on AVX2; other
+targets get their own instructions) and stores 8 runs of 8.
+"""
+
+import llvmlite.ir as ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+SIZE = 8
+
+_PAIRS = ([0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15])
+_PAIRS_OF_PAIRS = ([0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15])
+_HALVES = ([0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15])
+
+
+def _transposed(builder, rows):
+    """The 8 columns of 8 row vectors, by three rounds of shuffles."""
+    def shuffle(a, b, mask):
+        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), 8), mask))
+
+    pairs = [shuffle(rows[i], rows[i + 1], mask) for i in range(0, 8, 2) for mask in _PAIRS]
+    # pairs: rows 0-1 low, high; rows 2-3 low, high; ... Pairs of pairs take the same half of
+    # two row pairs: quads[i] holds columns i and i + 4 of rows 0-3 (i < 4) or 4-7.
+    quads = [shuffle(pairs[base + half], pairs[base + half + 2], mask)
+             for base in (0, 4) for half in (0, 1) for mask in _PAIRS_OF_PAIRS]
+    columns = [None] * 8
+    for i in range(4):
+        columns[i], columns[i + 4] = (shuffle(quads[i], quads[i + 4], mask) for mask in _HALVES)
+    return columns
+
+
+@intrinsic
+def transpose_8x8(typingctx, a, row, col, out, at, step):
+    """``out[at + j * step + i] = a[row + i, col + j]`` for i, j < 8: a a 2-D array whose
+    rows are runs (its second stride one element), out a contiguous 1-D array of its
+    dtype. Not bounds-checked: the caller keeps the block inside both."""
+    if not (isinstance(a, types.Array) and a.ndim == 2 and isinstance(out, types.Array)
+            and out.ndim == 1 and out.dtype == a.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        a_value, row_value, col_value, out_value, at_value, step_value = args
+        source = context.make_array(signature.args[0])(context, builder, a_value)
+        target = context.make_array(signature.args[3])(context, builder, out_value)
+        element = context.get_value_type(signature.args[0].dtype)
+        vector = ir.VectorType(element, SIZE).as_pointer()
+        align = context.get_abi_sizeof(element)
+        row_bytes = cgutils.unpack_tuple(builder, source.strides, 2)[0]
+        bytes_ = ir.IntType(8).as_pointer()
+        first = builder.gep(builder.bitcast(source.data, bytes_),
+                            [builder.mul(row_value, row_bytes)])
+        first = builder.bitcast(builder.gep(builder.bitcast(first, element.as_pointer()),
+                                            [col_value]), bytes_)
+        rows = []
+        for i in range(SIZE):
+            start = builder.gep(first, [builder.mul(row_bytes, ir.Constant(row_bytes.type, i))])
+            load = builder.load(builder.bitcast(start, vector))
+            load.align = align
+            rows.append(load)
+        for j, column in enumerate(_transposed(builder, rows)):
+            offset = builder.add(at_value, builder.mul(step_value, ir.Constant(step_value.type, j)))
+            store = builder.store(column, builder.bitcast(builder.gep(target.data, [offset]), vector))
+            store.align = align
+        return context.get_dummy_value()
+
+    return types.none(a, types.intp, types.intp, out, types.intp, types.intp), codegen
