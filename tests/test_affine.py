@@ -313,25 +313,24 @@ def test_operands_read_in_place_give_the_packed_sums_bit_for_bit(tile, m, k, n, 
     assert_matches(in_place, expected, dtype)
 
 
-def test_transpose_8x8_moves_a_block_of_any_row_stride(dtype):
-    """transposed.transpose_8x8: out[at + j * step + i] = a[row + i, col + j], and nothing
-    else of out written, for a C array and row-strided views."""
+def test_transpose_8x8_moves_a_block_between_arrays_of_any_row_stride(dtype):
+    """transposed.transpose_8x8: out[out_row + j, out_col + i] = a[row + i, col + j], and
+    nothing else of out written, between C arrays and row-strided views."""
     from numba import njit
 
     from fastbp.kernels.transposed import transpose_8x8
 
     @njit
-    def transpose(a, row, col, out, at, step):
-        transpose_8x8(a, row, col, out, at, step)
+    def transpose(a, row, col, out, out_row, out_col):
+        transpose_8x8(a, row, col, out, out_row, out_col)
 
     base = np.arange(30 * 40, dtype=dtype).reshape(30, 40)
     for a in (base, base[3:, 5:], base[::3]):
-        out = np.full(200, -1, dtype)
-        transpose(a, 1, 2, out, 5, 19)
-        expected = np.full(200, -1, dtype)
-        for i in range(8):
-            expected[5 + i + 19 * np.arange(8)] = a[1 + i, 2:10]
-        np.testing.assert_array_equal(out, expected)
+        for out in (np.full((12, 15), -1, dtype), np.full((30, 20), -1, dtype)[::2, 3:]):
+            transpose(a, 1, 2, out, 3, 4)
+            expected = np.full(out.shape, -1, dtype)
+            expected[3:11, 4:12] = a[1:9, 2:10].T
+            np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("width", [3, 8, 16, 32])

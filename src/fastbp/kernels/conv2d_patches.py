@@ -270,11 +270,9 @@ def gather_patch_rows(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1
             blocked = n_planes - n_planes % BLOCK
             in_blocks = width - width % BLOCK if planes.strides[2] == planes.itemsize else 0
             plane_rows = planes[:, row]
-            flat_dst = band[r].reshape(band_w * n_planes)
             for c8 in range(0, blocked, BLOCK):
                 for q in range(0, in_blocks, BLOCK):
-                    transpose_8x8(plane_rows, c8, q, flat_dst, (pad_w + q) * n_planes + c8,
-                                  n_planes)
+                    transpose_8x8(plane_rows, c8, q, dst, pad_w + q, c8)
                 for q in range(in_blocks, width):
                     cell = dst[pad_w + q]
                     for c in range(c8, c8 + BLOCK):

@@ -92,11 +92,11 @@ def packer(width):
         for p in prange(panels.shape[0]):
             panel = panels[p]
             if (p + 1) * width <= m_rows and width % BLOCK == 0 and rows_are_runs and not runs:
-                m0 = p * width
+                m0, columns_of_panel = p * width, panel.reshape(depth, width)
                 for k0 in range(0, blocked, 2 * BLOCK):
                     for r in range(0, width, BLOCK):
                         for k in range(k0, min(k0 + 2 * BLOCK, blocked), BLOCK):
-                            transpose_8x8(a, m0 + r, k, panel, k * width + r, width)
+                            transpose_8x8(a, m0 + r, k, columns_of_panel, k, r)
                 for k in range(blocked, depth):
                     for r in range(width):
                         panel[k * width + r] = a[m0 + r, k]

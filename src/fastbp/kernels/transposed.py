@@ -37,38 +37,46 @@ def _transposed(builder, rows):
     return columns
 
 
+def _block_start(builder, context, array_type, array, row, col):
+    """A byte pointer to ``array[row, col]`` of a 2-D array, and its row step in bytes."""
+    array = context.make_array(array_type)(context, builder, array)
+    row_bytes = cgutils.unpack_tuple(builder, array.strides, 2)[0]
+    bytes_ = ir.IntType(8).as_pointer()
+    start = builder.gep(builder.bitcast(array.data, bytes_), [builder.mul(row, row_bytes)])
+    start = builder.gep(builder.bitcast(start, array.data.type), [col])
+    return builder.bitcast(start, bytes_), row_bytes
+
+
+def _runs(builder, start, row_bytes, vector):
+    """Pointers to the 8 runs of 8 values from ``start``, ``row_bytes`` apart."""
+    return [builder.bitcast(builder.gep(start, [builder.mul(row_bytes, ir.Constant(row_bytes.type, i))]),
+                            vector) for i in range(SIZE)]
+
+
 @intrinsic
-def transpose_8x8(typingctx, a, row, col, out, at, step):
-    """``out[at + j * step + i] = a[row + i, col + j]`` for i, j < 8: a a 2-D array whose
-    rows are runs (its second stride one element), out a contiguous 1-D array of its
-    dtype. Not bounds-checked: the caller keeps the block inside both."""
-    if not (isinstance(a, types.Array) and a.ndim == 2 and isinstance(out, types.Array)
-            and out.ndim == 1 and out.dtype == a.dtype):
+def transpose_8x8(typingctx, a, row, col, out, out_row, out_col):
+    """``out[out_row + j, out_col + i] = a[row + i, col + j]`` for i, j < 8: a and out 2-D
+    arrays of one dtype whose rows are runs (second stride one element), any row strides.
+    Not bounds-checked: the caller keeps the block inside both."""
+    if not (isinstance(a, types.Array) and isinstance(out, types.Array) and a.ndim == 2
+            and out.ndim == 2 and out.dtype == a.dtype):
         return None
 
     def codegen(context, builder, signature, args):
-        a_value, row_value, col_value, out_value, at_value, step_value = args
-        source = context.make_array(signature.args[0])(context, builder, a_value)
-        target = context.make_array(signature.args[3])(context, builder, out_value)
+        a_value, row_value, col_value, out_value, out_row_value, out_col_value = args
         element = context.get_value_type(signature.args[0].dtype)
         vector = ir.VectorType(element, SIZE).as_pointer()
         align = context.get_abi_sizeof(element)
-        row_bytes = cgutils.unpack_tuple(builder, source.strides, 2)[0]
-        bytes_ = ir.IntType(8).as_pointer()
-        first = builder.gep(builder.bitcast(source.data, bytes_),
-                            [builder.mul(row_value, row_bytes)])
-        first = builder.bitcast(builder.gep(builder.bitcast(first, element.as_pointer()),
-                                            [col_value]), bytes_)
         rows = []
-        for i in range(SIZE):
-            start = builder.gep(first, [builder.mul(row_bytes, ir.Constant(row_bytes.type, i))])
-            load = builder.load(builder.bitcast(start, vector))
+        for source in _runs(builder, *_block_start(builder, context, signature.args[0], a_value,
+                                                   row_value, col_value), vector):
+            load = builder.load(source)
             load.align = align
             rows.append(load)
-        for j, column in enumerate(_transposed(builder, rows)):
-            offset = builder.add(at_value, builder.mul(step_value, ir.Constant(step_value.type, j)))
-            store = builder.store(column, builder.bitcast(builder.gep(target.data, [offset]), vector))
-            store.align = align
+        targets = _runs(builder, *_block_start(builder, context, signature.args[3], out_value,
+                                               out_row_value, out_col_value), vector)
+        for column, target in zip(_transposed(builder, rows), targets):
+            builder.store(column, target).align = align
         return context.get_dummy_value()
 
     return types.none(a, types.intp, types.intp, out, types.intp, types.intp), codegen
