@@ -346,8 +346,10 @@ def test_packer_lays_any_operand_out_in_panels(width, layout, depth, dtype, rng)
 
     m_rows = 70
     base = rng.standard_normal((2 * m_rows + 3, 2 * depth + 5)).astype(dtype)
-    a = {"rows": base[:m_rows, :depth].copy(), "columns": np.asfortranarray(base[:m_rows, :depth]),
-         "strided rows": base[1:m_rows + 1, 2:depth + 2], "strided": base[::2, ::2][:m_rows, :depth]}[layout]
+    a = {"rows": base[:m_rows, :depth].copy(),
+         "columns": np.asfortranarray(base[:m_rows, :depth]),
+         "strided rows": base[1:m_rows + 1, 2:depth + 2],
+         "strided": base[::2, ::2][:m_rows, :depth]}[layout]
     padded = np.zeros((-(-m_rows // width) * width, depth), dtype)
     padded[:m_rows] = a
     expected = padded.reshape(-1, width, depth).transpose(0, 2, 1).reshape(-1, depth * width)

@@ -265,8 +265,9 @@ def packed_product(a, b, out, accumulate=False, workspace=None, tile=None):
     2-D views of out's dtype. ``tile`` (rows, columns): the micro-kernel's, by default
     ``product_tile``'s (which must not be None). Each operand is copied into panels in the
     tile's order (scratch from ``workspace``), or read in place where that does not pay
-    (``in_place``): a when N is short, b when M is (with tiles of ``MIN_ROWS_FOR_B_IN_PLACE``
-    rows); only their last partial panels are packed then. Either way each cell sums the same products in the same order."""
+    (``in_place``): a when N is short, b when M is (by tiles of ``MIN_ROWS_FOR_B_IN_PLACE``
+    rows); only their last partial panels are packed then. Either way each cell sums the
+    same products in the same order."""
     rows, cols = tile or product_tile(out.dtype)
     workspace = workspace or Workspace()
     m_rows, depth = a.shape

@@ -1,5 +1,6 @@
-"""An 8 x 8 block transposed in vector registers, for the packing of a matrix's rows into
-the columns of panels.
+"""An 8 x 8 block transposed in vector registers: a matrix's rows packed into the columns
+of panels (``packed.packer``), a convolution's input rows into (column, channel) order
+(``conv2d_patches.gather_patch_rows``).
 
 A loop that gathers one value from each of 8 (or 32) rows per step loads and stores one
 value at a time, and where the rows are 4 KiB apart they share one set of the L1 cache and
@@ -49,8 +50,8 @@ def _block_start(builder, context, array_type, array, row, col):
 
 def _runs(builder, start, row_bytes, vector):
     """Pointers to the 8 runs of 8 values from ``start``, ``row_bytes`` apart."""
-    return [builder.bitcast(builder.gep(start, [builder.mul(row_bytes, ir.Constant(row_bytes.type, i))]),
-                            vector) for i in range(SIZE)]
+    steps = (builder.mul(row_bytes, ir.Constant(row_bytes.type, i)) for i in range(SIZE))
+    return [builder.bitcast(builder.gep(start, [step]), vector) for step in steps]
 
 
 @intrinsic
