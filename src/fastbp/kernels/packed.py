@@ -87,12 +87,17 @@ def packer(width):
         m_rows, depth = a.shape
         columns = a.T
         runs = a.strides[0] == a.itemsize
-        rows_are_runs = a.strides[1] == a.itemsize
+        transposes = width % BLOCK == 0 and a.strides[1] == a.itemsize and not runs
         blocked = depth - depth % BLOCK
         for p in prange(panels.shape[0]):
-            panel = panels[p]
-            if (p + 1) * width <= m_rows and width % BLOCK == 0 and rows_are_runs and not runs:
-                m0, columns_of_panel = p * width, panel.reshape(depth, width)
+            panel, m0 = panels[p], p * width
+            if m0 + width > m_rows:
+                for k in range(depth):
+                    for r in range(width):
+                        m = m0 + r
+                        panel[k * width + r] = a[m, k] if m < m_rows else panels.dtype.type(0)
+            elif transposes:
+                columns_of_panel = panel.reshape(depth, width)
                 for k0 in range(0, blocked, 2 * BLOCK):
                     for r in range(0, width, BLOCK):
                         for k in range(k0, min(k0 + 2 * BLOCK, blocked), BLOCK):
@@ -100,26 +105,19 @@ def packer(width):
                 for k in range(blocked, depth):
                     for r in range(width):
                         panel[k * width + r] = a[m0 + r, k]
-                continue
-            if (p + 1) * width <= m_rows and runs:
+            elif runs:
                 run = carray(stack_pointer(width, panels.dtype), (width,))
                 for k in range(depth):
                     column = columns[k]
                     for r in range(width):
-                        run[r] = column[p * width + r]
+                        run[r] = column[m0 + r]
                     for r in range(width):
                         panel[k * width + r] = run[r]
-                continue
-            if (p + 1) * width <= m_rows:
-                block = a[p * width:(p + 1) * width]
+            else:
+                block = a[m0:m0 + width]
                 for k in range(depth):
                     for r in range(width):
                         panel[k * width + r] = block[r, k]
-                continue
-            for k in range(depth):
-                for r in range(width):
-                    m = p * width + r
-                    panel[k * width + r] = a[m, k] if m < m_rows else panels.dtype.type(0)
 
     return pack
 
