@@ -138,6 +138,25 @@ def test_grouped_3x3_runs_winograd_on_all_groups_at_once():
     assert chosen((64, 64, 32, 32), 64, 64) == ("depthwise", "depthwise")
 
 
+@pytest.mark.parametrize("dtype_", [np.float32, np.float64])
+def test_shifted_family_reads_each_group_in_place_as_from_copies(dtype_):
+    """Group by group, the shifted family reads each group's channels of x and dy in
+    place, and every pass is exactly that of the group's channels copied apart."""
+    x, w, b, dy = _data(CASES[1], dtype_)
+    kw = dict(stride=1, padding=2, dilation=2)
+    assert table.FAMILIES["shifted"].reads_groups_in_place
+    got = (F.conv2d(x, w, b, groups=2, family="shifted", **kw),
+           *F.conv2d_backward(dy, x, w, groups=2, family="shifted", **kw))
+    for k, group in enumerate((slice(0, 2), slice(2, 4))):
+        outputs = slice(3 * k, 3 * k + 3)
+        x_k, dy_k = np.ascontiguousarray(x[:, group]), np.ascontiguousarray(dy[:, outputs])
+        y = F.conv2d(x_k, w[outputs], b[outputs], family="shifted", **kw)
+        dx, dw, _ = F.conv2d_backward(dy_k, x_k, w[outputs], family="shifted", **kw)
+        np.testing.assert_array_equal(got[0][:, outputs], y)
+        np.testing.assert_array_equal(got[1][:, group], dx)
+        np.testing.assert_array_equal(got[2][outputs], dw)
+
+
 @pytest.mark.parametrize("case", [CASES[8], CASES[9], CASES[7]], ids=["3x3", "dilated", "5x5"])
 def test_depthwise_gradients_in_one_pass_are_its_two_passes(case, dtype):
     """Where one pass over dy serves dx and dw (stride 1, the output the input's size),

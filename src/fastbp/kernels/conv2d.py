@@ -261,7 +261,9 @@ class Family:
     launchers allocate and the offsets the kernels slice. ``input_with_bias(g, dy, w,
     bias, dx, workspace)``, where the kernels can add a bias to each channel of dx on the
     way out (a transposed convolution's forward), writes dx plus that bias and returns
-    True, or returns False on shapes where they cannot.
+    True, or returns False on shapes where they cannot. ``reads_groups_in_place``: its
+    forward and backward also take ``group=k`` and then read the channels of group k (of
+    the groups whose one-group geometry g is) from the whole x and dy, not copies of them.
     """
 
     name: str
@@ -275,6 +277,7 @@ class Family:
     backward: Callable
     layout: tuple
     input_with_bias: Callable = lambda g, dy, w, bias, dx, workspace: False
+    reads_groups_in_place: bool = False
 
 
 # -- batched: stride 1, the batch as the vector axis ------------------------------------
@@ -328,20 +331,22 @@ def _shifted_scratch(g, workspace, dtype):
     return workspace.per_thread("conv2d", size, dtype)
 
 
-def _shifted_forward(g, x, w, b, y, workspace):
-    conv2d_shifted_forward(x, w, b, g.pad_h, g.pad_w, y, _shifted_scratch(g, workspace, x.dtype),
-                           g.dil_h, g.dil_w)
+def _shifted_forward(g, x, w, b, y, workspace, group=0):
+    conv2d_shifted_forward(x, group * g.c_in, w, b, g.pad_h, g.pad_w, y,
+                           _shifted_scratch(g, workspace, x.dtype), g.dil_h, g.dil_w)
 
 
-def _shifted_backward(g, dy, x, w, dx, dw, workspace, accumulate):
+def _shifted_backward(g, dy, x, w, dx, dw, workspace, accumulate, group=0):
     scratch = _shifted_scratch(g, workspace, w.dtype)
     if dx is not None:
-        conv2d_shifted_backward_input(dy, w, g.pad_h, g.pad_w, dx, scratch, g.dil_h, g.dil_w)
+        conv2d_shifted_backward_input(dy, group * g.c_out, w, g.pad_h, g.pad_w, dx, scratch,
+                                      g.dil_h, g.dil_w)
     if dw is not None:
         partial_sums = workspace.array(
             "conv2d partial", shifted_partial_shape(g.n_batch, g.c_out, g.n_taps), w.dtype)
-        conv2d_shifted_backward_weight(dy, x, g.pad_h, g.pad_w, dw, scratch, partial_sums,
-                                       accumulate, g.dil_h, g.dil_w)
+        conv2d_shifted_backward_weight(dy, x, group * g.c_out, group * g.c_in, g.pad_h,
+                                       g.pad_w, dw, scratch, partial_sums, accumulate,
+                                       g.dil_h, g.dil_w)
 
 
 # -- patches: any stride, gathered patches times the weights ------------------------------
@@ -740,6 +745,7 @@ FAMILIES = {f.name: f for f in (
                                     and g.c_in >= MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED
                                     or _forward_by_dots_over_batched(g, pass_)),
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
+        reads_groups_in_place=True,
     ),
     Family(
         name="phases", family="phases", variant="",
@@ -868,8 +874,11 @@ def _by_groups_forward(g, x, w, b, y, workspace, family):
     y_group = _group_output(y, g.groups, workspace, "conv2d group y")
     for k in range(g.groups):
         out = slice(k * c_out, (k + 1) * c_out)
-        x_group = _group_channels(x, k, g.groups, workspace, "conv2d group x")
-        entry.forward(one, x_group, w[out], b[out], y_group, workspace)
+        if entry.reads_groups_in_place:
+            entry.forward(one, x, w[out], b[out], y_group, workspace, group=k)
+        else:
+            x_group = _group_channels(x, k, g.groups, workspace, "conv2d group x")
+            entry.forward(one, x_group, w[out], b[out], y_group, workspace)
         for_size(copy_channels, y_group.size)(y_group, 0, y, out.start, c_out)
 
 
@@ -882,11 +891,16 @@ def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family, with
     dx_group = None if dx is None else _group_output(dx, g.groups, workspace, "conv2d group dx")
     for k in range(g.groups):
         out = slice(k * c_out, (k + 1) * c_out)
-        dy_group = _group_channels(dy, k, g.groups, workspace, "conv2d group dy")
-        x_group = None if dw is None else _group_channels(x, k, g.groups, workspace,
-                                                            "conv2d group x")
-        entry.backward(one, dy_group, x_group, w[out], dx_group,
-                       None if dw is None else dw[out], workspace, accumulate)
+        dw_group = None if dw is None else dw[out]
+        if entry.reads_groups_in_place:
+            entry.backward(one, dy, x, w[out], dx_group, dw_group, workspace, accumulate,
+                           group=k)
+        else:
+            dy_group = _group_channels(dy, k, g.groups, workspace, "conv2d group dy")
+            x_group = None if dw is None else _group_channels(x, k, g.groups, workspace,
+                                                                "conv2d group x")
+            entry.backward(one, dy_group, x_group, w[out], dx_group, dw_group, workspace,
+                           accumulate)
         if dx is not None:
             for_size(copy_channels, dx_group.size)(dx_group, 0, dx, k * one.c_in, one.c_in)
 

@@ -86,12 +86,13 @@ def shifted_partial_shape(n_batch, c_out, n_taps):
 
 
 @reduction_kernel
-def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch, dil_h, dil_w):
-    """y (N, O, OH, OW) = b + the stride-1 correlation of x with w, per sample:
-    wide output rows (O, L) += sum over taps of w[o, tap] * padded x shifted by the tap's
-    offset, two output channels per pass (``shifted_sums_2``)."""
-    n_batch, c_in, height, width = x.shape
-    c_out, _, k_h, k_w = w.shape
+def conv2d_shifted_forward(x, x_first, w, b, pad_h, pad_w, y, scratch, dil_h, dil_w):
+    """y (N, O, OH, OW) = b + the stride-1 correlation of x's channels from x_first on
+    (as many as w (O, C, KH, KW) takes) with w, per sample: wide output rows (O, L) += sum
+    over taps of w[o, tap] * padded x shifted by the tap's offset, two output channels per
+    pass (``shifted_sums_2``)."""
+    n_batch, _, height, width = x.shape
+    c_out, c_in, k_h, k_w = w.shape
     out_h, out_w = y.shape[2], y.shape[3]
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
@@ -104,7 +105,7 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch, dil_h, dil_w):
         buffer = scratch[get_thread_id()]
         padded = buffer[:plane_size]
         wide = buffer[start:start + c_out * length].reshape(c_out, length)
-        pad_planes(x[n], pad_h, pad_w, padded)
+        pad_planes(x[n, x_first:x_first + c_in], pad_h, pad_w, padded)
         zero(wide)
         for o in range(0, c_out - 1, 2):
             shifted_sums_2(coef[o], coef[o + 1], offsets, padded, wide[o], wide[o + 1], length)
@@ -120,9 +121,9 @@ def conv2d_shifted_forward(x, w, b, pad_h, pad_w, y, scratch, dil_h, dil_w):
 
 
 @reduction_kernel
-def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch, dil_h, dil_w):
-    """dx (N, C, H, W) for stride 1: the full convolution of dy with the flipped kernel,
-    in scatter order: for every tap (c, ki, kj), the padded dx plane c shifted by the tap's
+def conv2d_shifted_backward_input(dy, dy_first, w, pad_h, pad_w, dx, scratch, dil_h, dil_w):
+    """dx (N, C, H, W) for stride 1: the full convolution of dy's channels from dy_first on
+    (O of them) with the flipped kernel w (O, C, KH, KW), in scatter order: for every tap (c, ki, kj), the padded dx plane c shifted by the tap's
     offset += sum_o w[o, c, ki, kj] * wide dy row o. Two input channels per pass (their
     planes never overlap), and the padding is dropped at the end."""
     n_batch, c_in, height, width = dx.shape
@@ -140,7 +141,7 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch, dil_h, dil_w
         buffer = scratch[get_thread_id()]
         wide_dy = buffer[:c_out * length]
         padded = buffer[start:start + c_in * plane].reshape(c_in, plane)
-        widen(dy[n], padded_w, wide_dy.reshape(c_out, length))
+        widen(dy[n, dy_first:dy_first + c_out], padded_w, wide_dy.reshape(c_out, length))
         zero(padded)
         for ki in range(k_h):
             for kj in range(k_w):
@@ -160,14 +161,15 @@ def conv2d_shifted_backward_input(dy, w, pad_h, pad_w, dx, scratch, dil_h, dil_w
 
 
 @reduction_kernel
-def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate, dil_h,
-                                   dil_w):
-    """dw (O, C, KH, KW) for stride 1: dw[o, tap] = sum over samples of the dot product of
-    wide dy row o with the padded x shifted by the tap's offset (``gemm.dots_at``).
-    partial (``shifted_partial_shape``): one sum per group of samples, added in order
-    (and to dw with ``accumulate``)."""
-    n_batch, c_in, height, width = x.shape
-    c_out, _, k_h, k_w = dw.shape
+def conv2d_shifted_backward_weight(dy, x, dy_first, x_first, pad_h, pad_w, dw, scratch, partial,
+                                   accumulate, dil_h, dil_w):
+    """dw (O, C, KH, KW) for stride 1, of dy's channels from dy_first on and x's from
+    x_first on: dw[o, tap] = sum over samples of the dot product of wide dy row o with the
+    padded x shifted by the tap's offset (``gemm.dots_at``). partial
+    (``shifted_partial_shape``): one sum per group of samples, added in order (and to dw
+    with ``accumulate``)."""
+    n_batch, _, height, width = x.shape
+    c_out, c_in, k_h, k_w = dw.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
     padded_h, padded_w = height + 2 * pad_h, width + 2 * pad_w
     n_taps = c_in * k_h * k_w
@@ -183,7 +185,7 @@ def conv2d_shifted_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, ac
         acc = partial[g]
         zero(acc)
         for n in range(g * GROUP, min(n_batch, (g + 1) * GROUP)):
-            pad_planes(x[n], pad_h, pad_w, padded)
-            widen(dy[n], padded_w, wide_dy)
+            pad_planes(x[n, x_first:x_first + c_in], pad_h, pad_w, padded)
+            widen(dy[n, dy_first:dy_first + c_out], padded_w, wide_dy)
             dots_at(wide_dy, padded, offsets, length, acc, True)
     sum_partials(partial, dw.reshape(c_out, n_taps), accumulate)
