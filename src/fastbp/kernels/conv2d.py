@@ -190,8 +190,11 @@ MAX_DILATION_FOR_WINOGRAD = {"avx512": ((32, 4), (16, 3)), "avx2": ((16, 3),)}
 # 1.4x (dilated 2: 1.2x), 64 -> 64 1.5x, 32 -> 32 on 14 px 1.6x, float64 1.3x; AVX2 (3 x
 # 32) 16 and 32 channels 0.9x, 64 1.05-1.08x. With small planes stacked into long bands
 # (AMD Zen 3, 2026-12-06, cvar alternating, 15-25 rounds): AVX2 32 -> 64 on 32 px 1.11x
-# (dilated 2: 1.12x), 32 -> 32 on 14 px 1.18x, but 16 -> 16 on 28 px 0.90x.
-MIN_DEPTH_FOR_WINOGRAD_TILES = 16 if MASKED_VECTORS else 32  # input channels
+# (dilated 2: 1.12x), 32 -> 32 on 14 px 1.18x, but 16 -> 16 on 28 px 0.90x. Since the
+# packer's and the tiles' rework (ab.py, same machine, 9-11 rounds, forward / dx): 16 ->
+# 16 on 28 px 1.08-1.17x / 1.07-1.12x (float64 0.99-1.02x / 0.85-1.00x), 24 -> 24 on 32
+# px 1.17x / 1.29x, grouped 16 channels a group on 32 px 1.00-1.12x / 0.93-1.09x.
+MIN_DEPTH_FOR_WINOGRAD_TILES = 16  # input channels
 # The batched forward's rows in the dense tiles against shifted sums (one core, float32,
 # 64 samples, 3x3): AVX-512 (8 x 32) 72 taps 1.21x, 144 1.24-1.40x, 288 1.23x, 576 1.42x,
 # LeNet's conv2 (150) 1.27x, but 27-36 taps 0.8-1.0x; AVX2 (3 x 32) 27-288 taps 0.77-0.97x,
