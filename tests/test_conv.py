@@ -347,19 +347,22 @@ def test_batched_input_grad_by_dots_or_its_own_kernel_matches_reference(x_shape,
 
 def test_batched_input_grad_by_dots_needs_16_blocks(monkeypatch):
     """The batched family's dx goes to the forward by dots from 16 blocks of positions:
-    ResNet's 32 channels on 14 px (32 blocks of 2 samples), not its 64 on 7 px (7 blocks
-    of 10: two threads would split them 4 / 3)."""
+    ResNet's 32 channels on 14 px (32 blocks of 2 samples) and its 64 on 7 px (16 blocks
+    of 4: small planes take at most 4 samples a block), not 32 samples on 7 px (8 blocks:
+    two threads would split fewer unevenly)."""
+    from fastbp.kernels.conv2d_patches import block_count
     from fastbp.kernels.packed import product_tile
 
     monkeypatch.setattr(table, "BATCHED_INPUT_BY_DOTS", True)
     monkeypatch.setattr(table, "DOTS_IN_TILES", True)
 
-    def takes(c, size):
-        g = table.Geometry.of((64, c, size, size), (c, c, 3, 3), (64, c, size, size), 1, 1, 1, 1)
+    def takes(n, c, size):
+        g = table.Geometry.of((n, c, size, size), (c, c, 3, 3), (n, c, size, size), 1, 1, 1, 1)
         return table._input_by_dots_over_batched(g, np.float32)
 
-    assert takes(32, 14) is (product_tile(np.float32) is not None)
-    assert not takes(64, 7)
+    assert (block_count(64, 14, 14), block_count(64, 7, 7), block_count(32, 7, 7)) == (32, 16, 8)
+    assert takes(64, 32, 14) is takes(64, 64, 7) is (product_tile(np.float32) is not None)
+    assert not takes(32, 64, 7)
 
 
 def test_forward_by_dots_takes_the_tiles_where_few_panel_columns_are_wasted(monkeypatch):

@@ -121,7 +121,8 @@ BATCHED_FORWARD_BY_DOTS = DOTS_IN_TILES
 # products lost, 0.81-0.90x), ms, batched / dots, dx alone and with dw: 32 -> 32 on 14 px
 # 4.2 / 3.9 and 8.7 / 8.7, 64 -> 64 on 7 px 4.2 / 3.3 and 7.4 / 6.7; but at two threads
 # the 7 px planes' 7 blocks of 10 samples split 4 / 3: dx 1.01x, with dw 0.93-0.94x (14 px,
-# 32 blocks: 1.20x and 1.06x). Hence from 16 blocks.
+# 32 blocks: 1.20x and 1.06x). Hence from 16 blocks (since blocks take at most 4 samples,
+# ``conv2d_patches.MAX_SAMPLES_PER_BLOCK``, 64 samples of 7 px make 16).
 BATCHED_INPUT_BY_DOTS = DOTS_IN_TILES
 MIN_BLOCKS_FOR_INPUT_BY_DOTS = 16
 # The weight gradient in the dense tiles (from the dots form's patch rows) against gemm_nt's

@@ -45,6 +45,13 @@ from .windows import valid_columns
 from .workspace import line_up
 
 TARGET_BLOCK = 512  # output positions per block: (C*KH*KW, 512) patches fit the L2 cache
+# Small planes: at most 4 samples a block, so that 64 samples make 16 blocks for the threads
+# (7 x 7 planes took 10 a block: 7 blocks, split 4 / 3 on two threads). ab.py, AMD Zen 3
+# (AVX2), one / two threads: 64 -> 64 on 7 px forward 1.05x / 1.11x, dx (now by dots,
+# conv2d.MIN_BLOCKS_FOR_INPUT_BY_DOTS) 1.34x / 1.21x; 3x3 s2 32 -> 64 on 14 px forward
+# 1.09x / 1.12x, dx 1.15x / 1.41x; resnet_b64 step 1.11x / 1.06-1.09x, lenet5_b64 1.05x /
+# 1.02x; LeNet's conv2 (10 x 10 planes, 5 a block before) 0.95-1.02x.
+MAX_SAMPLES_PER_BLOCK = 4
 
 
 @serial_kernel
@@ -53,7 +60,7 @@ def blocking(out_h, out_w):
     plane = out_h * out_w
     if plane >= TARGET_BLOCK:
         return 1, max(1, TARGET_BLOCK // out_w)
-    return TARGET_BLOCK // plane, out_h
+    return min(MAX_SAMPLES_PER_BLOCK, TARGET_BLOCK // plane), out_h
 
 
 @serial_kernel
