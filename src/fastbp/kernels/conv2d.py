@@ -8,8 +8,9 @@ input channels of its group ``o // (O / G)`` (PyTorch's conventions).
 
 A family computes one group (``Geometry.groups == 1``), except those that take the groups
 themselves (``depthwise``: groups == C; ``winograd``: any groups, each job one group's); a
-grouped convolution that none of those takes runs its family group by group on contiguous
-copies of the group's channels (``_by_groups_forward``).
+grouped convolution that none of those takes runs its family group by group, on contiguous
+copies of the group's channels or, where the family reads them so
+(``Family.reads_groups_in_place``), on the group's channels in place (``_by_groups_forward``).
 
 ``FAMILIES`` names every way a pass can be computed: a family of kernels (``batched``,
 ``shifted``, ``patches``) and, where it has two loop forms, the variant (``patches_dots``,

@@ -123,9 +123,10 @@ def conv2d_shifted_forward(x, x_first, w, b, pad_h, pad_w, y, scratch, dil_h, di
 @reduction_kernel
 def conv2d_shifted_backward_input(dy, dy_first, w, pad_h, pad_w, dx, scratch, dil_h, dil_w):
     """dx (N, C, H, W) for stride 1: the full convolution of dy's channels from dy_first on
-    (O of them) with the flipped kernel w (O, C, KH, KW), in scatter order: for every tap (c, ki, kj), the padded dx plane c shifted by the tap's
-    offset += sum_o w[o, c, ki, kj] * wide dy row o. Two input channels per pass (their
-    planes never overlap), and the padding is dropped at the end."""
+    (O of them) with the flipped kernel w (O, C, KH, KW), in scatter order: for every tap
+    (c, ki, kj), the padded dx plane c shifted by the tap's offset += sum_o w[o, c, ki, kj]
+    * wide dy row o. Two input channels per pass (their planes never overlap), and the
+    padding is dropped at the end."""
     n_batch, c_in, height, width = dx.shape
     c_out, _, k_h, k_w = w.shape
     out_h, out_w = dy.shape[2], dy.shape[3]
