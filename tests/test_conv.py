@@ -164,6 +164,8 @@ def test_patches_weight_gradient_takes_the_tiles_from_12_input_channels():
     ((2, 9, 12), (5, 5), (2, 2), (0, 0)),
     ((1, 11, 11), (7, 7), (2, 2), (3, 3)),
     ((2, 6, 5), (2, 9), (2, 4), (4, 5)),  # padding wider than the plane
+    ((3, 15, 15), (3, 3), (2, 2), (1, 1)),  # each row split once for two rows of taps
+    ((2, 12, 13), (3, 4), (3, 3), (2, 0)),
 ])
 def test_patches_are_gathered_alike_by_taps_and_by_column_phases(planes, kernel, stride,
                                                                   padding, rng):

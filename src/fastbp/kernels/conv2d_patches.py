@@ -167,10 +167,15 @@ def patches_scratch_size(c_in, width, c_out, k_h, k_w, stride_h, stride_w, pad_w
 # Gathering a strided row's taps by column phases (``gather_patches_by_phases``) against
 # one strided gather per tap, one core, forward / dw: AVX-512 (Intel) 5x5 stride 2 on
 # 64x8x32x32 -> 16 1.30x / 1.27x, the 7x7 stride-2 stem 1.07x / 1.07x (two threads 1.29x /
-# 1.23x and 1.13x / 1.08x), but 3x3 stride 2 (16 -> 32 on 28 px) 0.91x: the split costs a
-# gather of the row's width, which pays where more than two taps share each phase. AVX2 on
-# an AMD Zen 3: the stem 1.08x / 1.08x, 5x5 stride 2 of 3 channels on 64 px 1.13x / 1.32x,
-# dw of 8 channels on 32 px 1.25x (as-avx2 on the Intel: 0.97x / 0.94x, 1.01x / 1.02x).
+# 1.23x and 1.13x / 1.08x); AVX2 on an AMD Zen 3: the stem 1.08x / 1.08x, 5x5 stride 2 of 3
+# channels on 64 px 1.13x / 1.32x, dw of 8 channels on 32 px 1.25x. That split each input
+# row again for every output row reading it, which lost on 3x3 stride 2 (16 -> 32 on 28
+# px 0.91x, AVX-512). Since each row of a channel is split once (2026-12-07, AMD Zen 3,
+# the gather alone, one core, min of 15, by taps / by phases): 3x3 stride 2 of 3 channels
+# on 31 px 1.11-1.23x, of 16 on 28 px 1.08x, of 32 on 14 px 1.19x, 4x4 stride 2 of 3 on
+# 32 px 1.45x; against the split per output row: the stem 1.30-1.39x, 5x5 stride 2 1.22-1.48x.
+# The passes (ab.py, min and median of 21): 3 -> 25 on 31 px forward 1.05-1.09x, dw
+# 1.06-1.09x; the stem's forward 1.03-1.06x.
 
 
 @serial_kernel
@@ -180,8 +185,8 @@ def gather_patches(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1, o
 
     ``patches[(c, ki, kj), start + (i - r0) * out_w + j] = planes[c, i*sh + ki*dh - ph, j*sw + kj*dw - pw]``,
     zero where that index falls outside the (C, H, W) planes (taps at offsets ``k * dilation``):
-    by column phases where more than two taps share a phase (see above), else tap by tap."""
-    if 1 < stride_w and 2 * stride_w < k_w and dil_w == 1:
+    by column phases where a phase holds more than one tap (see above), else tap by tap."""
+    if 1 < stride_w < k_w and dil_w == 1:
         gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
                                  out_w, patches, start, dil_h)
     else:
@@ -221,18 +226,25 @@ def gather_patches_by_taps(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r
 @serial_kernel
 def gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w, r0, r1,
                              out_w, patches, start, dil_h):
-    """``gather_patches`` with no dilation along rows: each input row a patch row reads is
-    first split into its ``stride_w`` column phases, zero-padded (phase e holds padded
-    columns e, e + sw, ...), and tap kj's run is then one contiguous copy from phase
-    kj % sw at kj // sw, not a strided gather per tap."""
+    """``gather_patches`` with no dilation along rows: each input row of a channel that the
+    patches read is first split once into its ``stride_w`` column phases, zero-padded
+    (phase e holds padded columns e, e + sw, ...), and tap kj's run of each output row is
+    then one contiguous copy from phase kj % sw at kj // sw, not a strided gather per tap."""
     n_planes, height, width = planes.shape
     phase_w = out_w + (k_w - 1) // stride_w
-    phases = np.zeros((stride_w, phase_w), planes.dtype)  # past each phase's columns: zero
+    top = max(0, r0 * stride_h - pad_h)
+    bottom = min(height, (r1 - 1) * stride_h + (k_h - 1) * dil_h - pad_h + 1)
+    split = np.zeros((max(0, bottom - top), stride_w, phase_w), planes.dtype)  # zero past
     bounds = np.empty((stride_w, 2), np.int64)  # phase e's columns inside the plane
     for e in range(stride_w):
         bounds[e, 0], bounds[e, 1] = valid_columns(e - pad_w, stride_w, width, phase_w)
     for c in range(n_planes):
         plane = planes[c]
+        for row in range(top, bottom):
+            for e in range(stride_w):
+                lo, hi = bounds[e, 0], bounds[e, 1]
+                gather_run(plane[row], lo * stride_w + e - pad_w, stride_w, split[row - top, e],
+                           lo, hi - lo)
         for ki in range(k_h):
             first = (c * k_h + ki) * k_w
             for i in range(r0, r1):
@@ -242,10 +254,7 @@ def gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
                     for kj in range(k_w):
                         fill_run(patches[first + kj], base, out_w, 0)
                     continue
-                for e in range(stride_w):
-                    lo, hi = bounds[e, 0], bounds[e, 1]
-                    gather_run(plane[row], lo * stride_w + e - pad_w, stride_w, phases[e], lo,
-                               hi - lo)
+                phases = split[row - top]
                 for kj in range(k_w):
                     copy_run(phases[kj % stride_w], kj // stride_w, patches[first + kj], base,
                              out_w)
