@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -246,6 +247,52 @@ def test_the_instruction_set_compiled_for_is_in_the_header_and_the_asv_results()
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, **AS_AVX2},
                           capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0", "haswell", "(no", "AVX-512)"]
+
+
+def test_thread_speedup_is_one_threads_fastest_sample_over_several_threads(monkeypatch):
+    """``timing.thread_speedup``: the fastest sample on one thread over the fastest on
+    ``threads``, the warm-up round and slow samples left out, the thread count restored;
+    on a clock that a call advances by 1 / threads (every fifth call 10x slower)."""
+    import types
+
+    from fastbp import get_num_threads, set_num_threads
+    from fastbp.bench import timing
+
+    clock = types.SimpleNamespace(now=0.0, calls=0)
+
+    def call():
+        clock.calls += 1
+        clock.now += (10.0 if clock.calls % 5 == 0 else 1.0) / get_num_threads()
+
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
+    set_num_threads(1)
+    try:
+        assert timing.thread_speedup(2, repeat=4, fn=call) == 2.0
+        assert get_num_threads() == 1
+    finally:
+        set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_compare_says_what_several_threads_gave_before_and_after_the_rows(tmp_path, capsys):
+    """On two threads, the header and a line after the table give ``thread_speedup`` of
+    fastbp's dense forward, and the JSON both figures; on one thread neither."""
+    for threads in (1, 2):
+        out = tmp_path / f"compare{threads}.json"
+        assert compare.main(["--quick", "--repeat", "1", "--threads", str(threads), "--only",
+                             "tiny_conv", "--json", str(out), "--no-torch"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        result = json.loads(out.read_text())
+        said = [line for line in lines if line.startswith("threads: fastbp float32 dense")]
+        if threads == 1:
+            assert "thread_speedup" not in result and said == []
+            continue
+        check = result["thread_speedup"]
+        assert check["start"] > 0 and check["end"] > 0 and "2 threads against 1" in check["what"]
+        assert said == [report.thread_speedup_line({**result, "thread_speedup": {
+            k: v for k, v in check.items() if k != "end"}}), report.thread_speedup_line(result)]
+        rows = [i for i, line in enumerate(lines) if line.startswith("| tiny_conv |")]
+        assert lines.index(said[0]) < rows[0] < rows[-1] < lines.index(said[1])
+        assert f"{check['start']:.2f}x before the rows, {check['end']:.2f}x after them" in said[1]
 
 
 def test_compare_rejects_unknown_shape(capsys):

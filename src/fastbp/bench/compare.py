@@ -5,8 +5,9 @@ conv, transposed conv, linear, pool, batch norm and activation shapes (each pass
 forward, backward) and training steps, in one process, at one thread count and dtype
 for every implementation, alternating the implementations on each repeat; it prints a
 Markdown table of median milliseconds, GFLOP/s, GB/s (batch norm, activations) or
-images/s and fastbp's speed relative to each peer, with NumPy's GEMM rate as a roof, and
-optionally writes JSON (``--json``) and a bar chart (``--plot``). A peer that does not
+images/s and fastbp's speed relative to each peer, with NumPy's GEMM rate as a roof and,
+on several threads, how much faster fastbp's threads ran than one before and after the
+rows (``timing.thread_speedup``: a shared core shows there), and optionally writes JSON (``--json``) and a bar chart (``--plot``). A peer that does not
 implement a shape (``supports``: NumPy has no residual network and no activations) is
 left out of its rows.
 """
@@ -26,7 +27,7 @@ from . import numpy_peer, report, torch_peer
 from .kernels import KERNELS, kernel_names, kernel_ops
 from .networks import fastbp_step
 from .shapes import BY_NAME, DEFAULT, of_family
-from .timing import alternating_samples, gemm_gflops, median
+from .timing import SPEEDUP_SHAPE, alternating_samples, gemm_gflops, median, thread_speedup
 
 COMPARED = ("conv", "conv_transpose", "linear", "pool", "batchnorm", "activation", "train")
 PASSES = {
@@ -203,12 +204,21 @@ def main(argv=None):
             "what": f"numpy {args.dtype} matmul {GEMM_SIZE}x{GEMM_SIZE}x{GEMM_SIZE}",
             "gflops": gemm_gflops(args.dtype, GEMM_SIZE, repeat),
         }
+        if threads > 1:  # what the machine gave the threads, before the rows and after
+            n, d_in, d_out = SPEEDUP_SHAPE
+            result["thread_speedup"] = {
+                "what": f"fastbp float32 dense forward {n}x{d_in} -> {d_out}, {threads} "
+                        f"threads against 1, fastest of {repeat}",
+                "start": thread_speedup(threads, repeat)}
         print("\n".join(report.header(result) + report.table_head(result["peers"])), flush=True)
         result["rows"] = []
         for shape in shapes:
             for r in measure(shape, args.dtype, peers, timing):
                 result["rows"].append(r)
                 print(report.table_row(r, result["peers"]), flush=True)
+        if threads > 1:
+            result["thread_speedup"]["end"] = thread_speedup(threads, repeat)
+            print(report.thread_speedup_line(result), flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1)

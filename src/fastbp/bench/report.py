@@ -13,7 +13,8 @@ def _number(value):
 
 
 def header(result):
-    """The lines that say what was measured, where, and the GEMM roof."""
+    """The lines that say what was measured, where, the GEMM roof and, on several
+    threads, the threads' speed-up (``thread_speedup_line``)."""
     versions = ", ".join(f"{name} {version}" for name, version in result["versions"].items())
     roof = result["roof"]
     return [
@@ -23,9 +24,19 @@ def header(result):
         f" | heap: {result.get('heap', 'allocator defaults')}",
         versions,
         f"roof: {roof['what']}: {roof['gflops']:.1f} GFLOP/s",
+        *([thread_speedup_line(result)] if "thread_speedup" in result else []),
         RATIO_MEANING,
         "",
     ]
+
+
+def thread_speedup_line(result):
+    """What the threads gave (``timing.thread_speedup``): before the rows, and after them
+    once measured."""
+    check = result["thread_speedup"]
+    after = f", {check['end']:.2f}x after them" if "end" in check else ""
+    return (f"threads: {check['what']}: {check['start']:.2f}x before the rows{after} "
+            f"({result['threads']}x at most; less where the cores are shared)")
 
 
 def table_head(peers):

@@ -1,11 +1,15 @@
 """Wall-clock timing for the comparison: implementations alternated per repeat, medians
-after warm-up, and the machine's NumPy GEMM rate as a roof."""
+after warm-up, the machine's NumPy GEMM rate as a roof, and how much faster fastbp's
+threads ran than one at the time (``thread_speedup``)."""
 
 import math
 import statistics
 import time
 
 import numpy as np
+
+from .. import Workspace, get_num_threads, set_num_threads
+from ..functional import linear
 
 
 def _sample(fn, number):
@@ -54,3 +58,38 @@ def gemm_gflops(dtype, size=1024, repeat=5):
     out = np.empty_like(a)
     seconds = alternating_samples({"gemm": lambda: np.matmul(a, b, out=out)}, repeat)["gemm"]
     return 2 * size**3 / median(seconds) / 1e9
+
+
+#: ``thread_speedup``'s work: fastbp's dense forward, (N, Din) -> Dout, float32, compute
+#: bound (its operands fit the L2 caches), long enough per call to share among threads.
+SPEEDUP_SHAPE = (256, 512, 512)
+
+
+def thread_speedup(threads, repeat=5, fn=None):
+    """How many times faster ``fn`` (default: fastbp's dense forward of ``SPEEDUP_SHAPE``)
+    ran on ``threads`` of fastbp's threads than on one: the fastest of ``repeat``
+    alternating samples each way. It falls short of ``threads`` where the cores are
+    shared, whatever the kernels do (a busy laptop; a cloud VM whose vCPUs take turns on
+    one core: an AMD EPYC VM with 2 vCPUs gave 1.03-2.00x minutes apart), and so bounds
+    what the run's multithreaded figures could show."""
+    if fn is None:
+        rng = np.random.default_rng(0)
+        n, d_in, d_out = SPEEDUP_SHAPE
+        x = rng.standard_normal((n, d_in)).astype(np.float32)
+        w = rng.standard_normal((d_out, d_in)).astype(np.float32)
+        workspace = Workspace()
+        fn = lambda: linear(x, w, workspace=workspace)  # noqa: E731
+    previous = get_num_threads()
+    best = {}
+    try:
+        for r in range(repeat + 1):  # the first round warms up each thread count
+            for n in (1, threads) if r % 2 else (threads, 1):
+                set_num_threads(n)
+                once = _sample(fn, 1)
+                number = max(1, math.ceil(0.02 / once)) if once > 0 else 1
+                seconds = _sample(fn, number)
+                if r:
+                    best[n] = min(best.get(n, math.inf), seconds)
+    finally:
+        set_num_threads(previous)
+    return best[1] / best[threads]
