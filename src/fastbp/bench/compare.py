@@ -7,9 +7,9 @@ for every implementation, alternating the implementations on each repeat; it pri
 Markdown table of median milliseconds, GFLOP/s, GB/s (batch norm, activations) or
 images/s and fastbp's speed relative to each peer, with NumPy's GEMM rate as a roof and,
 on several threads, how much faster fastbp's threads ran than one before and after the
-rows (``timing.thread_speedup``: a shared core shows there), and optionally writes JSON (``--json``) and a bar chart (``--plot``). A peer that does not
-implement a shape (``supports``: NumPy has no residual network and no activations) is
-left out of its rows.
+rows (``timing.thread_speedup``: a shared core shows there), and optionally writes JSON
+(``--json``) and a bar chart (``--plot``). A peer that does not implement a shape
+(``supports``: NumPy has no residual network and no activations) is left out of its rows.
 """
 
 import argparse

@@ -70,8 +70,8 @@ def thread_speedup(threads, repeat=5, fn=None):
     ran on ``threads`` of fastbp's threads than on one: the fastest of ``repeat``
     alternating samples each way. It falls short of ``threads`` where the cores are
     shared, whatever the kernels do (a busy laptop; a cloud VM whose vCPUs take turns on
-    one core: an AMD EPYC VM with 2 vCPUs gave 1.03-2.00x minutes apart), and so bounds
-    what the run's multithreaded figures could show."""
+    one core: on a 2-vCPU AMD EPYC VM 1.97x before one comparison's rows, 1.25x after
+    them), and so bounds what the run's multithreaded figures could show."""
     if fn is None:
         rng = np.random.default_rng(0)
         n, d_in, d_out = SPEEDUP_SHAPE

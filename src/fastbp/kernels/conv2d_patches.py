@@ -234,7 +234,8 @@ def gather_patches_by_phases(planes, k_h, k_w, stride_h, stride_w, pad_h, pad_w,
     phase_w = out_w + (k_w - 1) // stride_w
     top = max(0, r0 * stride_h - pad_h)
     bottom = min(height, (r1 - 1) * stride_h + (k_h - 1) * dil_h - pad_h + 1)
-    split = np.zeros((max(0, bottom - top), stride_w, phase_w), planes.dtype)  # zero past
+    # the input rows [top, bottom) by phase, zero past each phase's columns
+    split = np.zeros((max(0, bottom - top), stride_w, phase_w), planes.dtype)
     bounds = np.empty((stride_w, 2), np.int64)  # phase e's columns inside the plane
     for e in range(stride_w):
         bounds[e, 0], bounds[e, 1] = valid_columns(e - pad_w, stride_w, width, phase_w)
