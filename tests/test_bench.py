@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 
@@ -265,12 +264,13 @@ def test_thread_speedup_is_one_threads_fastest_sample_over_several_threads(monke
         clock.now += (10.0 if clock.calls % 5 == 0 else 1.0) / get_num_threads()
 
     monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
+    before = get_num_threads()
     set_num_threads(1)
     try:
         assert timing.thread_speedup(2, repeat=4, fn=call) == 2.0
         assert get_num_threads() == 1
     finally:
-        set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        set_num_threads(before)
 
 
 def test_compare_says_what_several_threads_gave_before_and_after_the_rows(tmp_path, capsys):
