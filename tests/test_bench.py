@@ -263,7 +263,8 @@ def test_thread_speedup_is_one_threads_fastest_sample_over_several_threads(monke
         clock.calls += 1
         clock.now += (10.0 if clock.calls % 5 == 0 else 1.0) / get_num_threads()
 
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: clock.now,
+                                                         sleep=lambda seconds: None))
     before = get_num_threads()
     set_num_threads(1)
     try:

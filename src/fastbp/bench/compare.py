@@ -27,7 +27,8 @@ from . import numpy_peer, report, torch_peer
 from .kernels import KERNELS, kernel_names, kernel_ops
 from .networks import fastbp_step
 from .shapes import BY_NAME, DEFAULT, of_family
-from .timing import SPEEDUP_SHAPE, alternating_samples, gemm_gflops, median, thread_speedup
+from .timing import (alternating_samples, gemm_gflops, median, thread_speedup,
+                     thread_speedup_what)
 
 COMPARED = ("conv", "conv_transpose", "linear", "pool", "batchnorm", "activation", "train")
 PASSES = {
@@ -205,11 +206,8 @@ def main(argv=None):
             "gflops": gemm_gflops(args.dtype, GEMM_SIZE, repeat),
         }
         if threads > 1:  # what the machine gave the threads, before the rows and after
-            n, d_in, d_out = SPEEDUP_SHAPE
-            result["thread_speedup"] = {
-                "what": f"fastbp float32 dense forward {n}x{d_in} -> {d_out}, {threads} "
-                        f"threads against 1, fastest of {repeat}",
-                "start": thread_speedup(threads, repeat)}
+            result["thread_speedup"] = {"what": thread_speedup_what(threads, repeat),
+                                        "start": thread_speedup(threads, repeat)}
         print("\n".join(report.header(result) + report.table_head(result["peers"])), flush=True)
         result["rows"] = []
         for shape in shapes:

@@ -65,6 +65,13 @@ def gemm_gflops(dtype, size=1024, repeat=5):
 SPEEDUP_SHAPE = (256, 512, 512)
 
 
+def thread_speedup_what(threads, repeat):
+    """Words for what ``thread_speedup(threads, repeat)`` measures by default."""
+    n, d_in, d_out = SPEEDUP_SHAPE
+    return (f"fastbp float32 dense forward {n}x{d_in} -> {d_out}, {threads} threads "
+            f"against 1, fastest of {repeat}")
+
+
 def thread_speedup(threads, repeat=5, fn=None):
     """How many times faster ``fn`` (default: fastbp's dense forward of ``SPEEDUP_SHAPE``)
     ran on ``threads`` of fastbp's threads than on one: the fastest of ``repeat``
@@ -79,17 +86,17 @@ def thread_speedup(threads, repeat=5, fn=None):
         w = rng.standard_normal((d_out, d_in)).astype(np.float32)
         workspace = Workspace()
         fn = lambda: linear(x, w, workspace=workspace)  # noqa: E731
+
+    def on(n):
+        def call():
+            set_num_threads(n)
+            fn()
+        return call
+
     previous = get_num_threads()
-    best = {}
     try:
-        for r in range(repeat + 1):  # the first round warms up each thread count
-            for n in (1, threads) if r % 2 else (threads, 1):
-                set_num_threads(n)
-                once = _sample(fn, 1)
-                number = max(1, math.ceil(0.02 / once)) if once > 0 else 1
-                seconds = _sample(fn, number)
-                if r:
-                    best[n] = min(best.get(n, math.inf), seconds)
+        samples = alternating_samples({1: on(1), threads: on(threads)}, repeat,
+                                      min_sample_s=0.02)
     finally:
         set_num_threads(previous)
-    return best[1] / best[threads]
+    return min(samples[1]) / min(samples[threads])
