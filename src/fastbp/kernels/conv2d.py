@@ -880,10 +880,10 @@ def _by_groups_forward(g, x, w, b, y, workspace, family):
     for k in range(g.groups):
         out = slice(k * c_out, (k + 1) * c_out)
         if entry.reads_groups_in_place:
-            entry.forward(one, x, w[out], b[out], y_group, workspace, group=k)
+            x_group, where = x, {"group": k}
         else:
-            x_group = _group_channels(x, k, g.groups, workspace, "conv2d group x")
-            entry.forward(one, x_group, w[out], b[out], y_group, workspace)
+            x_group, where = _group_channels(x, k, g.groups, workspace, "conv2d group x"), {}
+        entry.forward(one, x_group, w[out], b[out], y_group, workspace, **where)
         for_size(copy_channels, y_group.size)(y_group, 0, y, out.start, c_out)
 
 
@@ -898,14 +898,14 @@ def _by_groups_backward(g, dy, x, w, dx, dw, workspace, accumulate, family, with
         out = slice(k * c_out, (k + 1) * c_out)
         dw_group = None if dw is None else dw[out]
         if entry.reads_groups_in_place:
-            entry.backward(one, dy, x, w[out], dx_group, dw_group, workspace, accumulate,
-                           group=k)
+            dy_group, x_group, where = dy, x, {"group": k}
         else:
             dy_group = _group_channels(dy, k, g.groups, workspace, "conv2d group dy")
             x_group = None if dw is None else _group_channels(x, k, g.groups, workspace,
                                                                 "conv2d group x")
-            entry.backward(one, dy_group, x_group, w[out], dx_group, dw_group, workspace,
-                           accumulate)
+            where = {}
+        entry.backward(one, dy_group, x_group, w[out], dx_group, dw_group, workspace,
+                       accumulate, **where)
         if dx is not None:
             for_size(copy_channels, dx_group.size)(dx_group, 0, dx, k * one.c_in, one.c_in)
 
