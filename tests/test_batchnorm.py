@@ -1,10 +1,12 @@
-"""BatchNorm1D/2D and GlobalAvgPool2D: kernels against the NumPy reference, gradients by
-finite differences, PyTorch where installed, thread-count invariance, running statistics,
-weight decay and checkpoints."""
+"""BatchNorm1D/2D and GlobalAvgPool2D: kernels against the NumPy reference (fixed and
+fuzzed shapes), gradients by finite differences, PyTorch where installed, thread-count
+invariance, running statistics, weight decay and checkpoints."""
 
 import numpy as np
 import pytest
 from conftest import assert_matches
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastbp
 from fastbp import checkpoint, optim
@@ -59,6 +61,72 @@ def test_batch_norm_with_running_statistics_matches_the_reference(rng, dtype, sh
     assert_matches(dx, dx_ref, dtype)
     assert_matches(dweight, dgamma_ref, dtype)
     assert_matches(dbias, dbeta_ref, dtype)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 9), c=st.integers(1, 5), spatial=st.sampled_from([None, (1, 1), (1, 4), (3, 2), (5, 7)]),
+    use_f32=st.booleans(), training=st.booleans(), relu=st.booleans(),
+    eps=st.sampled_from([1e-5, 1e-3, 0.5]), momentum=st.sampled_from([0.0, 0.1, 1.0]),
+    offset=st.sampled_from([0.0, 3.0, -50.0]), constant=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_batch_norm_fuzzed_shapes(n, c, spatial, use_f32, training, relu, eps, momentum, offset,
+                                  constant, seed):
+    """batch_norm (and batch_norm_relu) on random shapes, offsets and a channel of one
+    repeated value (variance 0): y, the running statistics and the three gradients against
+    the float64 reference; the fused ReLU bit for bit the ReLU of the plain forward."""
+    dtype = np.float32 if use_f32 else np.float64
+    shape = (n, c) if spatial is None else (n, c, *spatial)
+    count = n * (1 if spatial is None else spatial[0] * spatial[1])
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 2 + offset).astype(dtype)
+    if constant:
+        x[:, 0] = dtype(offset + 0.25)
+    weight = (rng.random(c) + 0.5).astype(dtype)
+    bias = rng.standard_normal(c).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    mean, var = rng.standard_normal(c).astype(dtype), (rng.random(c) + 0.5).astype(dtype)
+    old = mean.astype(np.float64), var.astype(np.float64)
+    forward, backward = ((F.batch_norm_relu, F.batch_norm_relu_backward) if relu
+                         else (F.batch_norm, F.batch_norm_backward))
+    if training and count < 2:
+        with pytest.raises(ValueError, match="more than one value"):
+            forward(x, weight, bias, mean, var, training, momentum, eps)
+        return
+    y, cache = forward(x, weight, bias, mean, var, training, momentum, eps)
+    if relu:
+        plain = F.batch_norm(x, weight, bias, old[0].astype(dtype), old[1].astype(dtype),
+                             training, momentum, eps)[0]
+        assert np.maximum(plain, 0).tobytes() == y.tobytes()
+    y_ref, mu, sigma2 = ref.batch_norm(x, weight, bias, eps, *(() if training else old))
+    assert_matches(y, np.maximum(y_ref, 0) if relu else y_ref, dtype)
+    if training:
+        expected = ref.running_stats(*old, mu, sigma2, count, momentum)
+    else:
+        expected = old
+    assert_matches(mean, expected[0], dtype)
+    assert_matches(var, expected[1], dtype)
+    dx, dweight, dbias = backward(dy, cache, weight)
+    through = dy * (y > 0) if relu else dy  # relu's gradient where fastbp's output is > 0
+    dx_ref, dweight_ref, dbias_ref = ref.batch_norm_backward(through, x, weight, eps,
+                                                             *(() if training else old))
+    tol = dict(rtol=1e-8, atol=1e-9) if dtype == np.float64 else dict(rtol=2e-3, atol=2e-3)
+    for got, want in ((dx, dx_ref), (dweight, dweight_ref), (dbias, dbias_ref)):
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, **tol)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 5), c=st.integers(1, 6), h=st.integers(1, 9), w=st.integers(1, 9),
+       use_f32=st.booleans(), seed=st.integers(0, 2**16))
+def test_global_avg_pool_fuzzed_shapes(n, c, h, w, use_f32, seed):
+    dtype = np.float32 if use_f32 else np.float64
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c, h, w)) + 10).astype(dtype)
+    dy = rng.standard_normal((n, c)).astype(dtype)
+    assert_matches(F.global_avg_pool2d(x), ref.global_avg_pool2d(x), dtype)
+    assert_matches(F.global_avg_pool2d_backward(dy, x.shape),
+                   ref.global_avg_pool2d_backward(dy, x.shape), dtype)
 
 
 def test_batch_norm_backward_adds_and_skips_the_input_gradient(rng):
