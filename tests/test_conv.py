@@ -254,6 +254,49 @@ def test_winograd_products_in_tiles_or_shifted_sums_match_reference(x_shape, c_o
     _winograd_matches_reference(x, w, b, dilation, dilation, dtype, rng)
 
 
+@pytest.mark.parametrize("x_shape,c_out,padding,partials", [
+    ((43, 5, 7, 9), 6, 1, 9),  # 5 planes stacked a band, the last band of 3
+    ((2, 7, 80, 30), 35, 1, 4),  # two bands a plane; 35 output channels: two panels
+    ((40, 3, 30, 30), 4, 2, 32),  # 40 bands, two to a partial sum from the 33rd on
+    ((1, 4, 3, 3), 2, 0, 1),  # a 1 x 1 output: one tile, three quarters of it past dy
+])
+def test_winograd_weight_gradient_matches_reference(x_shape, c_out, padding, partials, dtype,
+                                                    monkeypatch, rng):
+    """dw by F(2x2, 3x3) (``winograd_weight_grad``, here from one channel on: where the CPU
+    has a tile for the dtype, else by the direct family): the reference's dw, the same bits
+    alone as with dx and at one and two threads, added to dw with ``accumulate``."""
+    from fastbp.kernels.conv2d_winograd import weight_grad_partial_shape
+    from fastbp.kernels.packed import product_tile
+
+    monkeypatch.setitem(table.MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD, table.CPU_KIND, 1)
+    x, w, _ = _data(rng, x_shape, (c_out, 3, 3), dtype)
+    dy = rng.standard_normal(F.conv2d(x, w, None, 1, padding).shape).astype(dtype)
+    g = table.Geometry.of(x.shape, w.shape, dy.shape, 1, 1, padding, padding)
+    assert table.winograd_weight_grad(g, dtype) is (product_tile(dtype) is not None)
+    assert weight_grad_partial_shape(*x_shape[:2], c_out, *dy.shape[2:])[0] == partials
+    before = fastbp.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            fastbp.set_num_threads(threads)
+            dx, dw, alone = np.empty_like(x), np.empty_like(w), np.empty_like(w)
+            table.conv2d_backward(dy, x, w, 1, 1, padding, padding, dx, dw, family="winograd")
+            table.conv2d_backward_weight(dy, x, 1, 1, padding, padding, alone,
+                                         family="winograd")
+            assert alone.tobytes() == dw.tobytes()
+            results.append(dw)
+    finally:
+        fastbp.set_num_threads(before)
+    dw, again = results
+    assert again.tobytes() == dw.tobytes()
+    dw_ref = ref.conv2d_backward(*(a.astype(np.float64) for a in (dy, x, w)), 1, padding)[1]
+    assert_matches(dw, dw_ref, dtype)
+    twice = dw.copy()
+    table.conv2d_backward(dy, x, w, 1, 1, padding, padding, None, twice, accumulate=True,
+                          family="winograd")
+    np.testing.assert_array_equal(twice, dw + dw)
+
+
 @pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
 @pytest.mark.parametrize("x_shape,c_out,kernel", [
     ((70, 8, 6, 5), 17, (3, 3)),  # two chunks (6 samples in the last); panels left partial
@@ -442,6 +485,7 @@ def test_weight_grad_alone_takes_the_patch_tiles_where_the_cpu_kind_says(patch_t
     32 input channels (not 16) where ``WEIGHT_GRAD_BY_PATCH_TILES`` (AVX-512), else on the shifted
     family; the same dw either way, with dx too."""
     monkeypatch.setattr(table, "WEIGHT_GRAD_BY_PATCH_TILES", patch_tiles)
+    monkeypatch.setitem(table.MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD, table.CPU_KIND, None)
     table.choose.cache_clear()
     try:
         x = rng.standard_normal((2, 32, 32, 32))
@@ -534,6 +578,20 @@ def test_the_default_choice_by_shape():
     assert chosen((64, 32, 20, 20), 32, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((32, 128, 10, 10), 128, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((32, 128, 8, 8), 128, 3, 1, 1) == (small, "batched")
+
+    def dw_by_winograd(x_shape, o):
+        n, c, h, w = x_shape
+        g = table.Geometry.of(x_shape, (o, c, 3, 3), (n, o, h, w), 1, 1, 1, 1)
+        return (table.choose(g, "weight").name == "winograd"
+                and table.winograd_weight_grad(g, np.float32))
+
+    avx2 = table.CPU_KIND == "avx2"  # dw by Winograd too: from 32 channels, AVX2
+    assert dw_by_winograd((64, 32, 14, 14), 32) is avx2  # ResNet's 14 px
+    assert dw_by_winograd((64, 32, 32, 32), 64) is avx2
+    assert dw_by_winograd((64, 64, 10, 10), 64) is avx2
+    assert not dw_by_winograd((64, 16, 28, 28), 16)  # a tile's 32 columns half empty
+    assert not dw_by_winograd((64, 32, 12, 12), 32)  # no Winograd backward there
+    assert not dw_by_winograd((64, 64, 7, 7), 64)
     for kind in table.PREFERENCE:  # Winograd's tables end at one channel count (_by_channels)
         tables = (table.MIN_WIDTH_FOR_WINOGRAD[kind], table.MAX_DILATION_FOR_WINOGRAD[kind],
                   *table.MIN_PHASE_WIDTH_FOR_WINOGRAD[kind].values())

@@ -82,7 +82,13 @@ from .conv2d_shifted import (
     shifted_layout,
     shifted_partial_shape,
 )
-from .conv2d_winograd import conv2d_winograd_forward, winograd_layout
+from .conv2d_winograd import (
+    conv2d_winograd_backward_weight,
+    conv2d_winograd_forward,
+    weight_grad_layout,
+    weight_grad_partial_shape,
+    winograd_layout,
+)
 from .isa import MASKED_VECTORS
 from .packed import product_tile
 from .workspace import Workspace
@@ -197,6 +203,15 @@ MAX_DILATION_FOR_WINOGRAD = {"avx512": ((32, 4), (16, 3)), "avx2": ((16, 3),)}
 # 16 on 28 px 1.08-1.17x / 1.07-1.12x (float64 0.99-1.02x / 0.85-1.00x), 24 -> 24 on 32
 # px 1.17x / 1.29x, grouped 16 channels a group on 32 px 1.00-1.12x / 0.93-1.09x.
 MIN_DEPTH_FOR_WINOGRAD_TILES = 16  # input channels
+# Its weight gradient by F(2x2, 3x3) too (``conv2d_winograd_backward_weight``: per band,
+# dU (C, O) = V Z over the band's tiles in the dense tiles) against the direct family the
+# table chose, 64 samples, one core, float32, AMD Zen 3 (AVX2), alternating, fastest of
+# 9-11: 32 -> 32 channels on 12 px 1.06x, 14 px 1.19-1.37x, 16 px 1.47x, 28 px 1.28x;
+# 32 -> 64 on 32 px 1.10-1.35x; 64 -> 64 on 10 px 1.32x, 14 px 1.42x, but 7 px 0.96-1.05x;
+# 128 on 8 px (32 samples) 1.53x; 16 channels (a tile's 32 columns half empty) 0.6x.
+# Where the Winograd backward runs (dx's rule above), undilated, ungrouped, from this many
+# channels in and out, in a dtype with a tile; AVX-512 is unmeasured, so off there.
+MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD = {"avx512": None, "avx2": 32}
 # The batched forward's rows in the dense tiles against shifted sums (one core, float32,
 # 64 samples, 3x3): AVX-512 (8 x 32) 72 taps 1.21x, 144 1.24-1.40x, 288 1.23x, 576 1.42x,
 # LeNet's conv2 (150) 1.27x, but 27-36 taps 0.8-1.0x; AVX2 (3 x 32) 27-288 taps 0.77-0.97x,
@@ -429,12 +444,12 @@ def _winograd_accepts(g):
 
 
 def _winograd_suits(g, pass_):
-    """By the width of what the transforms produce (y, or dx for the backward, whose dw the
-    direct family computes) and the channels: the input transform's cost is shared by the
-    output channels, the output transform's by the input channels (of one group). It
-    computes no dw of its own: not for "weight"."""
+    """By the width of what the transforms produce (y, or dx for the backward) and the
+    channels: the input transform's cost is shared by the output channels, the output
+    transform's by the input channels (of one group). dw alone ("weight") where the
+    backward would run and computes dw too (``winograd_weight_grad``)."""
     if pass_ == "weight":
-        return False
+        return winograd_weight_grad(g) and _winograd_suits(g, "backward")
     pass_ = "forward" if pass_ == "forward" else "backward"
     width = g.out_w if pass_ == "forward" else g.width
     channels = min(g.c_in, g.c_out) // g.groups
@@ -459,6 +474,27 @@ def winograd_by_tiles(c_in, dtype):
     """Whether Winograd's products over ``c_in`` input channels run in the dense tiles, by
     the depth and dtype alone."""
     return c_in >= MIN_DEPTH_FOR_WINOGRAD_TILES and product_tile(dtype) is not None
+
+
+def winograd_weight_grad(g, dtype=None):
+    """Whether the Winograd backward computes dw by F(2x2, 3x3) too, by the shapes
+    (``MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD``) and the dtype (None: one with a tile), not
+    by the family the table would choose without it."""
+    least = MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD[CPU_KIND]
+    return (least is not None and not g.dilated and g.groups == 1
+            and min(g.c_in, g.c_out) >= least
+            and (dtype is None or product_tile(dtype) is not None))
+
+
+def _winograd_weight_grad(g, dy, x, dw, workspace, accumulate):
+    layout = weight_grad_layout(g.c_in, g.c_out, g.out_h, g.out_w, g.n_batch,
+                                product_tile(dw.dtype)[1])
+    scratch = workspace.per_thread("conv2d", layout[-1], dw.dtype)
+    partial_sums = workspace.array(
+        "conv2d partial", weight_grad_partial_shape(g.n_batch, g.c_in, g.c_out, g.out_h,
+                                                    g.out_w), dw.dtype)
+    conv2d_winograd_backward_weight(dy, x, g.pad_h, g.pad_w, dw, scratch, partial_sums,
+                                    accumulate)
 
 
 def _winograd_forward_on(g, x, w, b, pad_h, pad_w, y, workspace):
@@ -494,15 +530,18 @@ def _flipped_kernel(g, w, workspace):
 
 def _winograd_backward(g, dy, x, w, dx, dw, workspace, accumulate):
     """dx as the forward of the flipped, channel-transposed kernel (group by group) on dy
-    padded by 2 * dilation - pad; dw by the family the table would choose without this one
-    (group by group if none takes the groups)."""
+    padded by 2 * dilation - pad; dw by F(2x2, 3x3) too where ``winograd_weight_grad``, else
+    by the family the table would choose without this one (group by group if none takes
+    the groups)."""
     if dx is not None:
         flipped, no_bias = _flipped_kernel(g, w, workspace)
         _winograd_forward_on(g, dy, flipped, no_bias, 2 * g.dil_h - g.pad_h,
                              2 * g.dil_w - g.pad_w, dx, workspace)
     if dw is None:
         return
-    if g.groups == 1:
+    if winograd_weight_grad(g, dw.dtype):
+        _winograd_weight_grad(g, dy, x, dw, workspace, accumulate)
+    elif g.groups == 1:
         choose(g, "weight", without="winograd").backward(g, dy, x, w, None, dw, workspace,
                                                          accumulate)
     else:
@@ -721,12 +760,15 @@ FAMILIES = {f.name: f for f in (
         name="winograd", family="winograd", variant="",
         kernels="conv2d_winograd: forward and dx by F(2x2, 3x3) (input windows transformed, "
                 "16 products per tile in the dense tiles or by shifted_sums_2, transformed "
-                "back), over bands of tile rows of each dilation phase and group; dw by the "
-                "batched or shifted family, group by group",
+                "back), over bands of tile rows of each dilation phase and group; dw by "
+                "F(2x2, 3x3) too (input windows and dy's tiles transformed, dU = V Z over a "
+                "band's tiles in the dense tiles, summed per band, transformed back) from 32 "
+                "channels undilated where the CPU has a tile (winograd_weight_grad), else by "
+                "the batched or shifted family, group by group",
         accepts=_winograd_accepts,
         needs="a 3x3 kernel, stride 1 and padding <= 2 * dilation",
         suits=_winograd_suits, forward=_winograd_forward, backward=_winograd_backward,
-        layout=(winograd_layout,),
+        layout=(winograd_layout, weight_grad_layout),
     ),
     Family(
         name="batched", family="batched", variant="",

@@ -27,9 +27,12 @@ undilated: the convolution is dh * dw undilated ones on the phase planes, and th
 above are tiles of a phase plane.
 
 The input gradient is the forward of the flipped, channel-transposed kernel on dy padded
-by ``2 * dilation - pad`` (``conv2d.py`` arranges it). The weight gradient stays with the
-direct families: its products (``dU[cell] (O, C) = sum over tiles of Z[cell] V[cell]^T``)
-are dot products over a band's tiles, too short to beat them (measured 0.3-0.8x).
+by ``2 * dilation - pad`` (``conv2d.py`` arranges it). The weight gradient (undilated)
+turns the forward around: with Z = A dY A^T of each 2x2 tile dY of dy, ``dU[cell] (C, O) =
+sum over tiles of V[cell] Z[cell]``, and ``dw[o, c] = G^T dU[:, c, o] G``. Its products
+run in the dense tiles with the band's tiles as their depth: V's rows read in place, Z's
+in panels of output channels (as dot products over a band's tiles they lost to the direct
+families, 0.3-0.8x).
 
 Layout: the jobs are bands of whole tile rows of one row phase of one group of one sample,
 or of several such planes whole, one after another (small planes: ``stacked_planes``;
@@ -48,10 +51,22 @@ Each job writes only its own output cells, so results do not depend on the threa
 
 import numpy as np
 from numba import get_thread_id, prange, uint64
+from numba.np.numpy_support import carray
 
 from ._jit import inline_kernel, reduction_kernel, serial_kernel
-from .packed import into_panels, panel_row_length, tile_rows, tiles_product
+from .packed import (
+    MAX_TILE_COLUMNS,
+    MAX_TILE_ROWS,
+    into_panels,
+    panel_row_length,
+    rows_tiles_product,
+    tile_columns,
+    tile_rows,
+    tiles_product,
+)
 from .runs import copy_run, gather_run, scatter_run, zero
+from .stack import stack_pointer
+from .transposed import SIZE as BLOCK, transpose_8x8
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
@@ -394,3 +409,177 @@ def conv2d_winograd_forward(x, w, b, pad_h, pad_w, dil_h, dil_w, groups, y, scra
                     n, py = stacked_plane(first_plane + s, dil_h)
                     output_rows(wide[0], wide[1], s * plane_step, dil_h, dil_w, py, ti0,
                                 rows_here, tiles_w, y[n, o])
+
+
+# -- the weight gradient ------------------------------------------------------------------
+
+MAX_PARTIALS = 32  # per-job sums of dU: the jobs, or runs of consecutive jobs when more
+# Bytes between one cell's transformed dy and the next's beyond their length, so that the
+# cells start an odd number of cache lines apart: written 16 cells at once, runs a multiple
+# of 4 KiB apart all fell into one set of the L1 cache (32 -> 32 channels on 14 px, 64
+# samples, one core: dy's transform 5.4 -> 3.0 ms).
+GRADS_SKEW_BYTES = 64
+SIDES = 8 * MAX_TILE_COLUMNS  # a tile's rows transformed along their columns, per channel
+
+
+@serial_kernel
+def weight_grad_layout(c_in, c_out, out_h, out_w, n_batch, panel_cols):
+    """A thread's scratch row for ``conv2d_winograd_backward_weight``, in elements: (grads,
+    rows, sums, dy_rows, size). At 0, a band's transformed input V (16, C, v_row) and
+    ``MAX_TILE_ROWS`` rows more (the tiles read whole tiles of rows); at ``grads``, its
+    transformed dy Z, per cell the panels of ``panel_cols`` output channels (Q, T,
+    panel_cols); at ``rows`` and ``sums``, as ``winograd_layout``; at ``dy_rows``, two rows
+    of dy with the channels innermost (2, 2 * (TW + 1), Q * panel_cols)."""
+    _, tiles_w, band_rows, _, tiles = tiling(out_h, out_w, 1, 1, n_batch)
+    per_row = row_tiles(tiles_w, 1)
+    v_row = panel_row_length(tiles)
+    channels = (c_out + panel_cols - 1) // panel_cols * panel_cols
+    grads = line_up((16 * c_in + MAX_TILE_ROWS) * v_row)
+    rows = grads + line_up(16 * (channels * tiles + GRADS_SKEW_BYTES))  # skew: any dtype
+    sums = rows + line_up(2 * (band_rows + 1) * 2 * per_row + 2)
+    dy_rows = sums + line_up(8 * (band_rows + 1) * per_row)
+    return grads, rows, sums, dy_rows, dy_rows + line_up(4 * per_row * channels)
+
+
+def weight_grad_partial_shape(n_batch, c_in, c_out, out_h, out_w):
+    """Shape of the per-job sums of dU (``MAX_PARTIALS``): (P, 16, C, O)."""
+    tiles_h, _, band_rows, stack, _ = tiling(out_h, out_w, 1, 1, n_batch)
+    jobs = (n_batch + stack - 1) // stack * ((tiles_h + band_rows - 1) // band_rows)
+    return (min(jobs, MAX_PARTIALS), 16, c_in, c_out)
+
+
+@serial_kernel
+def transform_grad_rows(dy_n, row, dy_rows, tiles, grads, at, length, panels, cell_step):
+    """A dY A^T, the forward's output transform turned around, for the 2x2 windows dY of
+    dy_n (O, OH, OW) at rows row, row + 1 and columns 2 tj, 2 tj + 1 (zero past dy), tj <
+    ``tiles`` (the row's tiles and its virtual one): cell (i, j) of tile at + tj, for
+    output channel q * cols + c, at ``grads[(4i + j) * cell_step + ((q * length) + at +
+    tj) * cols + c]``: per cell, the channels in ``panels`` panels of the tile's columns
+    (Q, length, cols). dy_rows: scratch (2, 2 * tiles, Q * cols), the two rows with the
+    channels innermost."""
+    c_out, out_h, out_w = dy_n.shape
+    zero(dy_rows.reshape(-1))
+    blocked_o, blocked_w = c_out - c_out % BLOCK, out_w - out_w % BLOCK
+    for r in range(2):
+        if row + r < out_h:
+            plane, dst = dy_n[:, row + r], dy_rows[r]
+            for o0 in range(0, blocked_o, BLOCK):
+                for q0 in range(0, blocked_w, BLOCK):
+                    transpose_8x8(plane, o0, q0, dst, q0, o0)
+            for o in range(c_out):
+                for q in range(blocked_w if o < blocked_o else 0, out_w):
+                    dst[q, o] = plane[o, q]
+    width = dy_rows.shape[2]
+    cols = width // panels
+    rows = dy_rows.reshape(-1)
+    second = dy_rows.shape[1] * width  # the bottom row
+    # A along the columns of each row: d0, d0 + d1, d0 - d1, -d1 (top row, then bottom),
+    # in the frame, so that the cells' loops below load nothing their stores might alias
+    # and run as vectors (one loop storing all 16 cells stayed scalar: 3.0 -> 0.9 ms).
+    sides = carray(stack_pointer(SIDES, grads.dtype), (8, MAX_TILE_COLUMNS))
+    for tj in range(tiles):
+        for q in range(panels):
+            src = 2 * tj * width + q * cols
+            for c in range(cols):
+                a0, a1 = rows[src + c], rows[src + width + c]
+                b0, b1 = rows[second + src + c], rows[second + src + width + c]
+                sides[0, c], sides[1, c], sides[2, c], sides[3, c] = a0, a0 + a1, a0 - a1, -a1
+                sides[4, c], sides[5, c], sides[6, c], sides[7, c] = b0, b0 + b1, b0 - b1, -b1
+            first = (q * length + at + tj) * cols
+            for j in range(4):  # then along the rows: u, u + v, u - v, -v
+                u, v = sides[j], sides[4 + j]
+                top, plus = grads[first + j * cell_step:], grads[first + (4 + j) * cell_step:]
+                minus = grads[first + (8 + j) * cell_step:]
+                below = grads[first + (12 + j) * cell_step:]
+                for c in range(cols):
+                    top[c] = u[c]
+                for c in range(cols):
+                    plus[c] = u[c] + v[c]
+                for c in range(cols):
+                    minus[c] = u[c] - v[c]
+                for c in range(cols):
+                    below[c] = -v[c]
+
+
+@reduction_kernel
+def conv2d_winograd_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, accumulate):
+    """dw (O, C, 3, 3) (+)= the weight gradient of the 3x3 stride-1 undilated convolution
+    of x (N, C, H, W) padded by (pad_h, pad_w) whose output gradient is dy (N, O, OH, OW),
+    by F(2x2, 3x3): per band (as the forward's, ``tiling``), the input windows transformed
+    (V, ``transform_band``) and dy's 2x2 tiles too (Z = A dY A^T), then per cell the
+    product ``dU[cell] (C, O) = V[cell] (C, T) @ Z[cell] (T, O)`` in the dense tiles (this
+    CPU must have one for the dtype), summed per job in partial (``weight_grad_partial_shape``,
+    consecutive jobs sharing a sum when there are more than ``MAX_PARTIALS``), then over
+    the jobs in order and transformed back, ``dw[o, c] = G^T dU[:, c, o] G``. scratch
+    (threads, ``weight_grad_layout`` size)."""
+    n_batch, c_in = x.shape[0], x.shape[1]
+    c_out, out_h, out_w = dy.shape[1], dy.shape[2], dy.shape[3]
+    tiles_h, tiles_w, band_rows, stack, tiles = tiling(out_h, out_w, 1, 1, n_batch)
+    cols = tile_columns(dy)
+    panels = (c_out + cols - 1) // cols
+    grads_at, rows_at, sums_at, dy_rows_at, _ = weight_grad_layout(
+        c_in, c_out, out_h, out_w, n_batch, cols)
+    v_row = panel_row_length(tiles)
+    bands = (tiles_h + band_rows - 1) // band_rows
+    stacks = (n_batch + stack - 1) // stack
+    per_row = row_tiles(tiles_w, 1)
+    plane_step = band_rows * per_row
+    jobs, n_partials = stacks * bands, partial.shape[0]
+    for part in prange(n_partials):
+        buffer = scratch[get_thread_id()]
+        part_sums = partial[part]
+        for job in range(part * jobs // n_partials, (part + 1) * jobs // n_partials):
+            first_plane, ti0 = job // bands * stack, (job % bands) * band_rows
+            rows_here = min(band_rows, tiles_h - ti0)
+            planes = min(stack, n_batch - first_plane)
+            length = (planes - 1) * plane_step + rows_here * per_row
+            v = buffer[:16 * c_in * v_row].reshape(16, c_in, v_row)
+            cell_step = panels * length * cols + GRADS_SKEW_BYTES // dy.itemsize
+            grads = buffer[grads_at:grads_at + 16 * cell_step]
+            dy_rows = buffer[dy_rows_at:dy_rows_at + 4 * per_row * panels * cols].reshape(
+                2, 2 * per_row, panels * cols)
+            for s in range(planes):
+                n = first_plane + s
+                transform_band(x[n], pad_h, pad_w, 1, 1, 0, ti0, rows_here, tiles_w,
+                               buffer[rows_at:sums_at], buffer[sums_at:dy_rows_at], v,
+                               s * plane_step, (s + 1) * plane_step if s < planes - 1 else v_row)
+                for j in range(rows_here):
+                    transform_grad_rows(dy[n], 2 * (ti0 + j), dy_rows, per_row, grads,
+                                        s * plane_step + j * per_row, length, panels,
+                                        cell_step)
+            fresh = job == part * jobs // n_partials
+            for cell in range(16):
+                rows_tiles_product(buffer[cell * c_in * v_row:], v_row, length,
+                                   grads[cell * cell_step:][:panels * length * cols].reshape(
+                                       panels, length * cols), part_sums[cell],
+                                   not fresh)
+    for c in prange(c_in):
+        untransform_weight_grads(partial, c, dw, accumulate)
+
+
+@serial_kernel
+def untransform_weight_grads(partial, c, dw, accumulate):
+    """dw[:, c] (O, 3, 3) (+)= G^T dU G for dU[cell] = partial[:, cell, c, o] (partial (P,
+    16, C, O)) summed over P in order, cell (i, k) at 4i + k."""
+    half = dw.dtype.type(0.5)
+    du = np.empty((16, dw.shape[0]), dw.dtype)
+    for cell in range(16):
+        total = du[cell]
+        total[:] = partial[0, cell, c]
+        for p in range(1, partial.shape[0]):
+            row = partial[p, cell, c]
+            for o in range(total.shape[0]):
+                total[o] += row[o]
+    s = np.empty((3, 4), dw.dtype)  # G^T dU
+    for o in range(dw.shape[0]):
+        for k in range(4):
+            d0, d1, d2, d3 = du[k, o], du[4 + k, o], du[8 + k, o], du[12 + k, o]
+            s[0, k] = d0 + half * (d1 + d2)
+            s[1, k] = half * (d1 - d2)
+            s[2, k] = half * (d1 + d2) + d3
+        g = dw[o, c]
+        for a in range(3):
+            d0, d1, d2, d3 = s[a, 0], s[a, 1], s[a, 2], s[a, 3]
+            values = (d0 + half * (d1 + d2), half * (d1 - d2), half * (d1 + d2) + d3)
+            for b in range(3):
+                g[a, b] = g[a, b] + values[b] if accumulate else values[b]

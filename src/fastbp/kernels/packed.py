@@ -377,6 +377,12 @@ def tile_rows(like):
     raise NotImplementedError("tile_rows is compiled into numba kernels")
 
 
+def tile_columns(like):
+    """The columns of this CPU's tile for arrays of like's dtype (0: none), as a constant in
+    numba code."""
+    raise NotImplementedError("tile_columns is compiled into numba kernels")
+
+
 def tiles_product(a_panels, b, depth, out, accumulate):
     """out (M, N) = a (M, depth) @ b[:depth], or added to out with ``accumulate``, for numba
     code already inside a parallel loop, in tiles of the micro-kernel: a in panels (P,
@@ -389,6 +395,8 @@ def tiles_product(a_panels, b, depth, out, accumulate):
 
 #: The most rows of any tile: ``rows_tiles_product`` reads its a that far past M.
 MAX_TILE_ROWS = max(tile[0] for tile in TILES.values() if tile is not None)
+#: The most columns of any tile.
+MAX_TILE_COLUMNS = max(tile[1] for tile in TILES.values() if tile is not None)
 
 
 def column_panels(a):
@@ -398,10 +406,10 @@ def column_panels(a):
     raise NotImplementedError("column_panels is compiled into numba kernels")
 
 
-def rows_tiles_product(a, a_row, depth, b_panels, out):
-    """out (M, N) = A (M, depth) @ B in tiles of the micro-kernel, for numba code already
-    inside a parallel loop: A's row m read in place at ``a[m * a_row:][:depth]`` of the 1-D
-    a, B in panels of its columns (``column_panels``). The tiles read whole tiles of rows:
+def rows_tiles_product(a, a_row, depth, b_panels, out, accumulate=False):
+    """out (M, N) = A (M, depth) @ B, or added to out with ``accumulate``, in tiles of the
+    micro-kernel, for numba code already inside a parallel loop: A's row m read in place at
+    ``a[m * a_row:][:depth]`` of the 1-D a, B in panels of its columns (``column_panels``). The tiles read whole tiles of rows:
     a holds ``MAX_TILE_ROWS`` rows past M (any values: their sums are dropped). Each cell
     sums its depth products in order, whichever tile and block it falls in. Only where this
     CPU has a tile for the dtype; elsewhere it raises."""
@@ -534,6 +542,13 @@ def _tile_rows(like):
     return lambda like: rows
 
 
+@overload(tile_columns)
+def _tile_columns(like):
+    tile = _tile_of(like)
+    cols = 0 if tile is None else tile[1]
+    return lambda like: cols
+
+
 @overload(tiles_product)
 def _tiles_product(a_panels, b, depth, out, accumulate):
     tile = _tile_of(out)
@@ -554,12 +569,12 @@ def _rows_tiles(rows, cols):
     micro_kernel = _tile(rows, cols, True)
 
     @njit(cache=True, nogil=True)
-    def tiles(a, a_row, depth, b_panels, out):
+    def tiles(a, a_row, depth, b_panels, out, accumulate):
         b_flat = b_panels.reshape(-1)
         for q in range(b_panels.shape[0]):
             for p in range((out.shape[0] + rows - 1) // rows):
                 micro_kernel(a, p * rows * a_row, a_row, b_flat, q * depth * cols, cols, depth,
-                             out, p * rows, q * cols, False)
+                             out, p * rows, q * cols, accumulate)
 
     return tiles
 
@@ -581,15 +596,19 @@ def _column_panels(a):
 
 
 @overload(rows_tiles_product)
-def _rows_tiles_product(a, a_row, depth, b_panels, out):
+def _rows_tiles_product(a, a_row, depth, b_panels, out, accumulate=False):
     tile = _tile_of(out)
     if tile is None:
-        def no_tile(a, a_row, depth, b_panels, out):
+        def no_tile(a, a_row, depth, b_panels, out, accumulate=False):
             raise ValueError("no tile for this dtype on this CPU (tile_rows is 0)")
 
         return no_tile
     tiles = _rows_tiles(*tile)
-    return lambda a, a_row, depth, b_panels, out: tiles(a, a_row, depth, b_panels, out)
+
+    def product(a, a_row, depth, b_panels, out, accumulate=False):
+        tiles(a, a_row, depth, b_panels, out, accumulate)
+
+    return product
 
 
 @overload(tiles_product_at)
