@@ -209,8 +209,10 @@ MIN_DEPTH_FOR_WINOGRAD_TILES = 16  # input channels
 # 9-11: 32 -> 32 channels on 12 px 1.06x, 14 px 1.19-1.37x, 16 px 1.47x, 28 px 1.28x;
 # 32 -> 64 on 32 px 1.10-1.35x; 64 -> 64 on 10 px 1.32x, 14 px 1.42x, but 7 px 0.96-1.05x;
 # 128 on 8 px (32 samples) 1.53x; 16 channels (a tile's 32 columns half empty) 0.6x.
-# Where the Winograd backward runs (dx's rule above), undilated, ungrouped, from this many
-# channels in and out, in a dtype with a tile; AVX-512 is unmeasured, so off there.
+# Dilated, the same products lost (dilation 2, 32 -> 64 on 32 px: 41 ms against the shifted
+# family's 36: phase gathers in both transforms). Where the Winograd backward runs (dx's
+# rule above), undilated, ungrouped, from this many channels in and out, in a dtype with a
+# tile; AVX-512 is unmeasured, so off there.
 MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD = {"avx512": None, "avx2": 32}
 # The batched forward's rows in the dense tiles against shifted sums (one core, float32,
 # 64 samples, 3x3): AVX-512 (8 x 32) 72 taps 1.21x, 144 1.24-1.40x, 288 1.23x, 576 1.42x,
