@@ -65,9 +65,9 @@ from .packed import (
     tiles_product,
 )
 from .runs import copy_run, gather_run, scatter_run, zero
+from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .stack import stack_pointer
 from .transposed import SIZE as BLOCK, transpose_8x8
-from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .workspace import line_up
 
 # Tiles per band: long runs for the products. 512 rather than 256 takes 32 px planes in one
