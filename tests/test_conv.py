@@ -297,6 +297,33 @@ def test_winograd_weight_gradient_matches_reference(x_shape, c_out, padding, par
     np.testing.assert_array_equal(twice, dw + dw)
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.sampled_from([1, 2, 9, 17]), c=st.integers(1, 9), o=st.integers(1, 40),
+       h=st.integers(1, 13), w=st.integers(1, 13), ph=st.integers(0, 2), pw=st.integers(0, 2),
+       seed=st.integers(0, 2**16), use_f32=st.booleans())
+def test_winograd_weight_gradient_fuzzed_shapes(n, c, o, h, w, ph, pw, seed, use_f32):
+    """dw by F(2x2, 3x3), from one channel on here, on random shapes and paddings: the
+    reference's (in a dtype without a tile on this CPU, the direct family's)."""
+    from fastbp.kernels.packed import product_tile
+
+    dtype = np.float32 if use_f32 else np.float64
+    h, w = max(h, 3 - 2 * ph), max(w, 3 - 2 * pw)
+    rng = np.random.default_rng(seed)
+    x, weight, _ = _data(rng, (n, c, h, w), (o, 3, 3), dtype)
+    dy = rng.standard_normal((n, o, h + 2 * ph - 2, w + 2 * pw - 2)).astype(dtype)
+    g = table.Geometry.of(x.shape, weight.shape, dy.shape, 1, 1, ph, pw)
+    least = table.MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD[table.CPU_KIND]
+    table.MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD[table.CPU_KIND] = 1
+    try:
+        assert table.winograd_weight_grad(g, dtype) is (product_tile(dtype) is not None)
+        dw = np.empty_like(weight)
+        table.conv2d_backward_weight(dy, x, 1, 1, ph, pw, dw, family="winograd")
+    finally:
+        table.MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD[table.CPU_KIND] = least
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, weight, dy))
+    assert_matches(dw, ref.conv2d_backward(dy64, x64, w64, 1, (ph, pw))[1], dtype)
+
+
 @pytest.mark.parametrize("tiles", [True, False], ids=["tiles", "shifted_sums"])
 @pytest.mark.parametrize("x_shape,c_out,kernel", [
     ((70, 8, 6, 5), 17, (3, 3)),  # two chunks (6 samples in the last); panels left partial
