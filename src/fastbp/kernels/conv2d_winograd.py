@@ -561,7 +561,6 @@ def conv2d_winograd_backward_weight(dy, x, pad_h, pad_w, dw, scratch, partial, a
 def untransform_weight_grads(partial, c, dw, accumulate):
     """dw[:, c] (O, 3, 3) (+)= G^T dU G for dU[cell] = partial[:, cell, c, o] (partial (P,
     16, C, O)) summed over P in order, cell (i, k) at 4i + k."""
-    half = dw.dtype.type(0.5)
     du = np.empty((16, dw.shape[0]), dw.dtype)
     for cell in range(16):
         total = du[cell]
@@ -573,13 +572,18 @@ def untransform_weight_grads(partial, c, dw, accumulate):
     s = np.empty((3, 4), dw.dtype)  # G^T dU
     for o in range(dw.shape[0]):
         for k in range(4):
-            d0, d1, d2, d3 = du[k, o], du[4 + k, o], du[8 + k, o], du[12 + k, o]
-            s[0, k] = d0 + half * (d1 + d2)
-            s[1, k] = half * (d1 - d2)
-            s[2, k] = half * (d1 + d2) + d3
+            s[0, k], s[1, k], s[2, k] = g_transposed(du[k, o], du[4 + k, o], du[8 + k, o],
+                                                     du[12 + k, o])
         g = dw[o, c]
         for a in range(3):
-            d0, d1, d2, d3 = s[a, 0], s[a, 1], s[a, 2], s[a, 3]
-            values = (d0 + half * (d1 + d2), half * (d1 - d2), half * (d1 + d2) + d3)
+            values = g_transposed(s[a, 0], s[a, 1], s[a, 2], s[a, 3])
             for b in range(3):
                 g[a, b] = g[a, b] + values[b] if accumulate else values[b]
+
+
+@inline_kernel
+def g_transposed(d0, d1, d2, d3):
+    """G^T d for a column d of 4 values: (d0 + (d1 + d2) / 2, (d1 - d2) / 2, (d1 + d2) / 2
+    + d3)."""
+    half = type(d0)(0.5)
+    return d0 + half * (d1 + d2), half * (d1 - d2), half * (d1 + d2) + d3
