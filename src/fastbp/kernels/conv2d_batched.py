@@ -28,6 +28,7 @@ from .packed import TILES, into_panels, tile_rows, tiles_product_at
 from .partials import sum_partials
 from .runs import zero
 from .shifted import in_four_columns, in_fours, row_offsets, shifted_sums, shifted_sums_2
+from .transposed import SIZE as BLOCK, transpose_8x8
 from .workspace import line_up
 
 CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in L2
@@ -61,27 +62,37 @@ def pack(planes, n0, c, pad_h, pad_w, out):
     if pad_h or pad_w:
         out[:, :, :] = 0
     nb, width = out.shape[2], planes.shape[3]
-    blocked = nb - nb % 8
     for r in range(planes.shape[2]):
-        dst = out[r + pad_h, pad_w:pad_w + width]
-        for n8 in range(0, blocked, 8):  # 8 samples at a time: twice as fast as one
-            for q in range(width):
-                for n in range(n8, n8 + 8):
-                    dst[q, n] = planes[n0 + n, c, r, q]
-        for n in range(blocked, nb):
-            for q in range(width):
-                dst[q, n] = planes[n0 + n, c, r, q]
+        transpose_rows(planes[n0:n0 + nb, c, r], out[r + pad_h, pad_w:pad_w + width])
 
 
 @serial_kernel
 def unpack_row(row, bias, out):
-    """out (nb, W) = bias + row (W * nb), one row of nb samples in (W, nb) order. A bias
-    of -0.0 copies exactly (x + -0.0 is x for every x, -0.0 included)."""
+    """out (nb, W) = bias + row (W * nb), one row of nb samples in (W, nb) order; row is
+    scratch: the bias is added to it in place. A bias of -0.0 copies exactly (x + -0.0 is
+    x for every x, -0.0 included)."""
     n_samples, width = out.shape
-    for n in range(n_samples):
-        dst = out[n]
-        for q in range(width):
-            dst[q] = row[q * n_samples + n] + bias
+    for t in range(row.shape[0]):
+        row[t] += bias
+    transpose_rows(row.reshape(width, n_samples), out)
+
+
+@serial_kernel
+def transpose_rows(a, out):
+    """out (n, m) = a (m, n).T, both 2-D with contiguous rows: in 8 x 8 blocks in registers
+    where both sides are 8 or more (the last block of each axis overlapping the one before
+    rather than running short), one value at a time elsewhere."""
+    m, n = a.shape
+    if m < BLOCK or n < BLOCK:
+        for i in range(n):
+            dst = out[i]
+            for j in range(m):
+                dst[j] = a[j, i]
+        return
+    for i0 in range(0, n, BLOCK):
+        i = min(i0, n - BLOCK)
+        for j0 in range(0, m, BLOCK):
+            transpose_8x8(a, min(j0, m - BLOCK), i, out, i, min(j0, m - BLOCK))
 
 
 @serial_kernel
