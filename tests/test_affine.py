@@ -333,6 +333,22 @@ def test_transpose_8x8_moves_a_block_between_arrays_of_any_row_stride(dtype):
             np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (5, 12), (12, 6), (8, 8), (9, 17), (14, 64), (70, 10)])
+def test_transpose_blocks_transposes_any_shape(shape, dtype):
+    """transposed.transpose_blocks: out = a.T, in 8 x 8 blocks (the last of each axis
+    overlapping) where both sides are 8 or more, value by value where one is shorter;
+    between C arrays and row-strided views, nothing else of out written."""
+    from fastbp.kernels.transposed import transpose_blocks
+
+    m, n = shape
+    a = np.arange(m * 3 * (n + 2), dtype=dtype).reshape(m * 3, n + 2)[::3, 1:n + 1]
+    out = np.full((n, m + 5), -1, dtype)
+    transpose_blocks(a, out[:, 2:m + 2])
+    expected = np.full(out.shape, -1, dtype)
+    expected[:, 2:m + 2] = a.T
+    np.testing.assert_array_equal(out, expected)
+
+
 @pytest.mark.parametrize("width", [3, 8, 16, 32])
 @pytest.mark.parametrize("layout", ["rows", "columns", "strided rows", "strided"])
 @pytest.mark.parametrize("depth", [1, 8, 15, 16, 37])

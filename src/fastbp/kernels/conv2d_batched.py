@@ -26,9 +26,9 @@ from .conv2d_shifted import tap_offsets
 from .gemm import dots_at
 from .packed import TILES, into_panels, tile_rows, tiles_product_at
 from .partials import sum_partials
-from .runs import zero
+from .runs import copy_run, zero
 from .shifted import in_four_columns, in_fours, row_offsets, shifted_sums, shifted_sums_2
-from .transposed import SIZE as BLOCK, transpose_8x8
+from .transposed import transpose_blocks
 from .workspace import line_up
 
 CHUNK = 64  # samples per chunk: a chunk's input rows for one output row stay in L2
@@ -63,7 +63,7 @@ def pack(planes, n0, c, pad_h, pad_w, out):
         out[:, :, :] = 0
     nb, width = out.shape[2], planes.shape[3]
     for r in range(planes.shape[2]):
-        transpose_rows(planes[n0:n0 + nb, c, r], out[r + pad_h, pad_w:pad_w + width])
+        transpose_blocks(planes[n0:n0 + nb, c, r], out[r + pad_h, pad_w:pad_w + width])
 
 
 @serial_kernel
@@ -74,25 +74,7 @@ def unpack_row(row, bias, out):
     n_samples, width = out.shape
     for t in range(row.shape[0]):
         row[t] += bias
-    transpose_rows(row.reshape(width, n_samples), out)
-
-
-@serial_kernel
-def transpose_rows(a, out):
-    """out (n, m) = a (m, n).T, both 2-D with contiguous rows: in 8 x 8 blocks in registers
-    where both sides are 8 or more (the last block of each axis overlapping the one before
-    rather than running short), one value at a time elsewhere."""
-    m, n = a.shape
-    if m < BLOCK or n < BLOCK:
-        for i in range(n):
-            dst = out[i]
-            for j in range(m):
-                dst[j] = a[j, i]
-        return
-    for i0 in range(0, n, BLOCK):
-        i = min(i0, n - BLOCK)
-        for j0 in range(0, m, BLOCK):
-            transpose_8x8(a, min(j0, m - BLOCK), i, out, i, min(j0, m - BLOCK))
+    transpose_blocks(row.reshape(width, n_samples), out)
 
 
 @serial_kernel
@@ -111,8 +93,9 @@ def unpack_row_strided(row, bias, out, first, step):
 @serial_kernel
 def row_pair_size(padded_w, phases):
     """Elements of a thread's ``THREAD_ROWS`` rows of a chunk, for output or padded input
-    rows, for each of ``phases`` column phases summed at once."""
-    return line_up(THREAD_ROWS * phases * padded_w * CHUNK)
+    rows, for each of ``phases`` column phases summed at once, and with several phases one
+    more row as long as all of theirs, where they are merged."""
+    return line_up((THREAD_ROWS + (phases > 1)) * phases * padded_w * CHUNK)
 
 
 @serial_kernel
@@ -159,7 +142,9 @@ def conv2d_batched_forward(x, weights, k_h, k_w, b, pad_h, pad_w, y, stride_h, s
     so that a row's input runs stay in L2 across blocks and phases, each summing its output
     rows of every column phase in a thread's scratch rows, then moving them out of the
     layout together, so that y's cache lines are written whole (phase by phase, stride 2:
-    4 ms -> 3 ms on a 4x4 stride-2 transposed convolution). A block's rows are a panel of
+    4 ms -> 3 ms on a 4x4 stride-2 transposed convolution); where the column phases fill
+    y's rows, their runs are first merged into one row in y's column order, which then
+    moves out in 8 x 8 blocks like a stride-1 row. A block's rows are a panel of
     the tile's rows, the taps' runs read in place by the tiles (``by_tiles``: this CPU has
     a tile for the dtype), or a pair by shifted sums. scratch as ``batched_layout``."""
     n_batch, c_in, height, width = x.shape
@@ -181,6 +166,11 @@ def conv2d_batched_forward(x, weights, k_h, k_w, b, pad_h, pad_w, y, stride_h, s
                                         1, 1), n_batch)
     _, _, rows_start, row_pair = batched_layout(n_batch, c_in, height, width, c_out, out_h,
                                                 out_w, pad_h, pad_w, stride_w)
+    covered = 0  # columns of y the column phases write
+    for e in range(stride_w):
+        j0, j1 = valid_range(e, stride_w, shift_w, y.shape[3], out_w)
+        covered += j1 - j0
+    merge = stride_w > 1 and covered == y.shape[3]
     for chunk in range((n_batch + CHUNK - 1) // CHUNK):
         n0, nb = chunk * CHUNK, chunk_size(n_batch, chunk)
         shifts = offsets[0] if nb == CHUNK else offsets[1]
@@ -215,6 +205,17 @@ def conv2d_batched_forward(x, weights, k_h, k_w, b, pad_h, pad_w, y, stride_h, s
             row = i * stride_h + a - shift_h
             for q in range(o, min(o + block_out, c_out)):  # out of the layout in cache
                 dst = y[n0:n0 + nb, q, row]
+                if merge:
+                    merged = scratch[first + stride_w * region:][:y.shape[3] * nb]
+                    for e in range(stride_w):
+                        j0, j1 = valid_range(e, stride_w, shift_w, y.shape[3], out_w)
+                        length = (j1 - j0) * nb
+                        row_sums = scratch[first + e * region + (q - o) * length:][:length]
+                        for j in range(j1 - j0):
+                            copy_run(row_sums, j * nb, merged,
+                                     ((j0 + j) * stride_w + e - shift_w) * nb, nb)
+                    unpack_row(merged, b[q], dst)
+                    continue
                 for e in range(stride_w):
                     j0, j1 = valid_range(e, stride_w, shift_w, y.shape[3], out_w)
                     length, column = (j1 - j0) * nb, j0 * stride_w + e - shift_w

@@ -1,6 +1,8 @@
 """An 8 x 8 block transposed in vector registers: a matrix's rows packed into the columns
 of panels (``packed.packer``), a convolution's input rows into (column, channel) order
-(``conv2d_patches.gather_patch_rows``).
+(``conv2d_patches.gather_patch_rows``), a whole matrix block by block
+(``transpose_blocks``: planes into and out of the batched convolution's sample-innermost
+layout).
 
 A loop that gathers one value from each of 8 (or 32) rows per step loads and stores one
 value at a time, and where the rows are 4 KiB apart they share one set of the L1 cache and
@@ -14,6 +16,8 @@ import llvmlite.ir as ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from ._jit import serial_kernel
 
 SIZE = 8
 
@@ -81,3 +85,21 @@ def transpose_8x8(typingctx, a, row, col, out, out_row, out_col):
         return context.get_dummy_value()
 
     return types.none(a, types.intp, types.intp, out, types.intp, types.intp), codegen
+
+
+@serial_kernel
+def transpose_blocks(a, out):
+    """out (n, m) = a (m, n).T, both 2-D with contiguous rows: in 8 x 8 blocks in registers
+    where both sides are 8 or more (the last block of each axis overlapping the one before
+    rather than running short), one value at a time elsewhere."""
+    m, n = a.shape
+    if m < SIZE or n < SIZE:
+        for i in range(n):
+            dst = out[i]
+            for j in range(m):
+                dst[j] = a[j, i]
+        return
+    for i0 in range(0, n, SIZE):
+        i = min(i0, n - SIZE)
+        for j0 in range(0, m, SIZE):
+            transpose_8x8(a, min(j0, m - SIZE), i, out, i, min(j0, m - SIZE))
