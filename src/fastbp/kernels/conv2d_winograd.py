@@ -67,7 +67,7 @@ from .packed import (
 from .runs import copy_run, gather_run, scatter_run, zero
 from .shifted import in_fours, row_offsets, shifted_sums, shifted_sums_2
 from .stack import stack_pointer
-from .transposed import SIZE as BLOCK, transpose_8x8
+from .transposed import transpose_blocks
 from .workspace import line_up
 
 # Tiles per band: long runs for the products. 512 rather than 256 takes 32 px planes in one
@@ -459,16 +459,9 @@ def transform_grad_rows(dy_n, row, dy_rows, tiles, grads, at, length, panels, ce
     channels innermost."""
     c_out, out_h, out_w = dy_n.shape
     zero(dy_rows.reshape(-1))
-    blocked_o, blocked_w = c_out - c_out % BLOCK, out_w - out_w % BLOCK
     for r in range(2):
         if row + r < out_h:
-            plane, dst = dy_n[:, row + r], dy_rows[r]
-            for o0 in range(0, blocked_o, BLOCK):
-                for q0 in range(0, blocked_w, BLOCK):
-                    transpose_8x8(plane, o0, q0, dst, q0, o0)
-            for o in range(c_out):
-                for q in range(blocked_w if o < blocked_o else 0, out_w):
-                    dst[q, o] = plane[o, q]
+            transpose_blocks(dy_n[:, row + r], dy_rows[r, :out_w, :c_out])
     width = dy_rows.shape[2]
     cols = width // panels
     rows = dy_rows.reshape(-1)
