@@ -379,6 +379,24 @@ def test_forward_by_dots_in_tiles_or_dot_products_matches_reference(x_shape, c_o
     assert again.tobytes() == y.tobytes()
 
 
+@pytest.mark.parametrize("family", ["patches_dots", "patches_rows"])
+def test_patches_gather_planes_whose_columns_are_not_runs(family, dtype, rng):
+    """The patches families' kernels take x whose columns are every other value of a
+    wider array (their gather copies those one by one; runs go by 8 x 8 blocks): the same
+    output as from a contiguous copy of x."""
+    from fastbp.kernels.workspace import Workspace
+
+    x = rng.standard_normal((4, 16, 15, 30)).astype(dtype)[..., ::2]
+    w, b = (rng.standard_normal(shape).astype(dtype) for shape in ((32, 16, 3, 3), (32,)))
+    outputs = []
+    for planes in (x, np.ascontiguousarray(x)):
+        outputs.append(np.empty((4, 32, 8, 8), dtype))
+        table.conv2d_forward(planes, w, b, 2, 2, 1, 1, outputs[-1], Workspace(), family=family)
+    assert outputs[0].tobytes() == outputs[1].tobytes()
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    assert_matches(outputs[0], ref.conv2d(x64, w64, b64, 2, 1), dtype)
+
+
 @pytest.mark.parametrize("by_dots", [True, False], ids=["flipped_forward", "batched"])
 @pytest.mark.parametrize("x_shape,c_out,kernel,padding", [
     ((8, 24, 100, 6), 12, (3, 3), 1),  # dx's 24 channels in one panel of 32; 16 blocks
