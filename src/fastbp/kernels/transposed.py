@@ -1,8 +1,8 @@
-"""An 8 x 8 block transposed in vector registers: a matrix's rows packed into the columns
-of panels (``packed.packer``), a convolution's input rows into (column, channel) order
-(``conv2d_patches.gather_patch_rows``), a whole matrix block by block
-(``transpose_blocks``: planes into and out of the batched convolution's sample-innermost
-layout).
+"""An 8 x 8 block transposed in vector registers (``transpose_8x8``): a matrix's rows
+packed into the columns of panels (``packed.packer``); and a whole matrix block by block
+(``transpose_blocks``): planes into and out of the batched convolution's sample-innermost
+layout, input rows into (column, channel) order (``conv2d_patches.gather_patch_rows``),
+dy's rows for the Winograd weight gradient.
 
 A loop that gathers one value from each of 8 (or 32) rows per step loads and stores one
 value at a time, and where the rows are 4 KiB apart they share one set of the L1 cache and
