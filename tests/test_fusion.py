@@ -1,6 +1,6 @@
-"""Sequential runs a ReLU followed by a max pooling, and a batch norm or a residual block
-followed by a ReLU, as one pass: the results must be exactly those of the two layers run
-one after the other."""
+"""Sequential runs a ReLU followed by a max pooling, and a batch norm, a residual block or a
+Linear layer followed by a ReLU, as one pass: the results must be exactly those of the two
+layers run one after the other."""
 
 import threading
 
@@ -235,11 +235,98 @@ def test_the_functional_sum_is_relu_of_the_sum(dtype, rng):
         F.add_relu(a, b.astype(np.float32 if dtype == np.float64 else np.float64))
 
 
+def linear_model(dtype, bias, features=(7, 130)):
+    """A Linear layer whose outputs 1 and 2 are exactly 0.0 and -0.0 before the bias (a
+    zero row of weights; their biases 0.0 and -0.0), and a ReLU."""
+    linear = fastbp.Linear(*features, bias=bias, seed=0, dtype=dtype)
+    linear.params["weight"][1:3] = 0.0
+    if bias:
+        linear.params["bias"][...] = np.random.default_rng(1).standard_normal(features[1])
+        linear.params["bias"][1:3] = [0.0, -0.0]
+    return fastbp.Sequential(linear, fastbp.ReLU(dtype=dtype))
+
+
+def linear_input(shape, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0] = np.nan  # a row of NaN pre-activations: relu keeps them, its gradient is 0
+    return x
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no bias"])
+@pytest.mark.parametrize("batch", [3, 70])
+def test_fused_linear_and_relu_equal_the_layers_one_by_one(bias, batch, dtype, rng):
+    x = linear_input((batch, 7), dtype, rng)
+    fused, separate = linear_model(dtype, bias), linear_model(dtype, bias)
+    y = fused.forward(x)
+    assert fused_pairs(fused) == {0}
+    linear, relu = separate.layers
+    assert_identical(y, relu.forward(linear.forward(x)))
+    assert (y[1:, 1:3] == 0).all() and np.isnan(y[0]).all() and (y > 0).any()
+    for accumulate in (False, True):
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        assert_identical(fused.backward(dy, accumulate=accumulate),
+                         linear.backward(relu.backward(dy), accumulate=accumulate))
+        for name, grad in separate.grads.items():
+            assert_identical(fused.grads[name], grad)
+    assert fused.backward(dy, input_grad=False) is None
+    linear.backward(relu.backward(dy), input_grad=False)
+    for name, grad in separate.grads.items():
+        assert_identical(fused.grads[name], grad)
+
+
+def test_each_layer_of_a_fused_linear_and_relu_still_runs_its_own_backward(dtype, rng):
+    x = linear_input((5, 7), dtype, rng)
+    net, alone = linear_model(dtype, True), linear_model(dtype, True)
+    linear, relu = net.layers
+    y = net.forward(x)  # the fused step
+    assert_identical(y, alone.forward(x))  # the layers' own steps
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dz = relu.backward(dy)  # from the fused forward's cache
+    assert_identical(dz, alone.layers[1].backward(dy))
+    assert_identical(linear.backward(dz), alone.layers[0].backward(dz))
+    assert_identical(net.backward(dy), linear.backward(dz))
+    linear.forward(x), relu.forward(linear.forward(x))  # the layers' own forwards
+    assert_identical(net.backward(dy), linear.backward(dz))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_functional_linear_relu_is_relu_of_linear(threads, dtype, rng):
+    """Bit for bit, at any thread count: columns of the bias gradient split among the
+    threads (300 outputs) or not (20)."""
+    before = fastbp.get_num_threads()
+    fastbp.set_num_threads(threads)
+    try:
+        for d_out in (20, 300):
+            x = linear_input((40, 9), dtype, rng)
+            w = rng.standard_normal((d_out, 9)).astype(dtype)
+            b = rng.standard_normal(d_out).astype(dtype)
+            w[3], b[3] = 0.0, -0.0
+            y = F.linear_relu(x, w, b)
+            assert_identical(y, F.relu(F.linear(x, w, b)))
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            through_relu = F.relu_backward(dy, y)
+            for got, expected in zip(F.linear_relu_backward(dy, x, w, y),
+                                     F.linear_backward(through_relu, x, w)):
+                assert_identical(got, expected)
+            start = rng.standard_normal(w.shape).astype(dtype), rng.standard_normal(d_out).astype(dtype)
+            added = start[0].copy(), start[1].copy()
+            F.linear_relu_backward(dy, x, w, y, add_to=added)
+            expected = start[0].copy(), start[1].copy()
+            F.linear_backward(through_relu, x, w, add_to=expected)
+            assert_identical(added[0], expected[0])
+            assert_identical(added[1], expected[1])
+    finally:
+        fastbp.set_num_threads(before)
+    with pytest.raises(ValueError, match="y has shape"):
+        F.linear_relu_backward(dy, x, w, y[:, :2])
+
+
 def test_fusions_are_a_registry_of_layer_pairs():
     assert fusion.FUSIONS == {(fastbp.ReLU, fastbp.MaxPool2D): fusion.ReLUMaxPool2D,
                               (fastbp.BatchNorm2D, fastbp.ReLU): fusion.BatchNormReLU,
                               (fastbp.BatchNorm1D, fastbp.ReLU): fusion.BatchNormReLU,
-                              (fastbp.Residual, fastbp.ReLU): fusion.ResidualReLU}
+                              (fastbp.Residual, fastbp.ReLU): fusion.ResidualReLU,
+                              (fastbp.Linear, fastbp.ReLU): fusion.LinearReLU}
     for name in ("forward_then_max_pool", "forward_of_relu", "backward_of_relu"):
         assert not hasattr(fastbp.ReLU, name) and not hasattr(fastbp.MaxPool2D, name)
 

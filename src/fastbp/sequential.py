@@ -12,8 +12,8 @@ class Sequential:
     ``grads``; ``backward(dy, accumulate=True)`` adds them (micro-batches).
 
     Adjacent layers with a fused step (``layers.fused``: a ``ReLU`` directly followed by a
-    ``MaxPool2D``, a batch norm or a ``Residual`` by a ``ReLU``) run as that one step, with
-    exactly the results of the layers one by one.
+    ``MaxPool2D``, a batch norm, a ``Residual`` or a ``Linear`` by a ``ReLU``) run as that
+    one step, with exactly the results of the layers one by one.
     ``layers`` stays the list given; the steps are built from it, and again after it is
     changed.
 

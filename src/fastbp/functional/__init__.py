@@ -32,7 +32,7 @@ from .batchnorm import (
 from .conv import conv2d, conv2d_backward
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .global_pool import global_avg_pool2d, global_avg_pool2d_backward
-from .linear import linear, linear_backward
+from .linear import linear, linear_backward, linear_relu, linear_relu_backward
 from .losses import hinge_loss, logistic_loss, logistic_pm1_loss, mse_loss, softmax_cross_entropy
 from .maxout import maxout, maxout_backward, maxout_with_argmax
 from .pooling import (
@@ -64,6 +64,8 @@ __all__ = [
     "softplus_backward",
     "linear",
     "linear_backward",
+    "linear_relu",
+    "linear_relu_backward",
     "conv2d",
     "conv2d_backward",
     "conv_transpose2d",

@@ -1,9 +1,11 @@
-"""Affine (dense) layer: ``y = x @ w.T + b``."""
+"""Affine (dense) layer: ``y = x @ w.T + b``, alone or with the ReLU after it."""
 
 import numpy as np
 
 from .._validation import float_array, optional_workspace, same_dtype, same_shape
-from ..kernels.affine import affine_backward_input, affine_backward_params, affine_forward
+from ..kernels.affine import (affine_backward_input, affine_backward_params, affine_forward,
+                              bias_grad)
+from .activations import relu_backward
 
 
 def optional_bias(b, size, dtype, name="b"):
@@ -29,12 +31,23 @@ def _checked(x, w):
 def linear(x, w, b=None, workspace=None):
     """y (N, Dout) = x (N, Din) @ w.T + b, with w (Dout, Din) and b (Dout,) or None. Pass
     the same ``fastbp.Workspace`` to every call to reuse the packed panels' memory."""
+    return _forward(x, w, b, workspace, relu=False)
+
+
+def linear_relu(x, w, b=None, workspace=None):
+    """relu(x @ w.T + b) (N, Dout), the bias and the ReLU added in one pass over y: bit for
+    bit ``relu(linear(x, w, b))``. Its backward is ``linear_relu_backward`` with y this
+    output."""
+    return _forward(x, w, b, workspace, relu=True)
+
+
+def _forward(x, w, b, workspace, relu):
     x, w = _checked(x, w)
     optional_workspace("workspace", workspace)
     b = optional_bias(b, w.shape[0], x.dtype)
     same_dtype(x=x, w=w, b=b)
     y = np.empty((x.shape[0], w.shape[0]), x.dtype)
-    affine_forward(x, w, b, y, workspace)
+    affine_forward(x, w, b, y, workspace, relu)
     return y
 
 
@@ -59,6 +72,33 @@ def linear_backward(dy, x, w, input_grad=True, workspace=None, add_to=None, out=
         dx = np.empty_like(x)
         affine_backward_input(dy, w, dx, workspace)
     affine_backward_params(dy, x, dw, db, workspace, add)
+    return dx, dw, db
+
+
+def linear_relu_backward(dy, x, w, y, input_grad=True, workspace=None, add_to=None, out=None):
+    """Gradients of ``linear_relu`` from its input x and its output y (N, Dout) (or the
+    ReLU's input: either is > 0 exactly where the other is): with g = dy where y > 0, else
+    0, dx = g @ w, dw = g.T @ x, db = g.sum(0), bit for bit ``linear_backward(relu_backward(dy,
+    y), x, w, ...)``; g and db come from one pass over dy. Arguments and returns as
+    ``linear_backward``'s."""
+    x, w = _checked(x, w)
+    optional_workspace("workspace", workspace)
+    dy = float_array("dy", dy, 2, "(N, out_features)")
+    y = float_array("y", y, 2, "(N, out_features)")
+    same_dtype(dy=dy, x=x, w=w, y=y)
+    same_shape("dy", dy, (x.shape[0], w.shape[0]), "the shape of linear's output")
+    same_shape("y", y, dy.shape, "the shape of dy")
+    dw, db, add = gradient_targets(add_to, out, w)
+    if db is None:
+        g = relu_backward(dy, y)
+    else:
+        g = np.empty_like(dy)
+        bias_grad(dy, db, add, relu=(y, g))
+    dx = None
+    if input_grad:
+        dx = np.empty_like(x)
+        affine_backward_input(g, w, dx, workspace)
+    affine_backward_params(g, x, dw, None, workspace, add)
     return dx, dw, db
 
 

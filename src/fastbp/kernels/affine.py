@@ -13,10 +13,12 @@ operand and use ``gemm_nt``. A product of fewer than ``MIN_WORK_FOR_THREADS`` mu
 runs on the calling thread. Scratch comes from ``workspace`` (a new one when None).
 """
 
+import numba
 import numpy as np
 from numba import prange
 
-from ._jit import for_size, reduction_kernel, with_serial_twin
+from ._jit import for_size, kernel, reduction_kernel, with_serial_twin
+from .activations import relu_grad, relu_value
 from .gemm import gemm_nt, transpose
 from .isa import MASKED_VECTORS
 from .packed import in_place, packed_product, product_tile
@@ -133,23 +135,44 @@ def add_bias(y, b):
             row[o] += b[o]
 
 
+@with_serial_twin
+@kernel
+def add_bias_relu(y, b):
+    """y[n, o] = relu(y[n, o] + b[o]): the bias and the ReLU after it in one pass, each
+    value rounded once by the sum, as ``add_bias`` then a ReLU round it."""
+    zero = y.dtype.type(0)
+    for n in prange(y.shape[0]):
+        row = y[n]
+        for o in range(row.shape[0]):
+            row[o] = relu_value(row[o] + b[o], zero)
+
+
 COLUMN_CHUNK = 256  # columns per job of ``column_sums``: its running sums stay in L1
+
+
+def column_chunk(columns):
+    """Columns per job of ``column_sums``: ``COLUMN_CHUNK``, or fewer (a multiple of 16,
+    a cache line of float32) so that every thread gets a job. Each column is summed in the
+    same order whatever the chunk."""
+    per_thread = -(-columns // numba.get_num_threads())
+    return min(COLUMN_CHUNK, max(16, -(-per_thread // 16) * 16))
 
 
 @with_serial_twin
 @reduction_kernel
-def column_sums(a, out, accumulate):
+def column_sums(a, out, accumulate, size):
     """out[k] (+)= sum_m a[m, k], summed over m in order; added to out with ``accumulate``.
 
-    Row by row into running sums of ``COLUMN_CHUNK`` columns, so the loop runs along a's
-    contiguous rows (a column at a time read one cell per cache line: 1024 x 1024 float32,
-    one core, 3.2 -> 0.15 ms). Each column's sum keeps its order, whatever the chunking.
+    Row by row into running sums of ``size`` columns (``column_chunk``), so the loop runs
+    along a's contiguous rows (a column at a time read one cell per cache line: 1024 x 1024
+    float32, one core, 3.2 -> 0.15 ms). Each column's sum keeps its order, whatever the
+    chunking.
     """
     m_rows, k_cols = a.shape
     totals = np.empty(k_cols, a.dtype)
-    for chunk in prange((k_cols + COLUMN_CHUNK - 1) // COLUMN_CHUNK):
-        k0 = chunk * COLUMN_CHUNK
-        k1 = min(k_cols, k0 + COLUMN_CHUNK)
+    for chunk in prange((k_cols + size - 1) // size):
+        k0 = chunk * size
+        k1 = min(k_cols, k0 + size)
         sums = totals[k0:k1]
         sums[:] = 0
         for m in range(m_rows):
@@ -164,8 +187,46 @@ def column_sums(a, out, accumulate):
                 out[k0 + k] = sums[k]
 
 
-def affine_forward(x, w, b, y, workspace=None):
-    """y = x @ w.T + b; writes y (N, Dout)."""
+@with_serial_twin
+@reduction_kernel
+def relu_grad_column_sums(dy, kept, g, out, accumulate, size):
+    """g (M, K) = dy where kept > 0, else 0 (a ReLU's gradient; kept its input or output),
+    and out[k] (+)= sum_m g[m, k], in one pass: the same values, summed in the same order,
+    as the ReLU's backward and then ``column_sums(g, out, accumulate, size)``."""
+    m_rows, k_cols = g.shape
+    zero = g.dtype.type(0)
+    totals = np.empty(k_cols, g.dtype)
+    for chunk in prange((k_cols + size - 1) // size):
+        k0 = chunk * size
+        k1 = min(k_cols, k0 + size)
+        sums = totals[k0:k1]
+        sums[:] = 0
+        for m in range(m_rows):
+            grads, values, row = dy[m, k0:k1], kept[m, k0:k1], g[m, k0:k1]
+            for k in range(k1 - k0):
+                row[k] = relu_grad(grads[k], values[k], zero)
+                sums[k] += row[k]
+        if accumulate:
+            for k in range(k1 - k0):
+                out[k0 + k] += sums[k]
+        else:
+            for k in range(k1 - k0):
+                out[k0 + k] = sums[k]
+
+
+def bias_grad(dy, db, accumulate=False, relu=None):
+    """db (Dout,) (+)= dy (N, Dout) summed over the batch. With ``relu`` = (kept, g), dy
+    first goes back through a ReLU in the same pass: g = dy where kept (the ReLU's input or
+    output, (N, Dout)) > 0, else 0, and db sums g."""
+    size = column_chunk(dy.shape[1])
+    if relu is None:
+        for_size(column_sums, dy.size)(dy, db, accumulate, size)
+    else:
+        for_size(relu_grad_column_sums, dy.size)(dy, *relu, db, accumulate, size)
+
+
+def affine_forward(x, w, b, y, workspace=None, relu=False):
+    """y = x @ w.T + b, or relu(x @ w.T + b) with ``relu``; writes y (N, Dout)."""
     if packs(*y.shape, x.shape[1], y.dtype):
         if in_place(w, y.shape[0]):  # a short batch: y.T = w @ x.T, w read in place
             packed_product(w, x.T, y.T, False, workspace)
@@ -173,7 +234,7 @@ def affine_forward(x, w, b, y, workspace=None):
             packed_product(x, w.T, y, False, workspace)
     else:
         for_work(parallel_gemm_nt, y.size * x.shape[1])(x, w, y, False)
-    for_size(add_bias, y.size)(y, b)
+    for_size(add_bias_relu if relu else add_bias, y.size)(y, b)
 
 
 def affine_backward_input(dy, w, dx, workspace=None):
@@ -203,7 +264,7 @@ def affine_backward_params(dy, x, dw, db, workspace=None, accumulate=False):
     n, d_out = dy.shape
     workspace = workspace or Workspace()
     if db is not None:
-        for_size(column_sums, dy.size)(dy, db, accumulate)
+        bias_grad(dy, db, accumulate)
     if packs(d_out, x.shape[1], n, dw.dtype):
         packed_product(dy.T, x, dw, accumulate, workspace)
         return

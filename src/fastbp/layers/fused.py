@@ -16,6 +16,7 @@ To add a fusion: its functional pair, then a ``FusedPair`` class here.
 from .. import functional as F
 from .activations import ReLU
 from .batchnorm import BatchNorm1D, BatchNorm2D
+from .linear import Linear
 from .pooling import MaxPool2D
 from .residual import Residual
 
@@ -127,3 +128,27 @@ class ResidualReLU(FusedPair):
     def backward(self, dy, input_grad=True, accumulate=False):
         residual, relu = self.layers
         return residual.backward(relu.backward(dy), input_grad, accumulate)
+
+
+@fusion(Linear, ReLU)
+class LinearReLU(FusedPair):
+    """A Linear layer and the ReLU after it: the bias and the ReLU added in one pass
+    (``F.linear_relu``); the backward takes relu's gradient in the pass that sums the bias
+    gradient (``F.linear_relu_backward``)."""
+
+    #: Which of the two layers a ValueError (a shape refused) is about.
+    checks_shape = 0
+
+    def forward(self, x, training=True):
+        linear, relu = self.layers
+        y = linear._forward(F.linear_relu, x)
+        relu._cache = y  # as in BatchNormReLU: y > 0 exactly where relu's input is
+        return y
+
+    def backward(self, dy, input_grad=True, accumulate=False):
+        linear, relu = self.layers
+        # relu's cache is y after this pair's forward, x after the layers' own: either
+        # gives its gradient
+        return F.linear_relu_backward(dy, linear._cached(), linear.params["weight"],
+                                      relu._cached(), input_grad, linear.workspace,
+                                      **linear._grad_targets(accumulate))[0]

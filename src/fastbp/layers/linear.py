@@ -36,8 +36,13 @@ class Linear(Layer):
         return weight_and_bias((n_out, n_in), (n_out,), bias)
 
     def forward(self, x, training=True):
+        return self._forward(F.linear, x)
+
+    def _forward(self, function, x):
+        """``function(x, weight, bias, workspace)`` (``F.linear``, or ``F.linear_relu`` for a
+        fused step), keeping x for the backward."""
         x = self._check_input(x)
-        y = F.linear(x, self.params["weight"], self.params.get("bias"), self.workspace)
+        y = function(x, self.params["weight"], self.params.get("bias"), self.workspace)
         self._cache = np.ascontiguousarray(x)
         return y
 
