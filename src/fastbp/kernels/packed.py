@@ -251,11 +251,19 @@ MAX_REUSE_IN_PLACE = 128
 MIN_ROWS_FOR_B_IN_PLACE = 8
 
 
-def in_place(operand, reuse):
+#: a is read in place up to this reuse with AVX2's tile of 3 rows: AMD Zen 3, float32, ms
+#: packed / in place (one thread; two), 2026-12-07: the MLP's products at batch 256, x @ w.T
+#: 784 -> 256 1.380 / 1.298 (1.026 / 0.834), 256 -> 128 0.253 / 0.235 (0.291 / 0.203), dy @ w
+#: 128 -> 256 0.244 / 0.243 (0.260 / 0.220), 256 -> 784 1.503 / 1.438 (0.895 / 0.818);
+#: 512^3 3.88 / 3.76 (2.07 / 1.96); but 1000 x 500 -> 1000 15.9 / 13.4 and 7.66 / 8.00.
+MAX_REUSE_A_IN_PLACE = MAX_REUSE_IN_PLACE if MASKED_VECTORS else 800
+
+
+def in_place(operand, reuse, most=MAX_REUSE_IN_PLACE):
     """Whether ``packed_product`` reads ``operand`` (a or b) in place, not packed, when its
-    panels are read ``reuse`` times over (b only with ``MIN_ROWS_FOR_B_IN_PLACE``)."""
-    return (reuse < MAX_REUSE_IN_PLACE and operand.flags.c_contiguous
-            and operand.strides[0] % 4096 != 0)
+    panels are read ``reuse`` times over, under ``most`` (b only with
+    ``MIN_ROWS_FOR_B_IN_PLACE``)."""
+    return (reuse < most and operand.flags.c_contiguous and operand.strides[0] % 4096 != 0)
 
 
 def packed_product(a, b, out, accumulate=False, workspace=None, tile=None):
@@ -263,14 +271,14 @@ def packed_product(a, b, out, accumulate=False, workspace=None, tile=None):
     2-D views of out's dtype. ``tile`` (rows, columns): the micro-kernel's, by default
     ``product_tile``'s (which must not be None). Each operand is copied into panels in the
     tile's order (scratch from ``workspace``), or read in place where that does not pay
-    (``in_place``): a when N is short, b when M is (by tiles of ``MIN_ROWS_FOR_B_IN_PLACE``
-    rows); only their last partial panels are packed then. Either way each cell sums the
-    same products in the same order."""
+    (``in_place``): a when N is short (``MAX_REUSE_A_IN_PLACE``), b when M is (by tiles of
+    ``MIN_ROWS_FOR_B_IN_PLACE`` rows); only their last partial panels are packed then.
+    Either way each cell sums the same products in the same order."""
     rows, cols = tile or product_tile(out.dtype)
     workspace = workspace or Workspace()
     m_rows, depth = a.shape
     n_cols = b.shape[1]
-    if in_place(a, n_cols):
+    if in_place(a, n_cols, MAX_REUSE_A_IN_PLACE):
         full = m_rows // rows
         last = workspace.array("packed a", (1, depth * rows), out.dtype)
         if full * rows < m_rows:
