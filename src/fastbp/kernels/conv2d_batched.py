@@ -203,27 +203,22 @@ def conv2d_batched_forward(x, weights, k_h, k_w, b, pad_h, pad_w, y, stride_h, s
                     else:
                         shifted_sums(coef[p, o], shifts, src, sums[0], length)
             row = i * stride_h + a - shift_h
+            merged = scratch[first + stride_w * region:][:y.shape[3] * nb]
             for q in range(o, min(o + block_out, c_out)):  # out of the layout in cache
                 dst = y[n0:n0 + nb, q, row]
-                if merge:
-                    merged = scratch[first + stride_w * region:][:y.shape[3] * nb]
-                    for e in range(stride_w):
-                        j0, j1 = valid_range(e, stride_w, shift_w, y.shape[3], out_w)
-                        length = (j1 - j0) * nb
-                        row_sums = scratch[first + e * region + (q - o) * length:][:length]
-                        for j in range(j1 - j0):
-                            copy_run(row_sums, j * nb, merged,
-                                     ((j0 + j) * stride_w + e - shift_w) * nb, nb)
-                    unpack_row(merged, b[q], dst)
-                    continue
                 for e in range(stride_w):
                     j0, j1 = valid_range(e, stride_w, shift_w, y.shape[3], out_w)
                     length, column = (j1 - j0) * nb, j0 * stride_w + e - shift_w
                     row_sums = scratch[first + e * region + (q - o) * length:][:length]
-                    if stride_w == 1:
+                    if merge:
+                        for j in range(j1 - j0):
+                            copy_run(row_sums, j * nb, merged, (column + j * stride_w) * nb, nb)
+                    elif stride_w == 1:
                         unpack_row(row_sums, b[q], dst[:, column:column + j1 - j0])
                     else:
                         unpack_row_strided(row_sums, b[q], dst, column, stride_w)
+                if merge:
+                    unpack_row(merged, b[q], dst)
 
 
 @reduction_kernel
