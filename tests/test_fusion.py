@@ -210,12 +210,21 @@ def test_fused_residual_and_relu_equal_the_layers_one_by_one(shortcut, dtype, rn
     assert fused_pairs(fused) == {0}
     residual, relu = separate.layers
     assert_identical(y, relu.forward(residual.forward(x)))
+    assert_backward_of_a_pair_before_a_relu(fused, separate, y, rng)
+
+
+def assert_backward_of_a_pair_before_a_relu(fused, separate, y, rng):
+    """fused's backward, writing and adding the gradients, is the ReLU's backward then its
+    first layer's (separate's two layers, after the same forward), bit for bit. Returns the
+    last dy."""
+    first, relu = separate.layers
     for accumulate in (False, True):
-        dy = rng.standard_normal(y.shape).astype(dtype)
+        dy = rng.standard_normal(y.shape).astype(y.dtype)
         assert_identical(fused.backward(dy, accumulate=accumulate),
-                         residual.backward(relu.backward(dy), accumulate=accumulate))
+                         first.backward(relu.backward(dy), accumulate=accumulate))
         for name, grad in separate.grads.items():
             assert_identical(fused.grads[name], grad)
+    return dy
 
 
 def test_the_functional_sum_is_relu_of_the_sum(dtype, rng):
@@ -262,12 +271,7 @@ def test_fused_linear_and_relu_equal_the_layers_one_by_one(bias, batch, dtype, r
     linear, relu = separate.layers
     assert_identical(y, relu.forward(linear.forward(x)))
     assert (y[1:, 1:3] == 0).all() and np.isnan(y[0]).all() and (y > 0).any()
-    for accumulate in (False, True):
-        dy = rng.standard_normal(y.shape).astype(dtype)
-        assert_identical(fused.backward(dy, accumulate=accumulate),
-                         linear.backward(relu.backward(dy), accumulate=accumulate))
-        for name, grad in separate.grads.items():
-            assert_identical(fused.grads[name], grad)
+    dy = assert_backward_of_a_pair_before_a_relu(fused, separate, y, rng)
     assert fused.backward(dy, input_grad=False) is None
     linear.backward(relu.backward(dy), input_grad=False)
     for name, grad in separate.grads.items():
@@ -308,7 +312,8 @@ def test_the_functional_linear_relu_is_relu_of_linear(threads, dtype, rng):
             for got, expected in zip(F.linear_relu_backward(dy, x, w, y),
                                      F.linear_backward(through_relu, x, w)):
                 assert_identical(got, expected)
-            start = rng.standard_normal(w.shape).astype(dtype), rng.standard_normal(d_out).astype(dtype)
+            start = (rng.standard_normal(w.shape).astype(dtype),
+                     rng.standard_normal(d_out).astype(dtype))
             added = start[0].copy(), start[1].copy()
             F.linear_relu_backward(dy, x, w, y, add_to=added)
             expected = start[0].copy(), start[1].copy()

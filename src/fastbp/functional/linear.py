@@ -61,18 +61,7 @@ def linear_backward(dy, x, w, input_grad=True, workspace=None, add_to=None, out=
     adds them (to sum micro-batches); either is returned, filled in one pass without new
     arrays (db may be None: not computed). A layer passes its ``grads``.
     """
-    x, w = _checked(x, w)
-    optional_workspace("workspace", workspace)
-    dy = float_array("dy", dy, 2, "(N, out_features)")
-    same_dtype(dy=dy, x=x, w=w)
-    same_shape("dy", dy, (x.shape[0], w.shape[0]), "the shape of linear's output")
-    dw, db, add = gradient_targets(add_to, out, w)
-    dx = None
-    if input_grad:
-        dx = np.empty_like(x)
-        affine_backward_input(dy, w, dx, workspace)
-    affine_backward_params(dy, x, dw, db, workspace, add)
-    return dx, dw, db
+    return _backward(dy, x, w, None, input_grad, workspace, add_to, out)
 
 
 def linear_relu_backward(dy, x, w, y, input_grad=True, workspace=None, add_to=None, out=None):
@@ -81,24 +70,34 @@ def linear_relu_backward(dy, x, w, y, input_grad=True, workspace=None, add_to=No
     0, dx = g @ w, dw = g.T @ x, db = g.sum(0), bit for bit ``linear_backward(relu_backward(dy,
     y), x, w, ...)``; g and db come from one pass over dy. Arguments and returns as
     ``linear_backward``'s."""
+    return _backward(dy, x, w, y, input_grad, workspace, add_to, out)
+
+
+def _backward(dy, x, w, relu_y, input_grad, workspace, add_to, out):
+    """``linear_backward``, dy first back through a ReLU unless relu_y (its output or
+    input) is None."""
     x, w = _checked(x, w)
     optional_workspace("workspace", workspace)
     dy = float_array("dy", dy, 2, "(N, out_features)")
-    y = float_array("y", y, 2, "(N, out_features)")
-    same_dtype(dy=dy, x=x, w=w, y=y)
+    same_dtype(dy=dy, x=x, w=w)
     same_shape("dy", dy, (x.shape[0], w.shape[0]), "the shape of linear's output")
-    same_shape("y", y, dy.shape, "the shape of dy")
+    if relu_y is not None:
+        relu_y = float_array("y", relu_y, 2, "(N, out_features)")
+        same_dtype(dy=dy, y=relu_y)
+        same_shape("y", relu_y, dy.shape, "the shape of dy")
     dw, db, add = gradient_targets(add_to, out, w)
-    if db is None:
-        g = relu_backward(dy, y)
-    else:
+    bias_summed = False
+    if relu_y is not None and db is None:
+        dy = relu_backward(dy, relu_y)
+    elif relu_y is not None:
         g = np.empty_like(dy)
-        bias_grad(dy, db, add, relu=(y, g))
+        bias_grad(dy, db, add, relu=(relu_y, g))  # db from the same pass
+        dy, bias_summed = g, True
     dx = None
     if input_grad:
         dx = np.empty_like(x)
-        affine_backward_input(g, w, dx, workspace)
-    affine_backward_params(g, x, dw, None, workspace, add)
+        affine_backward_input(dy, w, dx, workspace)
+    affine_backward_params(dy, x, dw, None if bias_summed else db, workspace, add)
     return dx, dw, db
 
 

@@ -160,8 +160,11 @@ def column_chunk(columns):
 
 @with_serial_twin
 @reduction_kernel
-def column_sums(a, out, accumulate, size):
+def column_sums(a, out, accumulate, size, kept, g):
     """out[k] (+)= sum_m a[m, k], summed over m in order; added to out with ``accumulate``.
+    With kept and g (M, K) (else None: numba compiles that case apart), a first goes back
+    through a ReLU in the same pass: g = a where kept (the ReLU's input or output) > 0, else
+    0, and the sums are g's (the values and order of the ReLU's backward, then the sums).
 
     Row by row into running sums of ``size`` columns (``column_chunk``), so the loop runs
     along a's contiguous rows (a column at a time read one cell per cache line: 1024 x 1024
@@ -169,6 +172,7 @@ def column_sums(a, out, accumulate, size):
     chunking.
     """
     m_rows, k_cols = a.shape
+    zero = a.dtype.type(0)
     totals = np.empty(k_cols, a.dtype)
     for chunk in prange((k_cols + size - 1) // size):
         k0 = chunk * size
@@ -177,35 +181,14 @@ def column_sums(a, out, accumulate, size):
         sums[:] = 0
         for m in range(m_rows):
             row = a[m, k0:k1]
-            for k in range(k1 - k0):
-                sums[k] += row[k]
-        if accumulate:
-            for k in range(k1 - k0):
-                out[k0 + k] += sums[k]
-        else:
-            for k in range(k1 - k0):
-                out[k0 + k] = sums[k]
-
-
-@with_serial_twin
-@reduction_kernel
-def relu_grad_column_sums(dy, kept, g, out, accumulate, size):
-    """g (M, K) = dy where kept > 0, else 0 (a ReLU's gradient; kept its input or output),
-    and out[k] (+)= sum_m g[m, k], in one pass: the same values, summed in the same order,
-    as the ReLU's backward and then ``column_sums(g, out, accumulate, size)``."""
-    m_rows, k_cols = g.shape
-    zero = g.dtype.type(0)
-    totals = np.empty(k_cols, g.dtype)
-    for chunk in prange((k_cols + size - 1) // size):
-        k0 = chunk * size
-        k1 = min(k_cols, k0 + size)
-        sums = totals[k0:k1]
-        sums[:] = 0
-        for m in range(m_rows):
-            grads, values, row = dy[m, k0:k1], kept[m, k0:k1], g[m, k0:k1]
-            for k in range(k1 - k0):
-                row[k] = relu_grad(grads[k], values[k], zero)
-                sums[k] += row[k]
+            if kept is None:
+                for k in range(k1 - k0):
+                    sums[k] += row[k]
+            else:
+                values, through = kept[m, k0:k1], g[m, k0:k1]
+                for k in range(k1 - k0):
+                    through[k] = relu_grad(row[k], values[k], zero)
+                    sums[k] += through[k]
         if accumulate:
             for k in range(k1 - k0):
                 out[k0 + k] += sums[k]
@@ -218,11 +201,8 @@ def bias_grad(dy, db, accumulate=False, relu=None):
     """db (Dout,) (+)= dy (N, Dout) summed over the batch. With ``relu`` = (kept, g), dy
     first goes back through a ReLU in the same pass: g = dy where kept (the ReLU's input or
     output, (N, Dout)) > 0, else 0, and db sums g."""
-    size = column_chunk(dy.shape[1])
-    if relu is None:
-        for_size(column_sums, dy.size)(dy, db, accumulate, size)
-    else:
-        for_size(relu_grad_column_sums, dy.size)(dy, *relu, db, accumulate, size)
+    kept, g = (None, None) if relu is None else relu
+    for_size(column_sums, dy.size)(dy, db, accumulate, column_chunk(dy.shape[1]), kept, g)
 
 
 def affine_forward(x, w, b, y, workspace=None, relu=False):
