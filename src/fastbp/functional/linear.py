@@ -86,18 +86,19 @@ def _backward(dy, x, w, relu_y, input_grad, workspace, add_to, out):
         same_dtype(dy=dy, y=relu_y)
         same_shape("y", relu_y, dy.shape, "the shape of dy")
     dw, db, add = gradient_targets(add_to, out, w)
-    bias_summed = False
-    if relu_y is not None and db is None:
-        dy = relu_backward(dy, relu_y)
-    elif relu_y is not None:
-        g = np.empty_like(dy)
-        bias_grad(dy, db, add, relu=(relu_y, g))  # db from the same pass
-        dy, bias_summed = g, True
+    db_to_sum = db  # the bias gradient affine_backward_params still has to sum
+    if relu_y is not None:
+        if db is None:
+            dy = relu_backward(dy, relu_y)
+        else:
+            g = np.empty_like(dy)
+            bias_grad(dy, db, add, relu=(relu_y, g))  # db from the pass that makes g
+            dy, db_to_sum = g, None
     dx = None
     if input_grad:
         dx = np.empty_like(x)
         affine_backward_input(dy, w, dx, workspace)
-    affine_backward_params(dy, x, dw, None if bias_summed else db, workspace, add)
+    affine_backward_params(dy, x, dw, db_to_sum, workspace, add)
     return dx, dw, db
 
 
