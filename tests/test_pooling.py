@@ -167,6 +167,7 @@ def test_the_2x2_forward_form_follows_the_instruction_set_and_the_row_width():
 @pytest.mark.parametrize("shape, kernel, stride, padding", [
     ((2, 3, 11, 9), (3, 2), (1, 2), (1, 1)), ((3, 40, 7, 9), (3, 3), (2, 2), (1, 1)),
     ((1, 1, 5, 5), (5, 5), (1, 1), (2, 2)), ((2, 2, 6, 6), (2, 2), (2, 2), (0, 0)),
+    ((1, 45, 20, 19), (3, 3), (2, 2), (1, 1)),  # 32 planes, then 13; rows of 10 outputs
 ])
 def test_general_max_pool_forms_give_the_same_bits(shape, kernel, stride, padding, dtype, rng):
     """Vectorised across planes (what F.max_pool2d runs) or along rows (kept for planes too

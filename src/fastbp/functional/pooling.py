@@ -74,7 +74,7 @@ def max_pool2d_with_argmax(x, kernel_size, stride=None, padding=0, workspace=Non
     height, width = x.shape[2:]
     if height * width < 2 ** (np.finfo(x.dtype).nmant + 1):  # flat indices exact as floats
         scratch = (workspace or Workspace()).per_thread(
-            "max_pool2d", max_pool2d_planes_scratch_size(height, width), x.dtype)
+            "max_pool2d", max_pool2d_planes_scratch_size(height, width, out_shape[3]), x.dtype)
         _max_forward_planes(x, *kernel, *stride, *padding, y, argmax, scratch)
     else:
         _max_forward(x, *kernel, *stride, *padding, y, argmax)
