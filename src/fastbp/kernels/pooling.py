@@ -236,15 +236,6 @@ def max_pool_lanes(side, first, step, count, best, best_at, new, new_at, out0):
             new_at[dst + lane] = v_at if take else at
 
 
-@serial_kernel
-def copy_lanes(best, best_at, new, new_at, lo, hi):
-    """Outputs [lo, hi) of a row of ``PLANES`` lanes from (best, best_at) into (new,
-    new_at): those a window tap does not reach."""
-    for i in range(uint64(lo * PLANES), uint64(hi * PLANES)):
-        new[i] = best[i]
-        new_at[i] = best_at[i]
-
-
 @kernel
 def max_pool2d_forward_planes(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, argmax, scratch):
     """``max_pool2d_forward``'s results, vectorised across planes instead of along rows:
@@ -287,8 +278,11 @@ def max_pool2d_forward_planes(x, k_h, k_w, stride_h, stride_w, pad_h, pad_w, y, 
                         continue
                     max_pool_lanes(side, r * width + int64(in_starts[kj]), stride_w, reached,
                                    best, best_at, new, new_at, lo)
-                    copy_lanes(best, best_at, new, new_at, 0, lo)
-                    copy_lanes(best, best_at, new, new_at, lo + reached, out_w)
+                    end = (lo + reached) * PLANES  # the outputs the tap does not reach
+                    copy_run(best, 0, new, 0, lo * PLANES)
+                    copy_run(best_at, 0, new_at, 0, lo * PLANES)
+                    copy_run(best, end, new, end, row - end)
+                    copy_run(best_at, end, new_at, end, row - end)
                     best, new = new, best
                     best_at, new_at = new_at, best_at
             o0 = oi * out_w
