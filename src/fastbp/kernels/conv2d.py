@@ -107,22 +107,30 @@ MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7
 # from about 100 taps (3x3 s2, one core, rows / dots speed: 108-216 taps 0.78-0.88x, 5x5
 # of 8 channels 0.65x, 2x2 of 32 0.70x; at 64-72 taps 0.92-1.09x). AVX-512 stays at 256:
 # there dots win on output planes of 8 x 8 (0.83-0.92x) but rows on 14 x 14 and larger
-# (1.03-1.18x), both sides of 256 taps.
-MIN_TAPS_FOR_DOTS = 256 if MASKED_VECTORS else 96
+# (1.03-1.18x), both sides of 256 taps. Since the forward by dots runs in the dense tiles
+# there too (``DOTS_IN_TILES``; Intel Xeon, 2026-12-07, ab.py, 64 samples, rows / dots):
+# 16 -> 32 channels on 28 px (144 taps, 14 x 14 outputs) 1.69-1.92x, 12 -> 24 on 16 px
+# 1.39x, 2x2 of 32 on 16 px 1.11x, 5x5 of 8 on 32 px 0.93-1.05x: 96 on both.
+MIN_TAPS_FOR_DOTS = 96
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
 # The forward by dots in the dense tiles (3 positions x 32 output channels) against gemm_nt's
 # dot products, the product alone, one core, float32, AMD Zen 3 (AVX2), 64 samples, ms:
 # 4x4 stride 2, 16 -> 32 channels on 32 px (a transposed convolution's dx) 3.9 / 3.0,
 # 3x3 stride 2 16 -> 32 on 28 px 1.86 / 1.29, 32 -> 64 on 14 px 1.7-2.2 / 1.3, 64 -> 128
-# on 32 px 35-50 / 36; 5x5 stride 2, 8 -> 16 (half a panel) 2.2 / 2.7. AVX-512 unmeasured.
-DOTS_IN_TILES = not MASKED_VECTORS
+# on 32 px 35-50 / 36; 5x5 stride 2, 8 -> 16 (half a panel) 2.2 / 2.7. Intel AVX-512 (8
+# positions x 32; ab.py, 64 samples, whole forward, gemm_nt / tiles): 3x3 stride 2, 32 ->
+# 64 on 14 px 1.07-1.36x, 64 -> 128 on 32 px 1.01-1.04x, 4x4 stride 2, 16 -> 32 on 32 px
+# 1.21x.
+DOTS_IN_TILES = True
 # Stride-1 forwards by dots in the tiles instead of the batched family (whose own tiles
 # need 512 taps on AVX2), one core, float32, 64 samples, AMD Zen 3, ms, batched / dots:
 # 3x3 32 -> 32 on 12, 14, 16 px 4.6 / 3.8, 4.4-4.5 / 4.0, 5.7 / 4.9; 64 -> 64 on 7 px
 # 4.5-4.9 / 3.25; 128 -> 128 on 7 px 25.4 / 14.7; 32 -> 64 on 8 px 2.9 / 2.5; 24 -> 32 on
 # 10 px 1.80 / 1.65; 16 -> 32 on 14 px 2.0 / 1.86. Float64 (dot products: no AVX2 tile)
-# 32 -> 32 on 14 px 7.6 / 8.3, 64 -> 64 on 7 px 9.3 / 7.6.
-BATCHED_FORWARD_BY_DOTS = DOTS_IN_TILES
+# 32 -> 32 on 14 px 7.6 / 8.3, 64 -> 64 on 7 px 9.3 / 7.6. Not with AVX-512, whose batched
+# tiles start at 64 taps (Intel Xeon, 2026-12-07, forward / with dx by dots too: 32 -> 32
+# on 14 px 0.91-1.04x / 1.06-1.08x, 64 -> 64 on 7 px 0.88-0.97x / 0.99-1.01x).
+BATCHED_FORWARD_BY_DOTS = not MASKED_VECTORS
 # Its dx so too, as the forward of dy with the flipped kernel, dw still by the batched
 # family (which then copies dy for dw alone), float32 (no AVX2 tile for float64: dot
 # products lost, 0.81-0.90x), ms, batched / dots, dx alone and with dw: 32 -> 32 on 14 px
@@ -130,7 +138,7 @@ BATCHED_FORWARD_BY_DOTS = DOTS_IN_TILES
 # the 7 px planes' 7 blocks of 10 samples split 4 / 3: dx 1.01x, with dw 0.93-0.94x (14 px,
 # 32 blocks: 1.20x and 1.06x). Hence from 16 blocks (since blocks take at most 4 samples,
 # ``conv2d_patches.MAX_SAMPLES_PER_BLOCK``, 64 samples of 7 px make 16).
-BATCHED_INPUT_BY_DOTS = DOTS_IN_TILES
+BATCHED_INPUT_BY_DOTS = not MASKED_VECTORS
 MIN_BLOCKS_FOR_INPUT_BY_DOTS = 16
 # The weight gradient in the dense tiles (from the dots form's patch rows) against gemm_nt's
 # dot products, one core, float32, Intel AVX-512, ms: 3x3 stride 2 on 64 samples, 32 -> 64
