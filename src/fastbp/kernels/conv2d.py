@@ -220,7 +220,9 @@ MIN_DEPTH_FOR_WINOGRAD_TILES = 16  # input channels
 # Dilated, the same products lost (dilation 2, 32 -> 64 on 32 px: 41 ms against the shifted
 # family's 36: phase gathers in both transforms). Where the Winograd backward runs (dx's
 # rule above), undilated, ungrouped, from this many channels in and out, in a dtype with a
-# tile; AVX-512 is unmeasured, so off there.
+# tile. Off with AVX-512, where it was mixed (Intel Xeon, 2026-12-07, whole backward, dw by
+# the table's family before: 32 -> 32 on 16 px 0.93x, 64 -> 64 on 10 px 0.99x, 32 -> 64 on
+# 32 px 1.05x).
 MIN_CHANNELS_FOR_WINOGRAD_WEIGHT_GRAD = {"avx512": None, "avx2": 32}
 # The batched forward's rows in the dense tiles against shifted sums (one core, float32,
 # 64 samples, 3x3): AVX-512 (8 x 32) 72 taps 1.21x, 144 1.24-1.40x, 288 1.23x, 576 1.42x,
