@@ -108,9 +108,10 @@ MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7
 # of 8 channels 0.65x, 2x2 of 32 0.70x; at 64-72 taps 0.92-1.09x). AVX-512 stays at 256:
 # there dots win on output planes of 8 x 8 (0.83-0.92x) but rows on 14 x 14 and larger
 # (1.03-1.18x), both sides of 256 taps. Since the forward by dots runs in the dense tiles
-# there too (``DOTS_IN_TILES``; Intel Xeon, 2026-12-07, ab.py, 64 samples, rows / dots):
-# 16 -> 32 channels on 28 px (144 taps, 14 x 14 outputs) 1.69-1.92x, 12 -> 24 on 16 px
-# 1.39x, 2x2 of 32 on 16 px 1.11x, 5x5 of 8 on 32 px 0.93-1.05x: 96 on both.
+# there too (``DOTS_IN_TILES``; Intel Xeon, 2026-12-07, ab.py and in-process toggles, 64
+# samples, rows / dots): 16 -> 32 channels on 28 px (144 taps, 14 x 14 outputs)
+# 1.69-1.92x, 12 -> 24 on 16 px 1.39x, 2x2 of 32 on 16 px 1.11x, 5x5 of 8 on 32 px
+# 0.93-1.05x: 96 on both.
 MIN_TAPS_FOR_DOTS = 96
 MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channels, 1.1-2.0x
 # The forward by dots in the dense tiles (3 positions x 32 output channels) against gemm_nt's
@@ -118,7 +119,7 @@ MIN_DEPTH_FOR_DOTS = 256  # input gradient: rows won for 25 to 128 output channe
 # 4x4 stride 2, 16 -> 32 channels on 32 px (a transposed convolution's dx) 3.9 / 3.0,
 # 3x3 stride 2 16 -> 32 on 28 px 1.86 / 1.29, 32 -> 64 on 14 px 1.7-2.2 / 1.3, 64 -> 128
 # on 32 px 35-50 / 36; 5x5 stride 2, 8 -> 16 (half a panel) 2.2 / 2.7. Intel AVX-512 (8
-# positions x 32; ab.py, 64 samples, whole forward, gemm_nt / tiles): 3x3 stride 2, 32 ->
+# positions x 32; 64 samples, whole forward, gemm_nt / tiles, two runs): 3x3 stride 2, 32 ->
 # 64 on 14 px 1.07-1.36x, 64 -> 128 on 32 px 1.01-1.04x, 4x4 stride 2, 16 -> 32 on 32 px
 # 1.21x.
 DOTS_IN_TILES = True
