@@ -105,7 +105,7 @@ MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7
 # 1.7x and 1.0x).
 # Re-measured on 2026-12-05 (after the dots' patch gather stopped reshaping): AVX2 takes dots
 # from about 100 taps (3x3 s2, one core, rows / dots speed: 108-216 taps 0.78-0.88x, 5x5
-# of 8 channels 0.65x, 2x2 of 32 0.70x; at 64-72 taps 0.92-1.09x). AVX-512 stays at 256:
+# of 8 channels 0.65x, 2x2 of 32 0.70x; at 64-72 taps 0.92-1.09x). AVX-512 stayed at 256:
 # there dots win on output planes of 8 x 8 (0.83-0.92x) but rows on 14 x 14 and larger
 # (1.03-1.18x), both sides of 256 taps. Since the forward by dots runs in the dense tiles
 # there too (``DOTS_IN_TILES``; Intel Xeon, 2026-12-07, ab.py and in-process toggles, 64
