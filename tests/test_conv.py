@@ -9,6 +9,7 @@ from fastbp import functional as F
 from fastbp import reference as ref
 from fastbp._validation import pair
 from fastbp.kernels import conv2d as table
+from fastbp.kernels.conv2d_winograd import STACKED_TILES
 
 # (N, C, H, W), (O, KH, KW), stride, padding
 CASES = [
@@ -208,6 +209,7 @@ def _winograd_matches_reference(x, w, b, padding, dilation, dtype, rng):
 @pytest.mark.parametrize("x_shape,c_out,dilation,padding,stack", [
     ((43, 5, 7, 9), 6, 1, 1, 5),  # 9 bands of 5 planes of 4 x 6 tiles, the last of 3
     ((21, 4, 9, 8), 7, (2, 3), (1, 3), 5),  # row phases of 4 and 3 output rows: 42 planes
+    ((64, 2, 16, 16), 3, 1, 1, STACKED_TILES // 72),  # 8 x (8 + 1) tiles: a stack's size
 ])
 def test_winograd_stacks_small_planes_with_the_bits_of_each_alone(x_shape, c_out, dilation,
                                                                    padding, stack, tiles,

@@ -54,6 +54,7 @@ from numba import get_thread_id, prange, uint64
 from numba.np.numpy_support import carray
 
 from ._jit import inline_kernel, reduction_kernel, serial_kernel
+from .isa import MASKED_VECTORS
 from .packed import (
     MAX_TILE_COLUMNS,
     MAX_TILE_ROWS,
@@ -82,6 +83,15 @@ TARGET_TILES = 512
 # threads still share them: 8 rather than 16 put 14 px planes 448 tiles a band, not 224
 # (64 samples, 32 -> 32 channels, dx 1.02-1.26x).
 MIN_STACKS = 8
+# A stack stops at fewer tiles with AVX-512, whose 8 x 32 tiles take blocks of 32 output
+# channels (AVX2's 3 x 32: 12): a block's products M (16, block, T) and V then outgrew
+# L2. Intel Xeon (emeraldrapids, L2 2 MiB), 64 samples, ab.py against 512, forward / dx:
+# one thread 32 -> 32 on 16 px 1.36x / 1.35x, 64 -> 64 on 16 px 1.27x / 1.27x, dilated 2
+# 32 -> 64 on 32 px 1.10-1.16x / 1.09-1.17x, 16 -> 16 on 28 px 1.09x / 1.11x; two
+# threads 1.67x / 1.38x, 1.19x / 1.50x, 1.08x / 1.21x; 128 tiles lost to 256 (0.81-0.90x
+# on 16 px). AVX2 (as-avx2, same CPU) was 0.94-1.17x, and AMD Zen 3 had lost with 224
+# tiles on 14 px (MIN_STACKS above), so it keeps 512.
+STACKED_TILES = 256 if MASKED_VECTORS else TARGET_TILES
 BLOCK_OUT = 8  # output channels whose shifted sums are transformed back while in L1
 PANELS_PER_BLOCK = 4  # the same in tile panels (32 channels with AVX-512's 8 x 32 tiles)
 
@@ -119,8 +129,8 @@ def tiling(out_h, out_w, dil_h, dil_w, n_batch=1):
 @serial_kernel
 def stacked_planes(n_planes, tiles_h, per_row):
     """How many of n_planes whole row-phase planes of TH tile rows a band stacks: up to
-    ``TARGET_TILES`` tiles, leaving at least ``MIN_STACKS`` bands for the threads."""
-    return max(1, min(TARGET_TILES // (tiles_h * per_row), n_planes // MIN_STACKS))
+    ``STACKED_TILES`` tiles, leaving at least ``MIN_STACKS`` bands for the threads."""
+    return max(1, min(STACKED_TILES // (tiles_h * per_row), n_planes // MIN_STACKS))
 
 
 @serial_kernel
