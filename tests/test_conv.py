@@ -627,7 +627,15 @@ def test_the_default_choice_by_shape():
     assert chosen((16, 64, 32, 32), 128, 2, 2, 0) == ("patches_dots", "patches_rows")  # 2x2
     assert chosen((64, 32, 32, 32), 64, 3, 1, 1) == ("winograd", "winograd")
     assert chosen((64, 16, 28, 28), 16, 3, 1, 1) == ("winograd", "winograd")  # ResNet's first
-    assert chosen((64, 8, 28, 28), 8, 3, 1, 1) == ("shifted", "shifted")  # 8 channels: no gain
+    # AVX-512: planes beyond 16 x 16 take the batched family too where its forward runs in
+    # the tiles (from 64 taps, a tile's rows of output channels), not Winograd's 8 channels
+    tiled = ("batched",) * 2 if table.CPU_KIND == "avx512" else ("shifted", "shifted")
+    assert chosen((64, 8, 28, 28), 8, 3, 1, 1) == tiled
+    assert chosen((64, 16, 20, 20), 32, 3, 1, 1) == tiled
+    assert chosen((64, 6, 64, 64), 16, 5, 1, 2) == tiled
+    assert chosen((64, 6, 66, 66), 16, 5, 1, 2) == ("shifted", "shifted")  # 66 x 66 out: copies
+    assert chosen((64, 4, 28, 28), 8, 3, 1, 1) == ("shifted", "shifted")  # 36 taps
+    assert chosen((64, 32, 28, 28), 64, 1, 1, 0) == ("shifted", "shifted")  # 1x1
     assert chosen((64, 32, 8, 32), 32, 3, 1, 1) == ("winograd", "winograd")  # 8 rows will do
     assert chosen((64, 32, 12, 12), 32, 3, 1, 1) == (small, "batched")  # 12 px: too small
     assert chosen((64, 1, 28, 28), 16, 3, 1, 1) == ("shifted", "shifted")  # one input channel
@@ -652,6 +660,13 @@ def test_the_default_choice_by_shape():
     assert not dw_by_winograd((64, 16, 28, 28), 16)  # a tile's 32 columns half empty
     assert not dw_by_winograd((64, 32, 12, 12), 32)  # no Winograd backward there
     assert not dw_by_winograd((64, 64, 7, 7), 64)
+    # under Winograd's dx, dw by the batched family (AVX-512) below 32 channels, from there
+    # in the patches family's tiles
+    g = table.Geometry.of((64, 16, 28, 28), (16, 16, 3, 3), (64, 16, 28, 28), 1, 1, 1, 1)
+    assert table.choose(g, "weight", without="winograd").name == tiled[0]
+    g = table.Geometry.of((64, 32, 28, 28), (64, 32, 5, 5), (64, 64, 28, 28), 1, 1, 2, 2)
+    assert table.choose(g, "weight").name == ("patches_rows" if tiled[0] == "batched"
+                                             else "shifted")
     for kind in table.PREFERENCE:  # Winograd's tables end at one channel count (_by_channels)
         tables = (table.MIN_WIDTH_FOR_WINOGRAD[kind], table.MAX_DILATION_FOR_WINOGRAD[kind],
                   *table.MIN_PHASE_WIDTH_FOR_WINOGRAD[kind].values())

@@ -95,6 +95,17 @@ from .workspace import Workspace
 
 MIN_BATCH_FOR_BATCHED = 8  # a vector of samples
 MAX_PLANE_FOR_BATCHED = 256  # output cells per plane up to which batched wins anyway
+# With AVX-512, wherever its forward runs in the dense tiles (``batched_by_tiles``) the
+# batched family beat the shifted one on larger planes too, in every pass (Intel Xeon,
+# emeraldrapids, 64 samples, one core, float32, alternating; forward / dx / dw): 16 -> 32
+# on 20 px 1.47x / - / 1.42x (whole backward 1.63x), 6 -> 16 5x5 on 28 px 1.53x / - /
+# 1.37x, 16 -> 16 on 28 px (dw under Winograd's dx) - / - / 1.20x, 12 -> 12 on 32 px
+# 1.08x / 1.33x / 1.15x, 16 -> 16 on 56 px 1.06x / 1.20x / 1.08x, 8 -> 16 on 64 px 1.27x /
+# 1.12x / 1.00x, 6 -> 16 5x5 on 64 px 1.72x / 1.29x / 1.26x; but not a 1x1 kernel (32 -> 64
+# on 28 px 0.70x / - / 0.53x) nor below the tiles (4 -> 8, 36 taps: 0.94-0.97x). Up to this
+# many output cells a plane: its chunk of 64 samples is copied whole (6 -> 16 5x5 on 64 px:
+# 24 MB). AVX2, whose tiles start at 512 taps, keeps MAX_PLANE_FOR_BATCHED.
+MAX_PLANE_FOR_BATCHED_TILES = 64 * 64 if MASKED_VECTORS else 0
 # Where the patches family's dot products beat its axpy rows (gemm_nn as sums of four rows),
 # measured on one core, float32, both forms side by side (fastbp.bench.kernels, family=):
 MIN_CHANNELS_FOR_DOTS = 4  # forward: 3 channels -> rows, 2.6x (3x3) and 1.4x (7x7) faster
@@ -716,12 +727,25 @@ def _always(g, pass_):
     return True
 
 
-def _batched_suits(g):
+def _weight_grad_by_patch_tiles(g):
+    """Whether a weight gradient the shifted family could take runs in the patches
+    family's tiles instead (``MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED``)."""
+    return (WEIGHT_GRAD_BY_PATCH_TILES and weight_grad_by_tiles(g, None)
+            and g.c_in >= MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED)
+
+
+def _batched_suits(g, pass_):
     """Small planes in a batch: the shifted family's dropped columns would waste over a
     quarter of the work, or its runs are short (3x3 pad 1 on 12 to 16 px planes, 64
-    samples, one core: batched 1.1-1.5x faster, AVX-512 and AVX2)."""
+    samples, one core: batched 1.1-1.5x faster, AVX-512 and AVX2); or larger planes whose
+    forward runs in the tiles (``MAX_PLANE_FOR_BATCHED_TILES``), but for a weight gradient
+    the patches family's tiles take."""
+    plane = g.out_h * g.out_w
     return (g.n_batch >= MIN_BATCH_FOR_BATCHED
-            and (4 * g.wasted > g.out_w or g.out_h * g.out_w <= MAX_PLANE_FOR_BATCHED))
+            and (4 * g.wasted > g.out_w or plane <= MAX_PLANE_FOR_BATCHED
+                 or plane <= MAX_PLANE_FOR_BATCHED_TILES and g.k_h * g.k_w > 1
+                 and batched_by_tiles(g, np.float32)
+                 and not (pass_ == "weight" and _weight_grad_by_patch_tiles(g))))
 
 
 def _forward_by_dots(g):
@@ -752,7 +776,8 @@ def _input_by_dots_over_batched(g, dtype):
 def _forward_by_dots_over_batched(g, pass_):
     """Whether a forward that the batched family would take runs by dots in the tiles
     instead (``BATCHED_FORWARD_BY_DOTS``; in float32's tiles, whatever the dtype)."""
-    return (pass_ == "forward" and BATCHED_FORWARD_BY_DOTS and _stride_1(g) and _batched_suits(g)
+    return (pass_ == "forward" and BATCHED_FORWARD_BY_DOTS and _stride_1(g)
+            and _batched_suits(g, pass_)
             and _forward_by_dots(g) and dots_in_tiles(g, np.float32))
 
 
@@ -792,7 +817,8 @@ FAMILIES = {f.name: f for f in (
                 "dots runs in the dense tiles (AVX2), as that forward of dy with the flipped "
                 "kernel",
         accepts=_stride_1, needs="stride 1 and dilation 1",
-        suits=lambda g, pass_: _batched_suits(g) and not _forward_by_dots_over_batched(g, pass_),
+        suits=lambda g, pass_: (_batched_suits(g, pass_)
+                                and not _forward_by_dots_over_batched(g, pass_)),
         forward=_batched_forward, backward=_batched_backward, layout=(batched_layout,),
     ),
     Family(
@@ -800,9 +826,7 @@ FAMILIES = {f.name: f for f in (
         kernels="conv2d_shifted: forward and dx as sums of shifted runs of the zero-padded "
                 "planes (shifted_sums_2), dw as dot products (dots_at), sample by sample",
         accepts=_stride_1_dilated, needs="stride 1",
-        suits=lambda g, pass_: not (pass_ == "weight" and WEIGHT_GRAD_BY_PATCH_TILES
-                                    and weight_grad_by_tiles(g, None)
-                                    and g.c_in >= MIN_CHANNELS_FOR_DW_TILES_OVER_SHIFTED
+        suits=lambda g, pass_: not (pass_ == "weight" and _weight_grad_by_patch_tiles(g)
                                     or _forward_by_dots_over_batched(g, pass_)),
         forward=_shifted_forward, backward=_shifted_backward, layout=(shifted_layout,),
         reads_groups_in_place=True,
