@@ -660,8 +660,8 @@ def test_the_default_choice_by_shape():
     assert not dw_by_winograd((64, 16, 28, 28), 16)  # a tile's 32 columns half empty
     assert not dw_by_winograd((64, 32, 12, 12), 32)  # no Winograd backward there
     assert not dw_by_winograd((64, 64, 7, 7), 64)
-    # under Winograd's dx, dw by the batched family (AVX-512) below 32 channels, from there
-    # in the patches family's tiles
+    # dw alone: with AVX-512 by the batched family below 32 channels (here under Winograd's
+    # dx), from 32 in the patches family's tiles
     g = table.Geometry.of((64, 16, 28, 28), (16, 16, 3, 3), (64, 16, 28, 28), 1, 1, 1, 1)
     assert table.choose(g, "weight", without="winograd").name == tiled[0]
     g = table.Geometry.of((64, 32, 28, 28), (64, 32, 5, 5), (64, 64, 28, 28), 1, 1, 2, 2)

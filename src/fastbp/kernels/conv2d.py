@@ -96,15 +96,15 @@ from .workspace import Workspace
 MIN_BATCH_FOR_BATCHED = 8  # a vector of samples
 MAX_PLANE_FOR_BATCHED = 256  # output cells per plane up to which batched wins anyway
 # With AVX-512, wherever its forward runs in the dense tiles (``batched_by_tiles``) the
-# batched family beat the shifted one on larger planes too, in every pass (Intel Xeon,
-# emeraldrapids, 64 samples, one core, float32, alternating; forward / dx / dw): 16 -> 32
-# on 20 px 1.47x / - / 1.42x (whole backward 1.63x), 6 -> 16 5x5 on 28 px 1.53x / - /
-# 1.37x, 16 -> 16 on 28 px (dw under Winograd's dx) - / - / 1.20x, 12 -> 12 on 32 px
-# 1.08x / 1.33x / 1.15x, 16 -> 16 on 56 px 1.06x / 1.20x / 1.08x, 8 -> 16 on 64 px 1.27x /
-# 1.12x / 1.00x, 6 -> 16 5x5 on 64 px 1.72x / 1.29x / 1.26x; but not a 1x1 kernel (32 -> 64
-# on 28 px 0.70x / - / 0.53x) nor below the tiles (4 -> 8, 36 taps: 0.94-0.97x). Up to this
-# many output cells a plane: its chunk of 64 samples is copied whole (6 -> 16 5x5 on 64 px:
-# 24 MB). AVX2, whose tiles start at 512 taps, keeps MAX_PLANE_FOR_BATCHED.
+# batched family beat the shifted one on larger planes too (Intel Xeon, emeraldrapids, 64
+# samples, one core, float32, alternating; forward / dx / dw): 16 -> 32 on 20 px 1.47x /
+# - / 1.42x (whole backward 1.63x), 6 -> 16 5x5 on 28 px 1.53x / - / 1.37x, 16 -> 16 on
+# 28 px (dw under Winograd's dx) - / - / 1.20x, 12 -> 12 on 32 px 0.89-1.08x / 1.33x /
+# 1.15x, 16 -> 16 on 56 px 1.06x / 1.20x / 1.08x, 8 -> 16 on 64 px 1.27x / 1.12x / 1.00x,
+# 6 -> 16 5x5 on 64 px 1.72x / 1.29x / 1.26x; but not with a 1x1 kernel (32 -> 64 on 28
+# px: forward 0.70x, backward 0.53x) nor below the tiles (4 -> 8, 36 taps: 0.94-0.98x).
+# Up to this many output cells a plane: its chunk of 64 samples is copied whole (6 -> 16
+# 5x5 on 64 px: 24 MB). AVX2, whose tiles start at 512 taps, keeps MAX_PLANE_FOR_BATCHED.
 MAX_PLANE_FOR_BATCHED_TILES = 64 * 64 if MASKED_VECTORS else 0
 # Where the patches family's dot products beat its axpy rows (gemm_nn as sums of four rows),
 # measured on one core, float32, both forms side by side (fastbp.bench.kernels, family=):
@@ -738,8 +738,8 @@ def _batched_suits(g, pass_):
     """Small planes in a batch: the shifted family's dropped columns would waste over a
     quarter of the work, or its runs are short (3x3 pad 1 on 12 to 16 px planes, 64
     samples, one core: batched 1.1-1.5x faster, AVX-512 and AVX2); or larger planes whose
-    forward runs in the tiles (``MAX_PLANE_FOR_BATCHED_TILES``), but for a weight gradient
-    the patches family's tiles take."""
+    forward runs in the tiles (``MAX_PLANE_FOR_BATCHED_TILES``), except a weight gradient
+    that the patches family's tiles take (``_weight_grad_by_patch_tiles``)."""
     plane = g.out_h * g.out_w
     return (g.n_batch >= MIN_BATCH_FOR_BATCHED
             and (4 * g.wasted > g.out_w or plane <= MAX_PLANE_FOR_BATCHED

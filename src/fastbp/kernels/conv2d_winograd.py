@@ -87,7 +87,7 @@ MIN_STACKS = 8
 # channels (AVX2's 3 x 32: 12): a block's products M (16, block, T) and V then outgrew
 # L2. Intel Xeon (emeraldrapids, L2 2 MiB), 64 samples, ab.py against 512, forward / dx:
 # one thread 32 -> 32 on 16 px 1.36x / 1.35x, 64 -> 64 on 16 px 1.27x / 1.27x, dilated 2
-# 32 -> 64 on 32 px 1.10-1.16x / 1.09-1.17x, 16 -> 16 on 28 px 1.09x / 1.11x; two
+# 32 -> 64 on 32 px 1.04-1.16x / 1.09-1.19x, 16 -> 16 on 28 px 1.09x / 1.11x; two
 # threads 1.67x / 1.38x, 1.19x / 1.50x, 1.08x / 1.21x; 128 tiles lost to 256 (0.81-0.90x
 # on 16 px). AVX2 (as-avx2, same CPU) was 0.94-1.17x, and AMD Zen 3 had lost with 224
 # tiles on 14 px (MIN_STACKS above), so it keeps 512.
