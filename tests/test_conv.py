@@ -36,6 +36,8 @@ CASES = [
     # a batch of two chunks, the second of 6 samples.
     ((9, 6, 14, 14), (16, 5, 5), 1, 0),
     ((70, 3, 6, 5), (5, 2, 3), 1, 1),
+    # With AVX-512 also a plane of 306 cells, its forward in the dense tiles (72 taps).
+    ((8, 8, 17, 18), (8, 3, 3), 1, 1),
     # Strides that divide the kernel: the phases family's default (a transposed
     # convolution's 4x4 stride 2), over the shifted and the batched stride-1 kernels.
     ((2, 3, 8, 8), (4, 4, 4), 2, 1),
